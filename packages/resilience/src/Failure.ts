@@ -1,0 +1,565 @@
+/**
+ * The typed failure model every Bulwark primitive speaks.
+ *
+ * A failure is either **transient** (safe to retry: timeouts, 5xx, 429, dropped
+ * connections, an open breaker, a full bulkhead, a rate limit) or **terminal**
+ * (retrying cannot help: validation, auth, 4xx other than 408/429, business
+ * rules). The difference is a brand on the error type, so the compiler knows
+ * it: `Retry.retry` removes every transient member from the error channel and
+ * adds {@link RetriesExhausted} instead, and anything that is neither
+ * transient nor terminal passes through untouched and is never retried.
+ *
+ * Classification is data: a {@link Classifier} maps HTTP statuses, error tags
+ * and error codes to a {@link Verdict}; users extend it or swap it for their
+ * own through {@link CurrentClassifier}.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import * as internal from "./internal/failure.js"
+import * as retryAfter from "./internal/retryAfter.js"
+
+// -----------------------------------------------------------------------------
+// Brands
+// -----------------------------------------------------------------------------
+
+/**
+ * The brand carried by every transient failure.
+ *
+ * @since 0.1.0
+ * @category Symbols
+ */
+export const TransientTypeId: unique symbol = Symbol.for("@bulwark/resilience/Failure/Transient")
+
+/**
+ * @since 0.1.0
+ * @category Symbols
+ */
+export type TransientTypeId = typeof TransientTypeId
+
+/**
+ * The brand carried by every terminal failure.
+ *
+ * @since 0.1.0
+ * @category Symbols
+ */
+export const TerminalTypeId: unique symbol = Symbol.for("@bulwark/resilience/Failure/Terminal")
+
+/**
+ * @since 0.1.0
+ * @category Symbols
+ */
+export type TerminalTypeId = typeof TerminalTypeId
+
+/**
+ * A failure that is safe to retry. Make your own error transient by adding the
+ * brand; a `retryAfter` field holding a `Duration` is read as a server's hint.
+ *
+ * @example
+ * ```ts
+ * import { Data, Duration } from "effect"
+ * import { Failure } from "@bulwark/resilience"
+ *
+ * class GatewayBusy extends Data.TaggedError("GatewayBusy")<{ readonly retryAfter?: Duration.Duration }> {
+ *   readonly [Failure.TransientTypeId] = Failure.TransientTypeId
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Transient {
+  readonly [TransientTypeId]: TransientTypeId
+}
+
+/**
+ * A failure that retrying cannot fix.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Terminal {
+  readonly [TerminalTypeId]: TerminalTypeId
+}
+
+/**
+ * What a classifier says about a failure.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Verdict = "transient" | "terminal"
+
+// -----------------------------------------------------------------------------
+// Errors
+// -----------------------------------------------------------------------------
+
+/**
+ * Where a generic transient failure came from.
+ *
+ * - `HttpStatus`: a response whose status the classifier calls transient (408, 429, 500, 502, 503, 504).
+ * - `Transport`: the request never got an answer (connection reset, refused, DNS).
+ * - `Timeout`: a timeout outside Bulwark's own `Timeout` module.
+ * - `Lifted`: a user error lifted into the model by {@link lift} or {@link classify}.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type TransientReason = "HttpStatus" | "Transport" | "Timeout" | "Lifted"
+
+/**
+ * Where a generic terminal failure came from.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type TerminalReason = "HttpStatus" | "Lifted"
+
+/**
+ * A generic transient failure. `cause` keeps the original error when one was
+ * lifted; `retryAfter` is the server's hint, already capped by the classifier.
+ *
+ * @example
+ * ```ts
+ * import { Duration, Effect } from "effect"
+ * import { Failure } from "@bulwark/resilience"
+ *
+ * const busy = Effect.fail(new Failure.TransientError({
+ *   reason: "HttpStatus",
+ *   message: "payment gateway answered 503",
+ *   status: 503,
+ *   retryAfter: Duration.seconds(2)
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class TransientError<out Cause = unknown> extends Data.TaggedError("TransientError")<{
+  readonly reason: TransientReason
+  readonly message: string
+  readonly status?: number
+  readonly retryAfter?: Duration.Duration
+  readonly cause?: Cause
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
+}
+
+/**
+ * A generic terminal failure. `cause` keeps the original error when one was lifted.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class TerminalError<out Cause = unknown> extends Data.TaggedError("TerminalError")<{
+  readonly reason: TerminalReason
+  readonly message: string
+  readonly status?: number
+  readonly cause?: Cause
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
+}
+
+/**
+ * Why a retry loop gave up.
+ *
+ * - `MaxAttempts`: the attempt limit was reached.
+ * - `MaxElapsed`: the next wait (backoff or the server's `retryAfter`) would have crossed the time budget.
+ * - `Budget`: the shared retry budget was spent, so no retry was made (storm protection).
+ * - `ScheduleDone`: a custom backoff `Schedule` stopped recurring.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type ExhaustionReason = "MaxAttempts" | "MaxElapsed" | "Budget" | "ScheduleDone"
+
+/**
+ * A retry loop gave up on a transient failure. It is neither transient nor
+ * terminal: this layer already retried, and outer layers decide what it
+ * means for them. `lastFailure` is the failure of the final attempt.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class RetriesExhausted<out E = unknown> extends Data.TaggedError("RetriesExhausted")<{
+  readonly policy: string
+  readonly reason: ExhaustionReason
+  readonly attempts: number
+  readonly elapsed: Duration.Duration
+  readonly lastFailure: E
+}> {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return internal.exhaustedMessage(this)
+  }
+}
+
+/**
+ * Options given to a Bulwark constructor were invalid. Terminal: the same
+ * options will never work. Names the component, the option, what was given
+ * and what was expected.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class InvalidOptionsError extends Data.TaggedError("InvalidOptionsError")<{
+  readonly component: string
+  readonly option: string
+  readonly value: unknown
+  readonly expected: string
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return internal.invalidOptionsMessage(this)
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Guards
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category Guards
+ */
+export const isTransient: (u: unknown) => u is Transient = internal.isTransient
+
+/**
+ * @since 0.1.0
+ * @category Guards
+ */
+export const isTerminal: (u: unknown) => u is Terminal = internal.isTerminal
+
+/**
+ * @since 0.1.0
+ * @category Guards
+ */
+export const isRetriesExhausted = (u: unknown): u is RetriesExhausted<unknown> => u instanceof RetriesExhausted
+
+/**
+ * The server's `retryAfter` hint carried by a failure, when it carries a `Duration`.
+ *
+ * @since 0.1.0
+ * @category Getters
+ */
+export const retryAfterOf: (u: unknown) => Option.Option<Duration.Duration> = internal.retryAfterOf
+
+// -----------------------------------------------------------------------------
+// Classifier
+// -----------------------------------------------------------------------------
+
+/**
+ * Classification as data. Lookups, most specific first:
+ *
+ * - errors already branded transient or terminal keep their brand;
+ * - `tags`: an error's `_tag`, refined by its `reason` when present (`"RequestError.Transport"` before `"RequestError"`);
+ * - `codes`: an error's string `code` (Node system errors such as `ECONNRESET`, Postgres SQLSTATEs);
+ * - `statuses`: an HTTP status; statuses not listed fall back to `otherClientErrors` (4xx) or `otherServerErrors` (5xx).
+ *
+ * `maxRetryAfter` caps any `Retry-After` a server sends.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Classifier {
+  readonly statuses: ReadonlyMap<number, Verdict>
+  readonly otherClientErrors: Verdict
+  readonly otherServerErrors: Verdict
+  readonly tags: ReadonlyMap<string, Verdict>
+  readonly codes: ReadonlyMap<string, Verdict>
+  readonly maxRetryAfter: Duration.Duration
+}
+
+/**
+ * The default classification:
+ *
+ * | input | verdict |
+ * |---|---|
+ * | 408, 429, 500, 502, 503, 504 | transient |
+ * | any other 4xx or 5xx | terminal |
+ * | `TimeoutException`, `RequestError.Transport`, `SqlError`'s connection failures via `codes` | transient |
+ * | `ECONNRESET`, `ECONNREFUSED`, `ECONNABORTED`, `ETIMEDOUT`, `EPIPE`, `EAI_AGAIN`, `EHOSTUNREACH`, `ENETUNREACH`, `UND_ERR_SOCKET`, `UND_ERR_CONNECT_TIMEOUT` | transient |
+ * | Postgres `40001` (serialization), `40P01` (deadlock), `57P01` (admin shutdown), `08000`/`08003`/`08006` (connection) | transient |
+ * | `Retry-After` | capped at 60 seconds |
+ *
+ * @since 0.1.0
+ * @category Classifier
+ */
+export const defaultClassifier: Classifier = internal.defaultClassifier
+
+/**
+ * The overrides {@link extend} accepts. Every field is optional and adds to
+ * (or replaces entries of) the base classifier.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ClassifierOverrides {
+  readonly statuses?: Readonly<Record<number, Verdict>>
+  readonly otherClientErrors?: Verdict
+  readonly otherServerErrors?: Verdict
+  readonly tags?: Readonly<Record<string, Verdict>>
+  readonly codes?: Readonly<Record<string, Verdict>>
+  readonly maxRetryAfter?: Duration.DurationInput
+}
+
+/**
+ * A classifier with some entries added or replaced.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Failure } from "@bulwark/resilience"
+ *
+ * // This API answers 409 while a resource is being provisioned: retry it.
+ * const classifier = Failure.defaultClassifier.pipe(
+ *   Failure.extend({ statuses: { 409: "transient" }, tags: { InventoryLocked: "transient" } })
+ * )
+ * const program = Effect.void.pipe(Failure.withClassifier(classifier))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Classifier
+ */
+export const extend: {
+  (overrides: ClassifierOverrides): (self: Classifier) => Classifier
+  (self: Classifier, overrides: ClassifierOverrides): Classifier
+} = internal.extend
+
+/**
+ * The classifier in use. Defaults to {@link defaultClassifier}; provide another
+ * with {@link withClassifier} or `Effect.provideService(CurrentClassifier, c)`.
+ *
+ * @since 0.1.0
+ * @category Classifier
+ */
+export class CurrentClassifier extends Context.Reference<CurrentClassifier>()(
+  "@bulwark/resilience/Failure/CurrentClassifier",
+  { defaultValue: (): Classifier => internal.defaultClassifier }
+) {}
+
+/**
+ * Runs an effect with another classifier.
+ *
+ * @since 0.1.0
+ * @category Classifier
+ */
+export const withClassifier: {
+  (classifier: Classifier): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, classifier: Classifier): Effect.Effect<A, E, R>
+} = internal.withClassifier
+
+/**
+ * The verdict for an HTTP status: `"success"` below 400, otherwise what the
+ * classifier says.
+ *
+ * @example
+ * ```ts
+ * import { Failure } from "@bulwark/resilience"
+ *
+ * Failure.classifyStatus(503, Failure.defaultClassifier) // "transient"
+ * Failure.classifyStatus(404, Failure.defaultClassifier) // "terminal"
+ * ```
+ *
+ * @since 0.1.0
+ * @category Classifier
+ */
+export const classifyStatus: (status: number, classifier: Classifier) => Verdict | "success" = internal.classifyStatus
+
+/**
+ * The verdict for any error value, if the classifier knows it (see {@link Classifier} for the lookup order).
+ *
+ * @since 0.1.0
+ * @category Classifier
+ */
+export const classifyError: (error: unknown, classifier: Classifier) => Option.Option<Verdict> = internal.classifyError
+
+// -----------------------------------------------------------------------------
+// HTTP
+// -----------------------------------------------------------------------------
+
+/**
+ * Response headers in any of the usual shapes: a WHATWG `Headers`, or a record
+ * (as `@effect/platform`'s `Headers`, or Node's `IncomingHttpHeaders`).
+ * Record lookups are case-insensitive.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type HeadersInput =
+  | { readonly get: (name: string) => string | null }
+  | Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+
+/**
+ * What {@link fromResponse} needs of a response.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ResponseLike {
+  readonly status: number
+  readonly headers?: HeadersInput
+}
+
+/**
+ * Parses a `Retry-After` value, in either form of RFC 9110 §10.2.3:
+ * delta-seconds (`"120"`; decimals such as `"1.5"` are accepted) or an
+ * HTTP-date (`"Wed, 21 Oct 2015 07:28:00 GMT"`, also the obsolete RFC 850 and
+ * asctime forms). Returns `None` for anything else (negative numbers, junk,
+ * dates without a zone). A date in the past means zero; values above `max`
+ * are capped at `max`, never trusted blindly.
+ *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import { Failure } from "@bulwark/resilience"
+ *
+ * Failure.parseRetryAfter("7", { now: Date.now(), max: Duration.minutes(1) }) // Some(7 seconds)
+ * Failure.parseRetryAfter("soon", { now: Date.now(), max: Duration.minutes(1) }) // None
+ * ```
+ *
+ * @since 0.1.0
+ * @category HTTP
+ */
+export const parseRetryAfter: (
+  value: string,
+  options: { readonly now: number; readonly max: Duration.Duration }
+) => Option.Option<Duration.Duration> = retryAfter.parseRetryAfter
+
+/**
+ * Classifies a response with an explicit classifier and clock reading. Returns
+ * `None` for a success, otherwise the typed failure to fail with; transient
+ * ones carry the (capped) `Retry-After`.
+ *
+ * @since 0.1.0
+ * @category HTTP
+ */
+export const classifyResponse: (
+  response: ResponseLike,
+  options: { readonly classifier: Classifier; readonly now: number; readonly operation?: string }
+) => Option.Option<TransientError<never> | TerminalError<never>> = internal.classifyResponse
+
+/**
+ * Classifies a response with the {@link CurrentClassifier} and the `Clock`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { Failure } from "@bulwark/resilience"
+ *
+ * const checked = (response: { status: number; headers: Record<string, string> }) =>
+ *   Failure.fromResponse(response, "charge card").pipe(
+ *     Effect.flatMap(Option.match({ onNone: () => Effect.succeed(response), onSome: Effect.fail }))
+ *   )
+ * ```
+ *
+ * @since 0.1.0
+ * @category HTTP
+ */
+export const fromResponse: (
+  response: ResponseLike,
+  operation?: string
+) => Effect.Effect<Option.Option<TransientError<never> | TerminalError<never>>> = internal.fromResponse
+
+// -----------------------------------------------------------------------------
+// Lifting
+// -----------------------------------------------------------------------------
+
+/**
+ * The error channel after lifting: errors already in the model keep their
+ * type; every other error `E` becomes `TransientError<E> | TerminalError<E>`.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Lifted<E> =
+  | Extract<E, Transient | Terminal>
+  | TransientError<Exclude<E, Transient | Terminal>>
+  | TerminalError<Exclude<E, Transient | Terminal>>
+
+/**
+ * Lifts any error type into the model with your own predicate. The original
+ * error becomes the `cause`; errors already transient or terminal pass through
+ * unchanged.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Failure } from "@bulwark/resilience"
+ *
+ * class DbError { readonly _tag = "DbError"; constructor(readonly code: string) {} }
+ *
+ * const query = Effect.fail(new DbError("40001")).pipe(
+ *   Failure.lift((error) => (error.code === "40001" ? "transient" : "terminal"))
+ * )
+ * // Effect<never, TransientError<DbError> | TerminalError<DbError>>
+ * ```
+ *
+ * @since 0.1.0
+ * @category Lifting
+ */
+export const lift: {
+  <E>(
+    verdict: (error: Exclude<E, Transient | Terminal>) => Verdict,
+    options?: LiftOptions<Exclude<E, Transient | Terminal>>
+  ): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, Lifted<E>, R>
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    verdict: (error: Exclude<E, Transient | Terminal>) => Verdict,
+    options?: LiftOptions<Exclude<E, Transient | Terminal>>
+  ): Effect.Effect<A, Lifted<E>, R>
+} = internal.lift
+
+/**
+ * Options of {@link lift} and {@link classify}.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface LiftOptions<E> {
+  /** A message for the lifted error. Defaults to the original error's `message`, or its tag. */
+  readonly message?: (error: E) => string
+  /** A server-style hint to carry on transient errors. */
+  readonly retryAfter?: (error: E) => Duration.Duration | undefined
+}
+
+/**
+ * Lifts errors with the {@link CurrentClassifier}'s `tags` and `codes` tables.
+ * Errors the classifier does not know get `unknown` (default `"terminal"`:
+ * nothing is retried unless someone said it is safe).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Failure } from "@bulwark/resilience"
+ *
+ * class TimeoutException { readonly _tag = "TimeoutException" }
+ * const lifted = Effect.fail(new TimeoutException()).pipe(Failure.classify())
+ * // fails with TransientError<TimeoutException>
+ * ```
+ *
+ * @since 0.1.0
+ * @category Lifting
+ */
+export const classify: <E>(
+  options?: LiftOptions<Exclude<E, Transient | Terminal>> & { readonly unknown?: Verdict }
+) => <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, Lifted<E>, R> = internal.classify

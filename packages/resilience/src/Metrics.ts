@@ -1,0 +1,308 @@
+/**
+ * Every metric Bulwark emits, declared in one place: the contract between the
+ * code, the Grafana dashboards and the alert rules.
+ *
+ * Names follow Prometheus conventions (base units, `_total` on counters).
+ * Counters are monotonic (`incremental: true`), durations are histograms in
+ * seconds, and a state is a 0/1 gauge per `state` label. Label values are
+ * bounded by construction: names of policies, breakers, queues and hosts, never
+ * keys or ids. {@link catalog} lists every metric with its labels, so exporters
+ * and dashboard tests can check names against it.
+ *
+ * @since 0.1.0
+ */
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+
+/**
+ * A metric's name, type, help text and label keys.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Descriptor {
+  readonly name: string
+  readonly type: "counter" | "gauge" | "histogram"
+  readonly help: string
+  readonly labels: ReadonlyArray<string>
+}
+
+const declared: Array<Descriptor> = []
+
+const counter = (name: string, help: string, labels: ReadonlyArray<string>) => {
+  declared.push({ name, type: "counter", help, labels })
+  return Metric.counter(name, { description: help, incremental: true })
+}
+const gauge = (name: string, help: string, labels: ReadonlyArray<string>) => {
+  declared.push({ name, type: "gauge", help, labels })
+  return Metric.gauge(name, { description: help })
+}
+const secondsHistogram = (
+  name: string,
+  help: string,
+  labels: ReadonlyArray<string>,
+  boundaries: ReadonlyArray<number>
+) => {
+  declared.push({ name, type: "histogram", help, labels })
+  return Metric.histogram(name, MetricBoundaries.fromIterable(boundaries), help)
+}
+
+const CALL_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+const JOB_SECONDS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600]
+
+// -----------------------------------------------------------------------------
+// Circuit breaker
+// -----------------------------------------------------------------------------
+
+/**
+ * 1 for the breaker's current state, 0 for the others. Labels: `breaker`, `state`
+ * (closed, open, half_open, forced_open, disabled, metrics_only).
+ *
+ * @since 0.1.0
+ * @category Circuit breaker
+ */
+export const circuitBreakerState = gauge("bulwark_circuit_breaker_state", "Circuit breaker state (1 = current)", [
+  "breaker",
+  "state"
+])
+
+/**
+ * Calls through a breaker. Labels: `breaker`, `outcome` (success, failure,
+ * slow_success, slow_failure, rejected, ignored).
+ *
+ * @since 0.1.0
+ * @category Circuit breaker
+ */
+export const circuitBreakerCalls = counter("bulwark_circuit_breaker_calls_total", "Calls through a circuit breaker", [
+  "breaker",
+  "outcome"
+])
+
+/**
+ * State transitions. Labels: `breaker`, `from`, `to`.
+ *
+ * @since 0.1.0
+ * @category Circuit breaker
+ */
+export const circuitBreakerTransitions = counter(
+  "bulwark_circuit_breaker_transitions_total",
+  "Circuit breaker state transitions",
+  ["breaker", "from", "to"]
+)
+
+// -----------------------------------------------------------------------------
+// Retry
+// -----------------------------------------------------------------------------
+
+/**
+ * Logical calls through a retry policy, by how they ended. Labels: `policy`,
+ * `result` (success_first_try, success_after_retry, exhausted, terminal).
+ *
+ * @example
+ * ```promql
+ * sum by (policy) (rate(bulwark_retry_calls_total{result="exhausted"}[5m]))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Retry
+ */
+export const retryCalls = counter("bulwark_retry_calls_total", "Calls through a retry policy by result", [
+  "policy",
+  "result"
+])
+
+/**
+ * Retries made (re-executions after a transient failure; the first attempt is
+ * not counted). Labels: `policy`.
+ *
+ * @since 0.1.0
+ * @category Retry
+ */
+export const retryAttempts = counter("bulwark_retry_attempts_total", "Retries made after a transient failure", [
+  "policy"
+])
+
+/**
+ * Retries a shared retry budget refused. Labels: `policy`.
+ *
+ * @since 0.1.0
+ * @category Retry
+ */
+export const retryBudgetDenied = counter(
+  "bulwark_retry_budget_denied_total",
+  "Retries refused because the shared retry budget was spent",
+  ["policy"]
+)
+
+// -----------------------------------------------------------------------------
+// Bulkhead
+// -----------------------------------------------------------------------------
+
+/**
+ * Calls holding a permit. Labels: `bulkhead`.
+ *
+ * @since 0.1.0
+ * @category Bulkhead
+ */
+export const bulkheadActive = gauge("bulwark_bulkhead_active", "Calls running inside a bulkhead", ["bulkhead"])
+
+/**
+ * Calls waiting for a permit. Labels: `bulkhead`.
+ *
+ * @since 0.1.0
+ * @category Bulkhead
+ */
+export const bulkheadQueued = gauge("bulwark_bulkhead_queued", "Calls waiting for a bulkhead permit", ["bulkhead"])
+
+/**
+ * Calls rejected because the bulkhead and its queue were full, or the wait ran out. Labels: `bulkhead`.
+ *
+ * @since 0.1.0
+ * @category Bulkhead
+ */
+export const bulkheadRejected = counter("bulwark_bulkhead_rejected_total", "Calls rejected by a full bulkhead", [
+  "bulkhead"
+])
+
+// -----------------------------------------------------------------------------
+// Rate limiter, timeout, fallback
+// -----------------------------------------------------------------------------
+
+/**
+ * Decisions of a rate limiter. Labels: `limiter`, `decision` (allowed, delayed, rejected).
+ *
+ * @since 0.1.0
+ * @category Rate limiter
+ */
+export const rateLimiterDecisions = counter("bulwark_rate_limiter_decisions_total", "Rate limiter decisions", [
+  "limiter",
+  "decision"
+])
+
+/**
+ * Operations that ran out of time. Labels: `operation`.
+ *
+ * @since 0.1.0
+ * @category Timeout
+ */
+export const timeouts = counter("bulwark_timeouts_total", "Operations interrupted by a timeout", ["operation"])
+
+/**
+ * Which source answered a call with fallbacks. Labels: `operation`, `source`
+ * (primary, cache, secondary, default).
+ *
+ * @since 0.1.0
+ * @category Fallback
+ */
+export const fallbacks = counter("bulwark_fallback_total", "Answers by source in a fallback chain", [
+  "operation",
+  "source"
+])
+
+// -----------------------------------------------------------------------------
+// Idempotency and jobs
+// -----------------------------------------------------------------------------
+
+/**
+ * Idempotent requests by result. Labels: `scope`, `result` (executed, replayed,
+ * in_flight_conflict, fingerprint_mismatch, missing_key, invalid_key).
+ *
+ * @since 0.1.0
+ * @category Idempotency
+ */
+export const idempotencyRequests = counter("bulwark_idempotency_requests_total", "Idempotent requests by result", [
+  "scope",
+  "result"
+])
+
+/**
+ * Jobs in a queue by state. Labels: `queue`, `state` (ready, scheduled, running).
+ *
+ * @since 0.1.0
+ * @category Jobs
+ */
+export const jobQueueDepth = gauge("bulwark_job_queue_depth", "Jobs in a queue by state", ["queue", "state"])
+
+/**
+ * Entries in a queue's dead-letter queue. Labels: `queue`.
+ *
+ * @since 0.1.0
+ * @category Jobs
+ */
+export const deadLetterDepth = gauge("bulwark_dead_letter_depth", "Entries in the dead-letter queue", ["queue"])
+
+/**
+ * Job outcomes. Labels: `queue`, `outcome` (succeeded, retried, dead_lettered, discarded, replayed).
+ *
+ * @since 0.1.0
+ * @category Jobs
+ */
+export const jobs = counter("bulwark_jobs_total", "Job outcomes", ["queue", "outcome"])
+
+/**
+ * How long a job ran. Labels: `queue`.
+ *
+ * @since 0.1.0
+ * @category Jobs
+ */
+export const jobDuration = secondsHistogram(
+  "bulwark_job_duration_seconds",
+  "Job run time in seconds",
+  ["queue"],
+  JOB_SECONDS
+)
+
+/**
+ * How long a job waited from enqueue (or run-at) to start. Labels: `queue`.
+ *
+ * @since 0.1.0
+ * @category Jobs
+ */
+export const jobWait = secondsHistogram(
+  "bulwark_job_wait_seconds",
+  "Time from a job being due to its start, in seconds",
+  ["queue"],
+  JOB_SECONDS
+)
+
+// -----------------------------------------------------------------------------
+// HTTP client
+// -----------------------------------------------------------------------------
+
+/**
+ * Outgoing HTTP requests. Labels: `method`, `host`, `status`.
+ *
+ * @since 0.1.0
+ * @category HTTP client
+ */
+export const httpClientRequests = counter("http_client_requests_total", "Outgoing HTTP requests", [
+  "method",
+  "host",
+  "status"
+])
+
+/**
+ * Outgoing HTTP request duration. Labels: `method`, `host`.
+ *
+ * @since 0.1.0
+ * @category HTTP client
+ */
+export const httpClientRequestDuration = secondsHistogram(
+  "http_client_request_duration_seconds",
+  "Outgoing HTTP request duration in seconds",
+  ["method", "host"],
+  CALL_SECONDS
+)
+
+// -----------------------------------------------------------------------------
+// Catalog
+// -----------------------------------------------------------------------------
+
+/**
+ * Every metric above with its label keys. Dashboards, alert rules and
+ * exporters may only use names listed here.
+ *
+ * @since 0.1.0
+ * @category Catalog
+ */
+export const catalog: ReadonlyArray<Descriptor> = declared
