@@ -56,6 +56,21 @@ export const TerminalTypeId: unique symbol = Symbol.for("@bulwark/resilience/Fai
 export type TerminalTypeId = typeof TerminalTypeId
 
 /**
+ * The brand carried by rejections: a local policy (open breaker, full
+ * bulkhead, rate limit) refused the call, so the dependency was never called.
+ *
+ * @since 0.1.0
+ * @category Symbols
+ */
+export const RejectionTypeId: unique symbol = Symbol.for("@bulwark/resilience/Failure/Rejection")
+
+/**
+ * @since 0.1.0
+ * @category Symbols
+ */
+export type RejectionTypeId = typeof RejectionTypeId
+
+/**
  * A failure that is safe to retry. Make your own error transient by adding the
  * brand; a `retryAfter` field holding a `Duration` is read as a server's hint.
  *
@@ -84,6 +99,19 @@ export interface Transient {
  */
 export interface Terminal {
   readonly [TerminalTypeId]: TerminalTypeId
+}
+
+/**
+ * A refusal by a local policy. Rejections are transient (the caller may try
+ * again later) but say nothing about the health of the dependency, so circuit
+ * breakers ignore them by default: a full bulkhead never trips a breaker
+ * (the trap of Resilience4j #1657 and opossum's `semaphoreLocked`).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Rejection {
+  readonly [RejectionTypeId]: RejectionTypeId
 }
 
 /**
@@ -248,6 +276,12 @@ export const isTransient: (u: unknown) => u is Transient = internal.isTransient
  * @category Guards
  */
 export const isTerminal: (u: unknown) => u is Terminal = internal.isTerminal
+
+/**
+ * @since 0.1.0
+ * @category Guards
+ */
+export const isRejection: (u: unknown) => u is Rejection = internal.isRejection
 
 /**
  * @since 0.1.0

@@ -17,3 +17,24 @@ export * as Failure from "./Failure.js"
  * @since 0.1.0
  */
 export * as Metrics from "./Metrics.js"
+
+/**
+ * Retry policies on `Schedule`: backoff, jitter, attempt and time budgets, `Retry-After`.
+ *
+ * @since 0.1.0
+ */
+export * as Retry from "./retry/Retry.js"
+
+/**
+ * A retry budget shared across calls, against retry storms.
+ *
+ * @since 0.1.0
+ */
+export * as RetryBudget from "./retry/RetryBudget.js"
+
+/**
+ * Per-attempt and overall timeouts with a typed, transient `TimeoutError`.
+ *
+ * @since 0.1.0
+ */
+export * as Timeout from "./timeout/Timeout.js"

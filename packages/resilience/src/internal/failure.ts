@@ -10,6 +10,7 @@ import type {
   InvalidOptionsError,
   Lifted,
   LiftOptions,
+  Rejection,
   ResponseLike,
   RetriesExhausted,
   Terminal,
@@ -29,6 +30,9 @@ export const isTransient = (u: unknown): u is Transient => hasProperty(u, Failur
 
 /** @internal */
 export const isTerminal = (u: unknown): u is Terminal => hasProperty(u, Failure.TerminalTypeId)
+
+/** @internal */
+export const isRejection = (u: unknown): u is Rejection => hasProperty(u, Failure.RejectionTypeId)
 
 /** @internal */
 export const retryAfterOf = (u: unknown): Option.Option<Duration.Duration> =>

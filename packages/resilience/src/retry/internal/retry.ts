@@ -1,0 +1,170 @@
+import type * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import * as Option from "effect/Option"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleIntervals from "effect/ScheduleIntervals"
+import type { Transient } from "../../Failure.js"
+import * as Failure from "../../Failure.js"
+import * as Metric from "../../internal/metric.js"
+import * as Metrics from "../../Metrics.js"
+import type * as Retry from "../Retry.js"
+
+type Outcome = "success_first_try" | "success_after_retry" | "exhausted" | "terminal"
+
+interface PolicyMetrics {
+  readonly calls: Record<Outcome, () => void>
+  readonly attempts: () => void
+  readonly budgetDenied: () => void
+}
+
+const metricsByPolicy = new Map<string, PolicyMetrics>()
+
+const metricsFor = (policy: string): PolicyMetrics => {
+  const cached = metricsByPolicy.get(policy)
+  if (cached !== undefined) return cached
+  const created: PolicyMetrics = {
+    calls: {
+      success_first_try: Metric.counter(Metrics.retryCalls, { policy, result: "success_first_try" }),
+      success_after_retry: Metric.counter(Metrics.retryCalls, { policy, result: "success_after_retry" }),
+      exhausted: Metric.counter(Metrics.retryCalls, { policy, result: "exhausted" }),
+      terminal: Metric.counter(Metrics.retryCalls, { policy, result: "terminal" })
+    },
+    attempts: Metric.counter(Metrics.retryAttempts, { policy }),
+    budgetDenied: Metric.counter(Metrics.retryBudgetDenied, { policy })
+  }
+  metricsByPolicy.set(policy, created)
+  return created
+}
+
+const isNotTransient = <E>(error: E): error is Exclude<E, Transient> => !Failure.isTransient(error)
+const isTransient = <E>(error: E): error is Extract<E, Transient> => Failure.isTransient(error)
+
+const tagOf = (error: unknown): string =>
+  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
+    ? error._tag
+    : "unknown"
+
+type Retried<E> = Exclude<E, Transient> | Failure.RetriesExhausted<Extract<E, Transient>>
+
+const retryWith = <A, E, R>(self: Effect.Effect<A, E, R>, policy: Retry.Policy): Effect.Effect<A, Retried<E>, R> => {
+  const metrics = metricsFor(policy.name)
+  const maxElapsed = Option.map(policy.maxElapsed, Duration.toMillis)
+  // Built once per protected effect: the happy path per call is one clock read and one catchAll.
+  const firstTry = Effect.map(self, (value) => {
+    metrics.calls.success_first_try()
+    return value
+  })
+  const afterRetry = Effect.map(self, (value) => {
+    metrics.calls.success_after_retry()
+    return value
+  })
+
+  const onFailure = (error: E, startedAt: number): Effect.Effect<A, Retried<E>, R> => {
+    if (isNotTransient(error)) {
+      metrics.calls.terminal()
+      return Effect.fail(error)
+    }
+    if (isTransient(error)) return Effect.clockWith((clock) => retryLoop(clock, startedAt, error))
+    return Effect.die(error)
+  }
+
+  // The slow path: per-call state lives here, created on the first transient failure.
+  const retryLoop = (
+    clock: Clock.Clock,
+    startedAt: number,
+    firstFailure: Extract<E, Transient>
+  ): Effect.Effect<A, Retried<E>, R> => {
+    let attempts = 1
+    let scheduleState: unknown = policy.schedule.initial
+
+    const giveUp = (
+      reason: Failure.ExhaustionReason,
+      lastFailure: Extract<E, Transient>,
+      elapsed: number
+    ): Effect.Effect<never, Retried<E>> => {
+      const error = new Failure.RetriesExhausted({
+        policy: policy.name,
+        reason,
+        attempts,
+        elapsed: Duration.millis(elapsed),
+        lastFailure
+      })
+      metrics.calls.exhausted()
+      return Effect.logWarning(error.message).pipe(
+        Effect.annotateLogs({ "retry.policy": policy.name, "retry.reason": reason, "retry.attempts": attempts }),
+        Effect.zipRight(Effect.fail(error))
+      )
+    }
+
+    const retryAfter = (
+      failure: Extract<E, Transient>,
+      elapsed: number,
+      delay: number
+    ): Effect.Effect<A, Retried<E>, R> =>
+      Effect.logWarning(`Retrying "${policy.name}" after a transient failure`).pipe(
+        Effect.annotateLogs({
+          "retry.policy": policy.name,
+          "retry.attempt": attempts + 1,
+          "retry.delay_ms": delay,
+          "retry.elapsed_ms": elapsed,
+          "error.tag": tagOf(failure)
+        }),
+        Effect.zipRight(Effect.sleep(Duration.millis(delay))),
+        Effect.zipRight(Effect.suspend(() => {
+          attempts++
+          metrics.attempts()
+          return Effect.catchAll(afterRetry, onTransientOrOther)
+        }))
+      )
+
+    const onTransient = (failure: Extract<E, Transient>): Effect.Effect<A, Retried<E>, R> => {
+      const now = clock.unsafeCurrentTimeMillis()
+      const elapsed = now - startedAt
+      if (attempts >= policy.maxAttempts) return giveUp("MaxAttempts", failure, elapsed)
+      return Effect.flatMap(policy.schedule.step(now, failure, scheduleState), ([nextState, _out, decision]) => {
+        if (ScheduleDecision.isDone(decision)) return giveUp("ScheduleDone", failure, elapsed)
+        const backoff = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
+        const hint = policy.respectRetryAfter
+          ? Option.match(Failure.retryAfterOf(failure), { onNone: () => 0, onSome: Duration.toMillis })
+          : 0
+        // Timers have millisecond resolution; rounding up keeps "at least retryAfter" exact.
+        const delay = Math.ceil(Math.max(backoff, hint))
+        // Checked before sleeping, so a wait that would cross the budget is never started.
+        if (Option.isSome(maxElapsed) && elapsed + delay > maxElapsed.value) {
+          return giveUp("MaxElapsed", failure, elapsed)
+        }
+        scheduleState = nextState
+        return Option.match(policy.budget, {
+          onNone: () => retryAfter(failure, elapsed, delay),
+          onSome: (budget) =>
+            Effect.flatMap(budget.tryWithdraw, (allowed) => {
+              if (allowed) return retryAfter(failure, elapsed, delay)
+              metrics.budgetDenied()
+              return giveUp("Budget", failure, elapsed)
+            })
+        })
+      })
+    }
+
+    const onTransientOrOther = (error: E): Effect.Effect<A, Retried<E>, R> => {
+      if (isTransient(error)) return onTransient(error)
+      return onFailure(error, startedAt)
+    }
+
+    return onTransient(firstFailure)
+  }
+
+  const run = Effect.clockWith((clock) => {
+    const startedAt = clock.unsafeCurrentTimeMillis()
+    return Effect.catchAll(firstTry, (error) => onFailure(error, startedAt))
+  })
+  return Option.match(policy.budget, {
+    onNone: () => run,
+    onSome: (budget) => Effect.zipRight(budget.deposit, run)
+  })
+}
+
+/** @internal */
+export const retry = dual(2, retryWith)
