@@ -1,10 +1,16 @@
 /**
  * Runs every benchmark in one process and prints ops/s with ratios.
  * `npm run bench` runs all; `npm run bench -- retry` runs the named ones.
+ *
+ * `npm run bench` bundles this file with esbuild and runs plain JavaScript, as
+ * a production build would: tsx's keepNames transform would add a
+ * `defineProperty` call to every named closure and skew per-call costs. Bulwark
+ * and its peers go through the same bundle.
  */
+import * as isolation from "./isolation.js"
 import * as retry from "./retry.js"
 
-const suites: Record<string, { readonly run: () => Promise<unknown> }> = { retry }
+const suites: Record<string, { readonly run: () => Promise<unknown> }> = { retry, isolation }
 
 const wanted = process.argv.slice(2)
 console.log(`Node ${process.version}, ${process.platform}/${process.arch}`)

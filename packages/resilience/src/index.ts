@@ -38,3 +38,17 @@ export * as RetryBudget from "./retry/RetryBudget.js"
  * @since 0.1.0
  */
 export * as Timeout from "./timeout/Timeout.js"
+
+/**
+ * Circuit breakers: consecutive / rate / slow-call trips, half-open probes, registry, events.
+ *
+ * @since 0.1.0
+ */
+export * as CircuitBreaker from "./circuit-breaker/CircuitBreaker.js"
+
+/**
+ * Bulkheads: max concurrent, bounded FIFO queue, max wait; permits handed to the oldest waiter.
+ *
+ * @since 0.1.0
+ */
+export * as Bulkhead from "./bulkhead/Bulkhead.js"

@@ -1,0 +1,123 @@
+/**
+ * Per-call happy-path overhead of the circuit breaker, the bulkhead, and
+ * breaker + bulkhead + retry composed: Bulwark against a bare Effect and
+ * against cockatiel's and opossum's equivalents wrapped in `Effect.promise`
+ * (the way an Effect user would adopt them), in one run.
+ *
+ * opossum has no retry and no bulkhead queue: its "composed" row is a breaker
+ * with `capacity` (its semaphore), which is all it offers.
+ */
+import { Bulkhead, CircuitBreaker, Retry } from "@bulwark/resilience"
+import {
+  bulkhead as cockatielBulkhead,
+  circuitBreaker as cockatielBreaker,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  handleAll,
+  retry as cockatielRetry,
+  wrap
+} from "cockatiel"
+import * as Effect from "effect/Effect"
+import Opossum from "opossum"
+import { compare } from "./harness.js"
+
+const CALLS = 1_000
+
+const loop = <A, E>(call: Effect.Effect<A, E>): Effect.Effect<void, E> =>
+  Effect.gen(function*() {
+    for (let i = 0; i < CALLS; i++) yield* call
+  })
+
+const resolveOne = () => Promise.resolve(1)
+
+export const run = async () => {
+  const breaker = await Effect.runPromise(CircuitBreaker.make({ name: "bench-breaker" }))
+  const bulkhead = await Effect.runPromise(Bulkhead.make({ name: "bench-bulkhead", maxConcurrent: 8, maxQueued: 16 }))
+  const policy = Retry.unsafeMake({ name: "bench-composed" })
+
+  const cbBreaker = cockatielBreaker(handleAll, { halfOpenAfter: 30_000, breaker: new ConsecutiveBreaker(5) })
+  const cbBulkhead = cockatielBulkhead(8, 16)
+  const cbComposed = wrap(
+    cockatielRetry(handleAll, { maxAttempts: 3, backoff: new ExponentialBackoff() }),
+    cockatielBreaker(handleAll, { halfOpenAfter: 30_000, breaker: new ConsecutiveBreaker(5) }),
+    cockatielBulkhead(8, 16)
+  )
+  const opossumBreaker = new Opossum(resolveOne, { timeout: false, resetTimeout: 30_000 })
+  const opossumWithCapacity = new Opossum(resolveOne, { timeout: false, resetTimeout: 30_000, capacity: 8 })
+
+  const bare = { name: "bare Effect", run: () => Effect.runPromise(loop(Effect.succeed(1))) }
+  const floor = {
+    name: "bare Effect.promise (floor for promise peers)",
+    run: () => Effect.runPromise(loop(Effect.promise(resolveOne)))
+  }
+
+  const rows = []
+  rows.push(
+    ...await compare(
+      "circuit breaker: happy path (closed, 1,000 sequential calls per iteration)",
+      { callsPerIteration: CALLS, versus: ["bare Effect", "cockatiel in Effect.promise", "opossum in Effect.promise"] },
+      [
+        bare,
+        {
+          name: "Bulwark CircuitBreaker.protect",
+          run: () => Effect.runPromise(loop(Effect.succeed(1).pipe(CircuitBreaker.protect(breaker))))
+        },
+        floor,
+        {
+          name: "cockatiel in Effect.promise",
+          run: () => Effect.runPromise(loop(Effect.promise(() => cbBreaker.execute(resolveOne))))
+        },
+        {
+          name: "opossum in Effect.promise",
+          run: () => Effect.runPromise(loop(Effect.promise(() => opossumBreaker.fire())))
+        }
+      ]
+    )
+  )
+  rows.push(
+    ...await compare(
+      "bulkhead: happy path (free permit, 1,000 sequential calls per iteration)",
+      { callsPerIteration: CALLS, versus: ["bare Effect", "cockatiel in Effect.promise"] },
+      [
+        bare,
+        {
+          name: "Bulwark Bulkhead.protect",
+          run: () => Effect.runPromise(loop(Effect.succeed(1).pipe(Bulkhead.protect(bulkhead))))
+        },
+        floor,
+        {
+          name: "cockatiel in Effect.promise",
+          run: () => Effect.runPromise(loop(Effect.promise(() => cbBulkhead.execute(resolveOne))))
+        }
+      ]
+    )
+  )
+  rows.push(
+    ...await compare(
+      "breaker + bulkhead + retry: happy path (1,000 sequential calls per iteration)",
+      { callsPerIteration: CALLS, versus: ["bare Effect", "cockatiel in Effect.promise", "opossum in Effect.promise"] },
+      [
+        bare,
+        {
+          name: "Bulwark composed",
+          run: () =>
+            Effect.runPromise(
+              loop(
+                Effect.succeed(1).pipe(Bulkhead.protect(bulkhead), CircuitBreaker.protect(breaker), Retry.retry(policy))
+              )
+            )
+        },
+        floor,
+        {
+          name: "cockatiel in Effect.promise",
+          run: () => Effect.runPromise(loop(Effect.promise(() => cbComposed.execute(resolveOne))))
+        },
+        {
+          name: "opossum in Effect.promise",
+          run: () => Effect.runPromise(loop(Effect.promise(() => opossumWithCapacity.fire())))
+        }
+      ]
+    )
+  )
+  return rows
+}

@@ -1,0 +1,259 @@
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import { dual } from "effect/Function"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Pipeable from "effect/Pipeable"
+import { hasProperty } from "effect/Predicate"
+import type { InvalidOptionsError } from "../../Failure.js"
+import * as Metric from "../../internal/metric.js"
+import * as Options from "../../internal/options.js"
+import * as Metrics from "../../Metrics.js"
+import * as Bulkhead from "../Bulkhead.js"
+import * as Timeouts from "./timeouts.js"
+import * as Waiters from "./waiters.js"
+
+/** @internal */
+export const TypeId: unique symbol = Symbol.for("@bulwark/resilience/Bulkhead")
+
+/** @internal */
+export const defaults = {
+  maxQueued: 0,
+  maxWait: Duration.infinity
+} as const
+
+type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+/**
+ * Pre-labelled, synchronous metric updates (see `internal/metric.ts`). The
+ * gauges move by deltas, in the same synchronous step as the count they
+ * mirror (by the releaser for a hand-over), so at rest they equal the
+ * snapshot. Fiber metric labels (`Effect.tagMetrics`) are
+ * deliberately not applied: a gauge's +1 and its -1 may run under different
+ * fibers, and must land on the same series.
+ */
+class Instruments {
+  readonly active: (delta: number) => void
+  readonly queued: (delta: number) => void
+  readonly rejected: (amount?: number) => void
+
+  constructor(name: string) {
+    const labels: ReadonlyArray<MetricLabel.MetricLabel> = [MetricLabel.make("bulkhead", name)]
+    this.active = (delta) => Metrics.bulkheadActive.unsafeModify(delta, labels)
+    this.queued = (delta) => Metrics.bulkheadQueued.unsafeModify(delta, labels)
+    this.rejected = Metric.counter(Metrics.bulkheadRejected, { bulkhead: name })
+    // Registers the series at their current value, so they are exported before the first call.
+    this.active(0)
+    this.queued(0)
+    this.rejected(0)
+  }
+}
+
+/**
+ * What `protect(self)` builds once rather than on every call: one value per
+ * `restore` function of `Effect.uninterruptibleMask` (effect hands out one of
+ * two, depending on whether the caller was interruptible).
+ */
+class PerRestore<A> {
+  private restore1: Restore | undefined = undefined
+  private value1: A | undefined = undefined
+  private restore2: Restore | undefined = undefined
+  private value2: A | undefined = undefined
+
+  constructor(private readonly build: (restore: Restore) => A) {}
+
+  get(restore: Restore): A {
+    if (restore === this.restore1) return this.value1 as A
+    if (restore === this.restore2) return this.value2 as A
+    const value = this.build(restore)
+    if (this.restore1 === undefined) {
+      this.restore1 = restore
+      this.value1 = value
+    } else {
+      this.restore2 = restore
+      this.value2 = value
+    }
+    return value
+  }
+}
+
+class BulkheadImpl extends Pipeable.Class() implements Bulkhead.Bulkhead {
+  readonly [TypeId]: typeof TypeId = TypeId
+  readonly snapshot: Effect.Effect<Bulkhead.Snapshot>
+  // One synchronous step per decision is atomic: fibers interleave only between effects; an STM commit costs ~2.6 µs, more than the rest of a call.
+  private available: number
+  private readonly waiters = new Waiters.Waiters()
+  private readonly metrics: Instruments
+  /** Times out queued calls after `maxWait`, when it is finite. */
+  private readonly timeouts: Timeouts.Timeouts | undefined
+
+  constructor(readonly name: string, readonly limits: Bulkhead.Limits) {
+    super()
+    this.available = limits.maxConcurrent
+    this.metrics = new Instruments(name)
+    this.timeouts = Duration.isFinite(limits.maxWait) ? new Timeouts.Timeouts(limits.maxWait) : undefined
+    this.snapshot = Effect.sync(() => this.unsafeSnapshot())
+  }
+
+  /** The counts, read in one synchronous step. */
+  unsafeSnapshot(): Bulkhead.Snapshot {
+    const available = this.available
+    return {
+      name: this.name,
+      active: this.limits.maxConcurrent - available,
+      queued: this.waiters.size,
+      available,
+      ...this.limits
+    }
+  }
+
+  /**
+   * Per call, the happy path is one prebuilt `uninterruptibleMask`, a counter
+   * decrement, the prebuilt bracket around `self`, and a counter increment.
+   */
+  protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Bulkhead.BulkheadFullError, R> => {
+    const withPermit = new PerRestore((restore) =>
+      Effect.matchCauseEffect(restore(self), {
+        onFailure: (cause) => {
+          this.release()
+          return Effect.failCause(cause)
+        },
+        onSuccess: (value) => {
+          this.release()
+          return Effect.succeed(value)
+        }
+      })
+    )
+    return Effect.uninterruptibleMask((restore) => {
+      // A free permit implies an empty queue (a released permit goes straight
+      // to the oldest waiter), so the fast path never looks at the queue.
+      if (this.available > 0) {
+        this.available--
+        this.metrics.active(1)
+        return withPermit.get(restore)
+      }
+      return this.queueOrReject(restore, withPermit.get(restore))
+    })
+  }
+
+  /** Gives a permit back: to the oldest waiter if any (waking its fiber alone), otherwise to the pool. */
+  private release(): void {
+    if (this.waiters.grantOldest()) this.metrics.queued(-1)
+    else {
+      this.available++
+      this.metrics.active(-1)
+    }
+  }
+
+  /**
+   * No permit is free: queue the call if the queue has room, in the same
+   * synchronous step as the decision, so the bound is exact. Once the wait
+   * ends, the waiter's status decides, not how the wait ended: a permit may be
+   * handed over in the very instant of a time-out or an interruption, and
+   * must then be used or given back, never lost.
+   */
+  private queueOrReject<A, E, R>(
+    restore: Restore,
+    run: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | Bulkhead.BulkheadFullError, R> {
+    if (this.waiters.size >= this.limits.maxQueued) {
+      this.metrics.rejected()
+      return Effect.fail(this.full("QueueFull"))
+    }
+    const waiter = this.waiters.enqueue()
+    this.metrics.queued(1)
+    const wait = restore(waiter.wait)
+    const timeouts = this.timeouts
+    return Effect.matchCauseEffect(
+      timeouts === undefined ? wait : Effect.zipRight(Effect.clockWith((clock) => timeouts.watch(waiter, clock)), wait),
+      {
+        onFailure: (cause) => {
+          // Interrupted while queued.
+          if (this.settle(waiter) === Waiters.GRANTED) this.release()
+          return Effect.failCause(cause)
+        },
+        onSuccess: (): Effect.Effect<A, E | Bulkhead.BulkheadFullError, R> => {
+          // Granted (the releaser already moved the gauges), or timed out.
+          if (this.settle(waiter) === Waiters.GRANTED) return run
+          this.metrics.rejected()
+          return Effect.fail(this.full("MaxWait"))
+        }
+      }
+    )
+  }
+
+  private settle(waiter: Waiters.Waiter): Waiters.Status {
+    this.timeouts?.unwatch(waiter)
+    const status = this.waiters.settle(waiter)
+    if (status === Waiters.WAITING) this.metrics.queued(-1)
+    return status
+  }
+
+  private full(reason: Bulkhead.FullReason): Bulkhead.BulkheadFullError {
+    return new Bulkhead.BulkheadFullError({ bulkhead: this.name, reason, ...this.limits })
+  }
+}
+
+const validate = (
+  options: Bulkhead.Bulkhead.Options
+): Either.Either<Bulkhead.Limits & { readonly name: string }, InvalidOptionsError> =>
+  Either.flatMap(Options.name({ component: "Bulkhead", option: "name" }, options.name), (name) => {
+    const component = `Bulkhead "${name}"`
+    return Either.all({
+      name: Either.right(name),
+      maxConcurrent: Options.number({ component, option: "maxConcurrent" }, options.maxConcurrent, {
+        min: 1,
+        integer: true
+      }),
+      maxQueued: Options.number({ component, option: "maxQueued" }, options.maxQueued ?? defaults.maxQueued, {
+        min: 0,
+        integer: true,
+        allowInfinity: true
+      }),
+      maxWait: Either.map(
+        Options.optionalDuration({ component, option: "maxWait" }, options.maxWait, { allowInfinite: true }),
+        (maxWait) => maxWait ?? defaults.maxWait
+      )
+    })
+  })
+
+/** @internal */
+export const makeImpl = (options: Bulkhead.Bulkhead.Options): Effect.Effect<BulkheadImpl, InvalidOptionsError> =>
+  Effect.map(validate(options), ({ name, ...limits }) => new BulkheadImpl(name, limits))
+
+/** @internal */
+export const make: (options: Bulkhead.Bulkhead.Options) => Effect.Effect<Bulkhead.Bulkhead, InvalidOptionsError> =
+  makeImpl
+
+/** @internal */
+export const protect = dual<
+  (
+    bulkhead: Bulkhead.Bulkhead
+  ) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Bulkhead.BulkheadFullError, R>,
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    bulkhead: Bulkhead.Bulkhead
+  ) => Effect.Effect<A, E | Bulkhead.BulkheadFullError, R>
+>(2, (self, bulkhead) => bulkhead.protect(self))
+
+/** @internal */
+export const snapshot = (self: Bulkhead.Bulkhead): Effect.Effect<Bulkhead.Snapshot> => self.snapshot
+
+/** @internal */
+export const isBulkhead = (u: unknown): u is Bulkhead.Bulkhead => hasProperty(u, TypeId)
+
+const permits = (n: number): string => `${n} permit${n === 1 ? "" : "s"}`
+
+const queue = (n: number): string => n === 0 ? "no queue" : n === Infinity ? "an unbounded queue" : `a queue of ${n}`
+
+/** @internal */
+export const fullMessage = (self: Bulkhead.BulkheadFullError): string => {
+  const limits = `(${permits(self.maxConcurrent)}, ${queue(self.maxQueued)})`
+  return self.reason === "QueueFull"
+    ? self.maxQueued === 0
+      ? `Bulkhead "${self.bulkhead}" is full: every permit is in use and it does not queue ${limits}`
+      : `Bulkhead "${self.bulkhead}" is full: every permit is in use and the queue is full ${limits}`
+    : `Bulkhead "${self.bulkhead}" is full: no permit came free within ${
+      Duration.format(self.maxWait)
+    } of waiting ${limits}`
+}

@@ -1,0 +1,467 @@
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import { dual } from "effect/Function"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import type * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Failure from "../../Failure.js"
+import type { InvalidOptionsError } from "../../Failure.js"
+import * as Metrics from "../../Metrics.js"
+import type {
+  CircuitBreaker as Breaker,
+  CircuitOpenError,
+  Event,
+  Options,
+  Outcome,
+  State,
+  TransitionReason
+} from "../CircuitBreaker.js"
+import * as CircuitBreaker from "../CircuitBreaker.js"
+import { resolve, type Resolved } from "./config.js"
+import {
+  ACQUIRE,
+  initial,
+  type MachineEvent,
+  type MachineState,
+  OBSERVE,
+  type Signal,
+  type Step,
+  transition
+} from "./transition.js"
+
+// CircuitBreaker.ts imports this module, so values from it are only touched inside functions.
+
+/** Events kept for a subscriber that falls behind; older ones are dropped, calls never wait. */
+const EVENT_CAPACITY = 1024
+
+const STATES: ReadonlyArray<State> = ["Closed", "Open", "HalfOpen", "ForcedOpen", "Disabled", "MetricsOnly"]
+
+const STATE_LABELS: Readonly<Record<State, string>> = {
+  Closed: "closed",
+  Open: "open",
+  HalfOpen: "half_open",
+  ForcedOpen: "forced_open",
+  Disabled: "disabled",
+  MetricsOnly: "metrics_only"
+}
+
+const FORCE_OPEN: Signal = { _tag: "ForceOpen" }
+const CLOSE: Signal = { _tag: "Close" }
+const DISABLE: Signal = { _tag: "Disable" }
+const METRICS_ONLY: Signal = { _tag: "MetricsOnly" }
+const RESET: Signal = { _tag: "Reset" }
+
+interface BreakerMetrics {
+  readonly state: (current: State) => void
+  readonly call: (outcome: Outcome) => void
+  readonly transition: (from: State, to: State) => void
+}
+
+/**
+ * Every series' labels are built once here and passed to the untagged metric:
+ * Effect caches a series' hook by the identity of that label array, while
+ * `Metric.tagged` would build a new array (and hash the key again) on every
+ * update. Updates bypass fiber-level metric tags on purpose: the only label
+ * values are the breaker's name and fixed words, which keeps series bounded.
+ */
+const makeMetrics = (name: string): BreakerMetrics => {
+  const breaker = MetricLabel.make("breaker", name)
+  const gauges = STATES.map((state) => [state, [breaker, MetricLabel.make("state", STATE_LABELS[state])]] as const)
+  const outcomeLabels = (value: Outcome) => [breaker, MetricLabel.make("outcome", value)]
+  const calls: Readonly<Record<Outcome, ReadonlyArray<MetricLabel.MetricLabel>>> = {
+    success: outcomeLabels("success"),
+    failure: outcomeLabels("failure"),
+    slow_success: outcomeLabels("slow_success"),
+    slow_failure: outcomeLabels("slow_failure"),
+    rejected: outcomeLabels("rejected"),
+    ignored: outcomeLabels("ignored")
+  }
+  const transitions = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+  return {
+    state: (current) => {
+      for (const [state, labels] of gauges) Metrics.circuitBreakerState.unsafeUpdate(state === current ? 1 : 0, labels)
+    },
+    call: (outcome) => Metrics.circuitBreakerCalls.unsafeUpdate(1, calls[outcome]),
+    transition: (from, to) => {
+      const key = `${from}>${to}`
+      let labels = transitions.get(key)
+      if (labels === undefined) {
+        labels = [breaker, MetricLabel.make("from", STATE_LABELS[from]), MetricLabel.make("to", STATE_LABELS[to])]
+        transitions.set(key, labels)
+      }
+      Metrics.circuitBreakerTransitions.unsafeUpdate(1, labels)
+    }
+  }
+}
+
+const formatDuration = (duration: Duration.Duration): string => {
+  const millis = Duration.toMillis(duration)
+  if (!Number.isFinite(millis)) return "never"
+  return millis < 1000 ? `${Math.round(millis)}ms` : `${Number((millis / 1000).toFixed(3))}s`
+}
+
+/** @internal */
+export const openErrorMessage = (self: CircuitOpenError): string => {
+  switch (self.state) {
+    case "Open":
+      return `Circuit breaker "${self.breaker}" is open; it half-opens in ${formatDuration(self.retryAfter)}`
+    case "HalfOpen":
+      return `Circuit breaker "${self.breaker}" is half-open and every probe call is taken; retry shortly`
+    case "ForcedOpen":
+      return `Circuit breaker "${self.breaker}" was forced open by an operator`
+  }
+}
+
+/** @internal */
+export const isCircuitOpenError = (u: unknown): u is CircuitOpenError => u instanceof CircuitBreaker.CircuitOpenError
+
+const describeTransition = (from: State, to: State, reason: TransitionReason, permits: number): string => {
+  switch (reason._tag) {
+    case "Tripped":
+      return `opened: ${reason.trip.description}; half-opens in ${formatDuration(reason.openFor)}`
+    case "ProbesFailed":
+      return `reopened: ${reason.failures} of ${reason.successes + reason.failures} probe calls failed; ` +
+        `half-opens in ${formatDuration(reason.openFor)}`
+    case "OpenElapsed":
+      return `half-opened: letting ${permits} probe call${permits === 1 ? "" : "s"} through`
+    case "ProbesSucceeded":
+      return `closed: ${reason.successes} probe call${reason.successes === 1 ? "" : "s"} succeeded`
+    case "Manual":
+      return `moved from ${from} to ${to} by an operator`
+    case "Reset":
+      return `reset to Closed by an operator (was ${from})`
+  }
+}
+
+const transitionAnnotations = (reason: TransitionReason): Record<string, unknown> => {
+  switch (reason._tag) {
+    case "Tripped":
+      return {
+        strategy: reason.trip.strategy,
+        observed: reason.trip.observed,
+        threshold: reason.trip.threshold,
+        calls: reason.trip.calls,
+        openForMillis: Duration.toMillis(reason.openFor)
+      }
+    case "ProbesFailed":
+      return {
+        successes: reason.successes,
+        failures: reason.failures,
+        openForMillis: Duration.toMillis(reason.openFor)
+      }
+    case "ProbesSucceeded":
+      return { successes: reason.successes }
+    case "OpenElapsed":
+    case "Manual":
+    case "Reset":
+      return {}
+  }
+}
+
+const logTransition = (
+  name: string,
+  event: Extract<MachineEvent, { readonly _tag: "Transitioned" }>,
+  permits: number
+): Effect.Effect<void> => {
+  const message = `Circuit breaker "${name}" ${describeTransition(event.from, event.to, event.reason, permits)}`
+  const log = event.to === "Open" || event.to === "ForcedOpen" || event.to === "Disabled"
+    ? Effect.logWarning(message)
+    : Effect.logInfo(message)
+  return Effect.annotateLogs(log, {
+    breaker: name,
+    from: event.from,
+    to: event.to,
+    reason: event.reason._tag,
+    ...transitionAnnotations(event.reason)
+  })
+}
+
+type Decision = Extract<MachineEvent, { readonly _tag: "Permitted" | "Rejected" }>
+
+const decisionOf = (events: ReadonlyArray<MachineEvent>): Decision | undefined => {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const event = events[i]
+    if (event !== undefined && (event._tag === "Permitted" || event._tag === "Rejected")) return event
+  }
+  return undefined
+}
+
+/**
+ * The Clock of the fiber running this synchronous code. Called only inside a
+ * mask callback, where the runtime has just set the current fiber, so it costs
+ * no extra effect (an `Effect.clockWith` is one more step per call).
+ */
+const currentClock = (): Clock.Clock | undefined => {
+  const fiber = Fiber.getCurrentFiber()
+  return Option.isSome(fiber) ? Context.get(fiber.value.currentDefaultServices, Clock.Clock) : undefined
+}
+
+/** The `restore` of `Effect.uninterruptibleMask`. */
+type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+
+const build = <E, A>(
+  resolved: Resolved<E, A>,
+  pubsub: PubSub.PubSub<Event>
+): Breaker<E, A> => {
+  const { name, settings } = resolved
+  const metrics = makeMetrics(name)
+  metrics.state(resolved.initialState)
+  // Events are only built when someone listens: the hot path pays nothing for the stream otherwise.
+  let subscribers = 0
+
+  // One synchronous transition per step is atomic: fibers interleave only between effects; an STM commit costs ~2.6 µs, more than the rest of a call.
+  let current: MachineState = initial(resolved.initialState, settings)
+
+  /** Applies one signal: read, compute, write back, in one synchronous step. */
+  const step = (signal: Signal, now: number): Step => {
+    const next = transition(current, signal, now, settings)
+    current = next[0]
+    return next
+  }
+
+  /**
+   * Updates the metrics at once (so the gauge always shows the state just
+   * written) and returns what must still run as an effect: logs of
+   * transitions and the events for subscribers. `undefined` when there is
+   * nothing, which is the happy path.
+   */
+  const report = ([state, events]: Step, now: number): Effect.Effect<void> | undefined => {
+    if (events.length === 0) return undefined
+    let effects: Array<Effect.Effect<void>> | undefined
+    const published: Array<Event> | undefined = subscribers > 0 ? [] : undefined
+    for (const event of events) {
+      switch (event._tag) {
+        case "Permitted":
+          break
+        case "Rejected":
+          metrics.call("rejected")
+          published?.push({
+            _tag: "CallRejected",
+            breaker: name,
+            state: event.state,
+            retryAfter: Duration.millis(event.retryAfterMillis),
+            at: now
+          })
+          break
+        case "Recorded":
+          metrics.call(event.outcome)
+          published?.push({
+            _tag: "CallRecorded",
+            breaker: name,
+            outcome: event.outcome,
+            duration: Duration.millis(event.durationMillis),
+            at: now
+          })
+          break
+        case "Transitioned":
+          metrics.transition(event.from, event.to)
+          metrics.state(state._tag)
+          ;(effects ??= []).push(logTransition(name, event, settings.permits))
+          published?.push({
+            _tag: "StateChanged",
+            breaker: name,
+            from: event.from,
+            to: event.to,
+            reason: event.reason,
+            at: now
+          })
+          break
+        case "ThresholdExceeded":
+          ;(effects ??= []).push(
+            Effect.annotateLogs(
+              Effect.logWarning(
+                `Circuit breaker "${name}" would have opened (metrics only): ${event.trip.description}`
+              ),
+              { breaker: name, strategy: event.trip.strategy, observed: event.trip.observed }
+            )
+          )
+          published?.push({ _tag: "ThresholdExceeded", breaker: name, trip: event.trip, at: now })
+          break
+        case "Reset":
+          ;(effects ??= []).push(
+            Effect.annotateLogs(Effect.logInfo(`Circuit breaker "${name}" was reset`), { breaker: name })
+          )
+          published?.push({ _tag: "Reset", breaker: name, at: now })
+          break
+      }
+    }
+    if (published !== undefined && published.length > 0) (effects ??= []).push(PubSub.publishAll(pubsub, published))
+    if (effects === undefined) return undefined
+    return effects.length === 1 && effects[0] !== undefined ? effects[0] : Effect.all(effects, { discard: true })
+  }
+
+  const errorCounts = (error: E): boolean => {
+    if (resolved.ignoreError?.(error) === true) return false
+    if (resolved.recordError?.(error) === true) return true
+    if (Failure.isRejection(error)) return resolved.countRejections
+    return !Failure.isTerminal(error)
+  }
+
+  const successSignal = (value: A, epoch: number, durationMillis: number): Signal => {
+    const slow = durationMillis > resolved.slowCallMillis
+    // A throwing predicate must not skip the record (that would leak a half-open permit): the call counts as failed.
+    let failure = true
+    try {
+      failure = resolved.recordResult !== undefined && resolved.recordResult(value)
+    } catch {
+      // counted as failed
+    }
+    return { _tag: "Record", epoch, call: { failure, slow, durationMillis } }
+  }
+
+  const failureSignal = (cause: Cause.Cause<E>, epoch: number, durationMillis: number): Signal => {
+    const slow = durationMillis > resolved.slowCallMillis
+    try {
+      if (Cause.isDie(cause)) return { _tag: "Record", epoch, call: { failure: true, slow, durationMillis } }
+      const error = Cause.failureOption(cause)
+      if (Option.isSome(error) && errorCounts(error.value)) {
+        return { _tag: "Record", epoch, call: { failure: true, slow, durationMillis } }
+      }
+      // Interrupted calls and errors that do not count hand their permit back.
+      return { _tag: "Release", epoch, durationMillis }
+    } catch {
+      return { _tag: "Record", epoch, call: { failure: true, slow, durationMillis } }
+    }
+  }
+
+  const rejected = (decision: Extract<MachineEvent, { readonly _tag: "Rejected" }>) =>
+    Effect.fail(
+      new CircuitBreaker.CircuitOpenError({
+        breaker: name,
+        state: decision.state,
+        retryAfter: Duration.millis(decision.retryAfterMillis)
+      })
+    )
+
+  const protect = <A2 extends A, E2 extends E, R>(
+    self: Effect.Effect<A2, E2, R>
+  ): Effect.Effect<A2, E2 | CircuitOpenError, R> => {
+    // Built once per protected effect. `restore` is one of two functions (the caller was interruptible or not),
+    // so the restored effect is cached by its identity.
+    let restoreOf: Restore | undefined
+    let restored: Effect.Effect<A2, E2, R> = self
+
+    // Runs with interruption off: taking the permit and installing its release leave no interruption window.
+    const guarded = (
+      clock: Clock.Clock,
+      restore: Restore
+    ): Effect.Effect<A2, E2 | CircuitOpenError, R> => {
+      const startedAt = clock.unsafeCurrentTimeMillis()
+      const acquired = step(ACQUIRE, startedAt)
+      const announce = report(acquired, startedAt)
+      const decision = decisionOf(acquired[1])
+      if (decision === undefined || decision._tag === "Rejected") {
+        const refused = decision === undefined
+          ? Effect.dieMessage(`Circuit breaker "${name}": no permit decision`)
+          : rejected(decision)
+        return announce === undefined ? refused : Effect.zipRight(announce, refused)
+      }
+      if (restore !== restoreOf) {
+        restoreOf = restore
+        restored = restore(self)
+      }
+      const epoch = decision.epoch
+      // The call's outcome is recorded uninterruptibly whatever happens to it, so a permit is always handed back.
+      // Methods, not arrow properties: under tsx/esbuild `keepNames` every named arrow made per call costs a
+      // `defineProperty`.
+      return Effect.matchCauseEffect(announce === undefined ? restored : Effect.zipRight(announce, restored), {
+        onFailure(cause): Effect.Effect<never, E2> {
+          const endedAt = clock.unsafeCurrentTimeMillis()
+          const after = report(step(failureSignal(cause, epoch, endedAt - startedAt), endedAt), endedAt)
+          return after === undefined ? Effect.failCause(cause) : Effect.zipRight(after, Effect.failCause(cause))
+        },
+        onSuccess(value): Effect.Effect<A2> {
+          const endedAt = clock.unsafeCurrentTimeMillis()
+          const after = report(step(successSignal(value, epoch, endedAt - startedAt), endedAt), endedAt)
+          return after === undefined ? Effect.succeed(value) : Effect.as(after, value)
+        }
+      })
+    }
+
+    return Effect.uninterruptibleMask((restore) => {
+      const clock = currentClock()
+      return clock === undefined ? Effect.clockWith((clock) => guarded(clock, restore)) : guarded(clock, restore)
+    })
+  }
+
+  const control = (signal: Signal): Effect.Effect<void> =>
+    Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      return report(step(signal, now), now) ?? Effect.void
+    })
+
+  const subscribe: Effect.Effect<Queue.Dequeue<Event>, never, Scope.Scope> = Effect.zipRight(
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        subscribers++
+      }),
+      () =>
+        Effect.sync(() => {
+          subscribers--
+        })
+    ),
+    PubSub.subscribe(pubsub)
+  )
+
+  return {
+    [CircuitBreaker.TypeId]: { _E: () => undefined, _A: () => undefined },
+    name,
+    state: Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      const observed = step(OBSERVE, now)
+      const state: State = observed[0]._tag
+      const announce = report(observed, now)
+      return announce === undefined ? Effect.succeed(state) : Effect.as(announce, state)
+    }),
+    protect,
+    events: Stream.unwrapScoped(Effect.map(subscribe, (queue) => Stream.fromQueue(queue))),
+    subscribe,
+    isolate: control(FORCE_OPEN),
+    close: control(CLOSE),
+    disable: control(DISABLE),
+    metricsOnly: control(METRICS_ONLY),
+    reset: control(RESET)
+  }
+}
+
+/** @internal */
+export const make = <E = unknown, A = unknown>(
+  options: Options<E, A>
+): Effect.Effect<Breaker<E, A>, InvalidOptionsError> =>
+  Effect.gen(function*() {
+    const resolved = yield* resolve(options)
+    const pubsub = yield* PubSub.sliding<Event>(EVENT_CAPACITY)
+    return build(resolved, pubsub)
+  })
+
+/** @internal */
+export const protect = dual(
+  2,
+  <A extends A0, E extends E0, R, E0, A0>(
+    self: Effect.Effect<A, E, R>,
+    breaker: Breaker<E0, A0>
+  ): Effect.Effect<A, E | CircuitOpenError, R> => breaker.protect(self)
+)
+
+const isOtherError = <E>(error: E): error is Exclude<E, CircuitOpenError> => !isCircuitOpenError(error)
+
+/** @internal */
+export const orElseIfOpen = dual(
+  2,
+  <A, E, R, A2, E2, R2>(
+    self: Effect.Effect<A, E, R>,
+    fallback: (error: CircuitOpenError) => Effect.Effect<A2, E2, R2>
+  ): Effect.Effect<A | A2, Exclude<E, CircuitOpenError> | E2, R | R2> =>
+    Effect.catchAll(self, (error): Effect.Effect<A2, Exclude<E, CircuitOpenError> | E2, R2> => {
+      if (isOtherError(error)) return Effect.fail(error)
+      if (isCircuitOpenError(error)) return fallback(error)
+      return Effect.die(error)
+    })
+)

@@ -1,0 +1,56 @@
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type { InvalidOptionsError } from "../../Failure.js"
+import type { BreakerStatus, CircuitBreaker, RegistryConfig, RegistryService } from "../CircuitBreaker.js"
+import * as Public from "../CircuitBreaker.js"
+import { make } from "./circuitBreaker.js"
+import { resolve } from "./config.js"
+
+// CircuitBreaker.ts imports this module, so values from it are only touched inside functions.
+
+const makeRegistry = (config: RegistryConfig): Effect.Effect<RegistryService, InvalidOptionsError> =>
+  Effect.gen(function*() {
+    const defaults = config.defaults ?? {}
+    // Checked up front so a bad default fails the layer, not the first `get` of an unlisted name.
+    yield* resolve({ ...defaults, name: "defaults" })
+    const breakers = new Map<string, CircuitBreaker>()
+    for (const [name, options] of Object.entries(config.breakers ?? {})) {
+      breakers.set(name, yield* make({ ...defaults, ...options, name }))
+    }
+    // Creation is serialised so two fibers asking for a new name at once get the same breaker.
+    const creating = yield* Effect.makeSemaphore(1)
+
+    const get = (name: string): Effect.Effect<CircuitBreaker, InvalidOptionsError> =>
+      Effect.suspend(() => {
+        const existing = breakers.get(name)
+        if (existing !== undefined) return Effect.succeed(existing)
+        return creating.withPermits(1)(Effect.suspend(() => {
+          const created = breakers.get(name)
+          if (created !== undefined) return Effect.succeed(created)
+          return Effect.tap(make({ ...defaults, name }), (breaker) => {
+            breakers.set(name, breaker)
+          })
+        }))
+      })
+
+    const all = Effect.sync((): ReadonlyArray<CircuitBreaker> => Array.from(breakers.values()))
+
+    const states = Effect.flatMap(
+      all,
+      (list) =>
+        Effect.forEach(
+          list,
+          (breaker) => Effect.map(breaker.state, (state): BreakerStatus => ({ name: breaker.name, state }))
+        )
+    )
+
+    return { get, all, states }
+  })
+
+/** @internal */
+export const layer = (config: RegistryConfig = {}): Layer.Layer<Public.Registry, InvalidOptionsError> =>
+  Layer.effect(Public.Registry, makeRegistry(config))
+
+/** @internal */
+export const named = (name: string): Effect.Effect<CircuitBreaker, InvalidOptionsError, Public.Registry> =>
+  Effect.flatMap(Public.Registry, (registry) => registry.get(name))
