@@ -8,9 +8,14 @@
  * and its peers go through the same bundle.
  */
 import * as isolation from "./isolation.js"
+import * as rateLimiter from "./rate-limiter.js"
 import * as retry from "./retry.js"
 
-const suites: Record<string, { readonly run: () => Promise<unknown> }> = { retry, isolation }
+const suites: Record<string, { readonly run: () => Promise<unknown> }> = {
+  retry,
+  isolation,
+  "rate-limiter": rateLimiter
+}
 
 const wanted = process.argv.slice(2)
 console.log(`Node ${process.version}, ${process.platform}/${process.arch}`)

@@ -52,3 +52,25 @@ export * as CircuitBreaker from "./circuit-breaker/CircuitBreaker.js"
  * @since 0.1.0
  */
 export * as Bulkhead from "./bulkhead/Bulkhead.js"
+
+/**
+ * Rate limiters (token bucket, fixed window, sliding log and counter, leaky bucket, GCRA) that reject with a typed,
+ * transient `RateLimitedError` or wait their turn; per key, with bounded memory.
+ *
+ * @since 0.1.0
+ */
+export * as RateLimiter from "./rate-limiter/RateLimiter.js"
+
+/**
+ * A Redis store for rate limiters: atomic Lua on Redis time, shared by every process, fail-open or fail-closed.
+ *
+ * @since 0.1.0
+ */
+export * as RedisRateLimiter from "./rate-limiter/RedisRateLimiter.js"
+
+/**
+ * Rate-limit middleware for @effect/platform: 429 + Retry-After, IETF RateLimit headers, problem+json.
+ *
+ * @since 0.1.0
+ */
+export * as RateLimiterHttp from "./rate-limiter/RateLimiterHttp.js"

@@ -1,0 +1,613 @@
+/**
+ * The rate-limiting algorithms as PURE decision functions:
+ *
+ * ```text
+ * decide(state | undefined, now, cost, spec, maxDelay) -> [decision, state | undefined]
+ * ```
+ *
+ * `now` is in milliseconds; `undefined` state means "never seen" (or evicted
+ * after its time-to-live, which every algorithm makes equivalent). A decision
+ * either admits the call now (`delay = 0`), admits it later (`delay > 0`,
+ * never above `maxDelay`: the slot is reserved, so the caller sleeps and then
+ * proceeds, first come first served), or rejects it and leaves the state as
+ * it was. `reset` is the time until the quota is whole again, which is also
+ * how long the state matters: the stores evict or expire it after that.
+ *
+ * Arithmetic is exact. Rates such as 100 per 3 seconds do not fit binary
+ * floats, so fractional times are kept as integers in units of `1 / limit`
+ * millisecond ("ticks") and token counts as integers scaled by the window:
+ * every intermediate value stays an integer below 2^53 (options are bounded
+ * when validated). The Lua scripts in `redisStore.ts` run the very same
+ * formulas on the same integers, and a differential test checks that both
+ * agree decision by decision.
+ *
+ * @internal
+ */
+
+/** @internal */
+export type Spec =
+  | TokenBucketSpec
+  | FixedWindowSpec
+  | SlidingWindowLogSpec
+  | SlidingWindowCounterSpec
+  | LeakyBucketSpec
+  | GcraSpec
+
+/**
+ * `limit` units refill per `window` milliseconds; the bucket holds `burst` units.
+ *
+ * @internal
+ */
+export interface TokenBucketSpec {
+  readonly _tag: "TokenBucket"
+  readonly limit: number
+  readonly window: number
+  readonly burst: number
+}
+
+/** @internal */
+export interface FixedWindowSpec {
+  readonly _tag: "FixedWindow"
+  readonly limit: number
+  readonly window: number
+}
+
+/** @internal */
+export interface SlidingWindowLogSpec {
+  readonly _tag: "SlidingWindowLog"
+  readonly limit: number
+  readonly window: number
+}
+
+/** @internal */
+export interface SlidingWindowCounterSpec {
+  readonly _tag: "SlidingWindowCounter"
+  readonly limit: number
+  readonly window: number
+}
+
+/**
+ * Output rate `limit` per `window`; at most `capacity` units queued.
+ *
+ * @internal
+ */
+export interface LeakyBucketSpec {
+  readonly _tag: "LeakyBucket"
+  readonly limit: number
+  readonly window: number
+  readonly capacity: number
+}
+
+/**
+ * Emission interval `window / limit`; up to `burst` units at once.
+ *
+ * @internal
+ */
+export interface GcraSpec {
+  readonly _tag: "Gcra"
+  readonly limit: number
+  readonly window: number
+  readonly burst: number
+}
+
+/**
+ * What an algorithm decided, in whole milliseconds.
+ *
+ * @internal
+ */
+export interface Decision {
+  readonly allowed: boolean
+  /** Wait before proceeding; 0 unless the call was admitted for later. */
+  readonly delay: number
+  /** Units left after this decision. */
+  readonly remaining: number
+  /** Until the quota is whole again (and the state can be dropped). */
+  readonly reset: number
+  /** When rejected: until this call could be admitted, other traffic aside. 0 when allowed. */
+  readonly retryAfter: number
+}
+
+/** @internal */
+export type Decide<S> = (
+  state: S | undefined,
+  now: number,
+  cost: number,
+  spec: Spec,
+  maxDelay: number
+) => readonly [Decision, S | undefined]
+
+const decision = (allowed: boolean, delay: number, remaining: number, reset: number, retryAfter: number): Decision => ({
+  allowed,
+  delay,
+  remaining,
+  reset,
+  retryAfter
+})
+
+/**
+ * The quota a decision's `limit` and `remaining` count in: what a caller can
+ * spend at once from a fresh state, and so the largest valid cost.
+ *
+ * @internal
+ */
+export const quotaOf = (spec: Spec): number => {
+  switch (spec._tag) {
+    case "TokenBucket":
+    case "Gcra":
+      return spec.burst
+    case "LeakyBucket":
+      return spec.capacity
+    case "FixedWindow":
+    case "SlidingWindowLog":
+    case "SlidingWindowCounter":
+      return spec.limit
+  }
+}
+
+/**
+ * The window of the advertised policy (`q` units per `w`): the window itself,
+ * or for the rate-based algorithms the time to earn the whole quota back.
+ *
+ * @internal
+ */
+export const policyWindowOf = (spec: Spec): number => {
+  switch (spec._tag) {
+    case "TokenBucket":
+    case "Gcra":
+      return Math.ceil((spec.burst * spec.window) / spec.limit)
+    case "LeakyBucket":
+      return Math.ceil((spec.capacity * spec.window) / spec.limit)
+    case "FixedWindow":
+    case "SlidingWindowLog":
+    case "SlidingWindowCounter":
+      return spec.window
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Token bucket
+// -----------------------------------------------------------------------------
+
+/**
+ * `tokens` is the bucket's content at time `at`, times `window` (so a refill
+ * of `limit` per `window` adds exactly `limit` per millisecond). `at` lies in
+ * the future when a call was admitted for later: the state then describes
+ * the bucket right after that call, and later calls queue behind it.
+ *
+ * @internal
+ */
+export interface TokenBucketState {
+  readonly tokens: number
+  readonly at: number
+}
+
+/**
+ * Admission times are whole milliseconds. A delayed call leaves the bucket at
+ * the millisecond it is admitted, and whatever the bucket would have gained
+ * above its capacity by then is lost, as in a real bucket: so no interval
+ * ever holds more than `burst + rate·t`, even when `window / limit` is not a
+ * whole number of milliseconds (the rate then rounds down, only while calls
+ * queue and only for a burst of 1).
+ *
+ * @internal
+ */
+export const tokenBucket = (
+  state: TokenBucketState | undefined,
+  now: number,
+  cost: number,
+  spec: TokenBucketSpec,
+  maxDelay: number
+): readonly [Decision, TokenBucketState | undefined] => {
+  const L = spec.limit
+  const W = spec.window
+  const full = spec.burst * W
+  let tokens = full
+  let at = now
+  if (state !== undefined) {
+    tokens = state.tokens
+    at = state.at
+    if (now > at) {
+      // A long idle time can overflow 2^53 here, but then the minimum is exactly `full`.
+      tokens = Math.min(full, tokens + (now - at) * L)
+      at = now
+    }
+  }
+  const need = cost * W
+  const wait = tokens >= need ? 0 : Math.ceil((need - tokens) / L)
+  const admitAt = at + wait
+  const delay = admitAt - now
+  if (delay <= maxDelay) {
+    const left = Math.min(full, tokens + wait * L) - need
+    return [
+      decision(true, delay, Math.floor(left / W), delay + Math.ceil((full - left) / L), 0),
+      { tokens: left, at: admitAt }
+    ]
+  }
+  return [
+    decision(
+      false,
+      0,
+      Math.max(0, Math.floor((tokens - (at - now) * L) / W)),
+      at - now + Math.ceil((full - tokens) / L),
+      delay
+    ),
+    state
+  ]
+}
+
+// -----------------------------------------------------------------------------
+// Fixed window
+// -----------------------------------------------------------------------------
+
+/**
+ * `count` units were taken since `start` (the window holding `now`, aligned
+ * on multiples of the window). Units above `limit` are reservations for the
+ * following windows, each holding at most `limit`.
+ *
+ * @internal
+ */
+export interface FixedWindowState {
+  readonly start: number
+  readonly count: number
+}
+
+/** @internal */
+export const fixedWindow = (
+  state: FixedWindowState | undefined,
+  now: number,
+  cost: number,
+  spec: FixedWindowSpec,
+  maxDelay: number
+): readonly [Decision, FixedWindowState | undefined] => {
+  const L = spec.limit
+  const W = spec.window
+  const current = now - (now % W)
+  let start = current
+  let count = 0
+  if (state !== undefined) {
+    start = state.start
+    count = state.count
+    if (start < current) {
+      count = Math.max(0, count - ((current - start) / W) * L)
+      start = current
+    }
+  }
+  // The window the next unit falls in; a call never straddles two windows.
+  const index = Math.floor(count / L)
+  const fits = count - index * L + cost <= L
+  const target = fits ? index : index + 1
+  const after = fits ? count + cost : (index + 1) * L + cost
+  const delay = Math.max(0, start + target * W - now)
+  if (delay <= maxDelay) {
+    return [
+      decision(true, delay, Math.max(0, L - after), start + Math.max(1, Math.ceil(after / L)) * W - now, 0),
+      { start, count: after }
+    ]
+  }
+  return [
+    decision(false, 0, Math.max(0, L - count), start + Math.max(1, Math.ceil(count / L)) * W - now, delay),
+    state
+  ]
+}
+
+// -----------------------------------------------------------------------------
+// Sliding window log
+// -----------------------------------------------------------------------------
+
+/** @internal */
+export interface LogNode {
+  readonly at: number
+  readonly cost: number
+  readonly next: LogNode | undefined
+}
+
+/**
+ * Admissions inside the window, as a persistent queue: `front` holds the
+ * oldest first, `back` the newest first (reversed into `front` when it runs
+ * out), so that a decision never copies the log. `total` is the sum of the
+ * costs, `last` the latest admission time (it can lie in the future when
+ * calls were admitted for later).
+ *
+ * @internal
+ */
+export interface LogState {
+  readonly front: LogNode | undefined
+  readonly back: LogNode | undefined
+  readonly total: number
+  readonly last: number
+}
+
+const reverse = (node: LogNode | undefined): LogNode | undefined => {
+  let reversed: LogNode | undefined = undefined
+  for (let n = node; n !== undefined; n = n.next) reversed = { at: n.at, cost: n.cost, next: reversed }
+  return reversed
+}
+
+/** Drops entries at or before `cutoff`: the window is `(now - window, now]`. */
+const expire = (state: LogState, cutoff: number): LogState => {
+  let { back, front, total } = state
+  for (;;) {
+    if (front === undefined) {
+      if (back === undefined) break
+      front = reverse(back)
+      back = undefined
+      continue
+    }
+    if (front.at > cutoff) break
+    total -= front.cost
+    front = front.next
+  }
+  return front === state.front && back === state.back ? state : { front, back, total, last: state.last }
+}
+
+/** The time of the entry holding the `units`-th oldest unit (1-based). */
+const timeOfUnit = (state: LogState, units: number): number => {
+  let seen = 0
+  for (let n = state.front; n !== undefined; n = n.next) {
+    seen += n.cost
+    if (seen >= units) return n.at
+  }
+  for (let n = reverse(state.back); n !== undefined; n = n.next) {
+    seen += n.cost
+    if (seen >= units) return n.at
+  }
+  return state.last
+}
+
+/** @internal */
+export const slidingWindowLog = (
+  state: LogState | undefined,
+  now: number,
+  cost: number,
+  spec: SlidingWindowLogSpec,
+  maxDelay: number
+): readonly [Decision, LogState | undefined] => {
+  const L = spec.limit
+  const W = spec.window
+  const log = state === undefined ? undefined : expire(state, now - W)
+  const total = log === undefined ? 0 : log.total
+  const last = log === undefined || total === 0 ? -Infinity : log.last
+  // The earliest time t >= max(now, last) whose window (t - W, t] has room: every
+  // entry is at or before t, so no later window holds more than this one.
+  let at = Math.max(now, last)
+  const excess = total + cost - L
+  if (excess > 0 && log !== undefined) at = Math.max(at, timeOfUnit(log, excess) + W)
+  const delay = at - now
+  if (delay <= maxDelay) {
+    const base: LogState = log === undefined || total === 0
+      ? { front: undefined, back: undefined, total: 0, last: at }
+      : log
+    // Entries admitted at the same time share a node.
+    const next: LogState = base.back !== undefined && base.back.at === at
+      ? {
+        front: base.front,
+        back: { at, cost: base.back.cost + cost, next: base.back.next },
+        total: base.total + cost,
+        last: at
+      }
+      : { front: base.front, back: { at, cost, next: base.back }, total: base.total + cost, last: at }
+    return [decision(true, delay, Math.max(0, L - next.total), at + W - now, 0), next]
+  }
+  return [
+    decision(false, 0, Math.max(0, L - total), total === 0 ? 0 : last + W - now, delay),
+    log === undefined || total === 0 ? undefined : log
+  ]
+}
+
+/** Every admission still in the log, oldest first (for tests and diagnostics). @internal */
+export const logEntries = (state: LogState): ReadonlyArray<readonly [at: number, cost: number]> => {
+  const entries: Array<readonly [number, number]> = []
+  for (let n = state.front; n !== undefined; n = n.next) entries.push([n.at, n.cost])
+  for (let n = reverse(state.back); n !== undefined; n = n.next) entries.push([n.at, n.cost])
+  return entries
+}
+
+// -----------------------------------------------------------------------------
+// Sliding window counter
+// -----------------------------------------------------------------------------
+
+/**
+ * Counts of the previous, current and next aligned windows (`next` holds
+ * calls admitted for later; a call whose slot lies beyond the next window is
+ * refused even within `maxDelay`), and the latest admission time.
+ *
+ * @internal
+ */
+export interface CounterState {
+  readonly start: number
+  readonly prev: number
+  readonly cur: number
+  readonly next: number
+  readonly last: number
+}
+
+/**
+ * The earliest time `t >= from` inside the window starting at `start` where
+ * `prev·(start + W − t)/W + cur + cost ≤ L`; `Infinity` when `cur + cost > L`.
+ */
+const counterSlot = (start: number, prev: number, cur: number, cost: number, from: number, spec: Spec): number => {
+  const L = spec.limit
+  const W = spec.window
+  if (cur + cost > L) return Infinity
+  if (prev === 0) return from
+  return Math.max(from, start + W - Math.floor(((L - cur - cost) * W) / prev))
+}
+
+/** @internal */
+export const slidingWindowCounter = (
+  state: CounterState | undefined,
+  now: number,
+  cost: number,
+  spec: SlidingWindowCounterSpec,
+  maxDelay: number
+): readonly [Decision, CounterState | undefined] => {
+  const L = spec.limit
+  const W = spec.window
+  const current = now - (now % W)
+  let start = current
+  let prev = 0
+  let cur = 0
+  let next = 0
+  let last = -Infinity
+  if (state !== undefined) {
+    start = state.start
+    prev = state.prev
+    cur = state.cur
+    next = state.next
+    last = state.last
+    if (start < current) {
+      const elapsed = (current - start) / W
+      if (elapsed === 1) {
+        prev = cur
+        cur = next
+      } else if (elapsed === 2) {
+        prev = next
+        cur = 0
+      } else {
+        prev = 0
+        cur = 0
+      }
+      next = 0
+      start = current
+    }
+  }
+  const from = Math.max(now, last)
+  const nextStart = start + W
+  // A call goes after every earlier admission (first come, first served), in
+  // the current window while nothing waits for the next one, else in the next.
+  let at = Infinity
+  let inNext = false
+  if (next === 0 && from < nextStart) at = counterSlot(start, prev, cur, cost, from, spec)
+  if (at >= nextStart) {
+    inNext = true
+    at = counterSlot(nextStart, cur, next, cost, Math.max(from, nextStart), spec)
+    // After the next window the estimate only holds what is admitted there.
+    if (at === Infinity) at = Math.max(from, nextStart + W)
+  }
+  const delay = at - now
+  if (at < nextStart + W && delay <= maxDelay) {
+    const newCur = inNext ? cur : cur + cost
+    const newNext = inNext ? next + cost : next
+    return [
+      decision(
+        true,
+        delay,
+        counterEstimate(L, W, now, start, prev, newCur + newNext),
+        counterReset(W, now, start, prev, newCur, newNext),
+        0
+      ),
+      { start, prev, cur: newCur, next: newNext, last: at }
+    ]
+  }
+  return [
+    decision(
+      false,
+      0,
+      counterEstimate(L, W, now, start, prev, cur + next),
+      counterReset(W, now, start, prev, cur, next),
+      delay
+    ),
+    state
+  ]
+}
+
+// Module-level helpers rather than closures: a closure over the reassigned locals above would move
+// them into a heap context and box every number written to them.
+
+/** Units left under the weighted estimate at `now`. */
+const counterEstimate = (L: number, W: number, now: number, start: number, prev: number, counted: number): number =>
+  Math.max(0, Math.floor((L * W - prev * (W - (now - start)) - counted * W) / W))
+
+/** Until every count has left the sliding window. */
+const counterReset = (W: number, now: number, start: number, prev: number, cur: number, next: number): number =>
+  (next > 0 ? start + 3 * W : cur > 0 ? start + 2 * W : prev > 0 ? start + W : now) - now
+
+// -----------------------------------------------------------------------------
+// GCRA and leaky bucket
+// -----------------------------------------------------------------------------
+
+/**
+ * A theoretical arrival time `at + frac / limit` milliseconds, kept exact:
+ * `frac` is in ticks of `1 / limit` millisecond, `0 ≤ frac < limit`.
+ *
+ * @internal
+ */
+export interface TatState {
+  readonly at: number
+  readonly frac: number
+}
+
+/** Ticks from `now` to the state's time, never below zero. */
+const ticksAhead = (state: TatState | undefined, now: number, L: number): number =>
+  state === undefined ? 0 : Math.max(0, (state.at - now) * L + state.frac)
+
+const tatAfter = (now: number, ticks: number, L: number): TatState => {
+  const whole = Math.floor(ticks / L)
+  return { at: now + whole, frac: ticks - whole * L }
+}
+
+/**
+ * GCRA (virtual scheduling): a call of cost `c` at `now` conforms when
+ * `max(TAT, now) + c·T − burst·T ≤ now`, with `T = window / limit`; the TAT
+ * then moves to `max(TAT, now) + c·T`. A call admitted for later arrives, in
+ * the model's terms, at the whole millisecond it is admitted.
+ *
+ * @internal
+ */
+export const gcra = (
+  state: TatState | undefined,
+  now: number,
+  cost: number,
+  spec: GcraSpec,
+  maxDelay: number
+): readonly [Decision, TatState | undefined] => {
+  const L = spec.limit
+  const W = spec.window
+  const tolerance = spec.burst * W
+  const ahead = ticksAhead(state, now, L)
+  const early = ahead + cost * W - tolerance
+  const wait = early <= 0 ? 0 : Math.ceil(early / L)
+  if (wait <= maxDelay) {
+    const after = Math.max(ahead, wait * L) + cost * W
+    return [
+      decision(true, wait, Math.floor((tolerance - after + wait * L) / W), Math.ceil(after / L), 0),
+      tatAfter(now, after, L)
+    ]
+  }
+  return [
+    decision(false, 0, Math.max(0, Math.floor((tolerance - ahead) / W)), Math.ceil(ahead / L), wait),
+    state
+  ]
+}
+
+/**
+ * A leaky bucket as a shaper: calls leave at a constant rate, one unit every
+ * `T = window / limit`, each after the ones before it, at the first whole
+ * millisecond the bucket lets it (so consecutive calls are never closer than
+ * their `c·T`); at most `capacity` units wait in the bucket. The state is the
+ * time the bucket runs empty.
+ *
+ * @internal
+ */
+export const leakyBucket = (
+  state: TatState | undefined,
+  now: number,
+  cost: number,
+  spec: LeakyBucketSpec,
+  maxDelay: number
+): readonly [Decision, TatState | undefined] => {
+  const L = spec.limit
+  const W = spec.window
+  const room = spec.capacity * W
+  const ahead = ticksAhead(state, now, L)
+  const wait = Math.ceil(ahead / L)
+  if (ahead + cost * W <= room && wait <= maxDelay) {
+    const after = wait * L + cost * W
+    return [
+      decision(true, wait, Math.max(0, Math.floor((room - after) / W)), Math.ceil(after / L), 0),
+      tatAfter(now, after, L)
+    ]
+  }
+  // Rejected means units are queued (cost ≤ capacity), so this is at least 1 ms: when the bucket is empty.
+  return [decision(false, 0, Math.max(0, Math.floor((room - ahead) / W)), wait, wait), state]
+}

@@ -1,0 +1,202 @@
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import { dual } from "effect/Function"
+import type { InvalidOptionsError } from "../../Failure.js"
+import * as Metric from "../../internal/metric.js"
+import * as Options from "../../internal/options.js"
+import * as Metrics from "../../Metrics.js"
+import type { Binding, Decision, RateLimitedError, StoreDecision } from "../RateLimiter.js"
+import * as RateLimiter from "../RateLimiter.js"
+import type { Config } from "./config.js"
+import { validate, wholeMillis } from "./config.js"
+
+// RateLimiter.ts imports this module, so values from it are only touched inside functions.
+
+const formatDuration = (duration: Duration.Duration): string => {
+  const millis = Duration.toMillis(duration)
+  return millis < 1000 ? `${Math.round(millis)}ms` : `${Number((millis / 1000).toFixed(3))}s`
+}
+
+/** @internal */
+export const rateLimitedMessage = (self: RateLimitedError): string =>
+  self.reason === "StoreUnavailable"
+    ? `Rate limiter "${self.limiter}" refused the call: its store is unavailable and it fails closed; ` +
+      `retry after ${formatDuration(self.retryAfter)}`
+    : `Rate limiter "${self.limiter}" refused the call: limit ${self.limit} reached; ` +
+      `retry after ${formatDuration(self.retryAfter)}`
+
+/** @internal */
+export const isRateLimitedError = (u: unknown): u is RateLimitedError => u instanceof RateLimiter.RateLimitedError
+
+/** @internal */
+export const isRateLimiter = (u: unknown): u is RateLimiter.RateLimiter =>
+  typeof u === "object" && u !== null && RateLimiter.TypeId in u
+
+const millis = (ms: number): Duration.Duration => (ms === 0 ? Duration.zero : Duration.millis(ms))
+
+/** @internal */
+export const build = (
+  config: Config,
+  algorithm: RateLimiter.Algorithm,
+  binding: Binding
+): RateLimiter.RateLimiter => {
+  const { maxKeyLength, name, quota } = config
+  const counted = {
+    allowed: Metric.counter(Metrics.rateLimiterDecisions, { limiter: name, decision: "allowed" }),
+    delayed: Metric.counter(Metrics.rateLimiterDecisions, { limiter: name, decision: "delayed" }),
+    rejected: Metric.counter(Metrics.rateLimiterDecisions, { limiter: name, decision: "rejected" })
+  }
+  const policy: RateLimiter.Policy = { quota, window: Duration.millis(config.policyWindow) }
+  const component = `RateLimiter "${name}"`
+  const modeDelay = config.onExceeded === "wait" ? config.maxWait : 0
+
+  const invalidInput = (key: string, cost: number): InvalidOptionsError | undefined => {
+    if (typeof key !== "string" || key.length === 0 || key.length > maxKeyLength) {
+      // Never the key itself: keys are user data, and may be huge.
+      const value = typeof key === "string" ? { length: key.length } : typeof key
+      return Options.invalid(
+        { component, option: "key" },
+        value,
+        `a non-empty string of at most ${maxKeyLength} characters`
+      )
+    }
+    if (!(Number.isInteger(cost) && cost >= 1 && cost <= quota)) {
+      return Options.invalid({ component, option: "cost" }, cost, `a whole number from 1 to ${quota} (the quota)`)
+    }
+    return undefined
+  }
+
+  const decisionOf = (raw: StoreDecision, outcome: Decision["outcome"]): Decision => ({
+    limiter: name,
+    outcome,
+    limit: quota,
+    remaining: raw.remaining,
+    reset: millis(raw.reset),
+    retryAfter: millis(raw.retryAfter),
+    delay: millis(raw.delay),
+    degraded: raw.degraded === true,
+    policy
+  })
+
+  const run = (
+    key: string,
+    cost: number,
+    maxDelay: number
+  ): Effect.Effect<Decision, RateLimitedError | InvalidOptionsError> => {
+    const invalid = invalidInput(key, cost)
+    if (invalid !== undefined) return Effect.fail(invalid)
+    return Effect.flatMap(binding(key, cost, maxDelay), (raw) => {
+      if (!raw.allowed) {
+        counted.rejected()
+        return Effect.fail(
+          new RateLimiter.RateLimitedError({
+            limiter: name,
+            reason: raw.degraded === true ? "StoreUnavailable" : "LimitExceeded",
+            retryAfter: millis(raw.retryAfter),
+            limit: quota,
+            remaining: raw.remaining,
+            reset: millis(raw.reset)
+          })
+        )
+      }
+      if (raw.delay === 0) {
+        counted.allowed()
+        return Effect.succeed(decisionOf(raw, "allowed"))
+      }
+      counted.delayed()
+      return Effect.as(Effect.sleep(Duration.millis(raw.delay)), decisionOf(raw, "delayed"))
+    })
+  }
+
+  const tryConsume = (key: string, cost = 1): Effect.Effect<Decision, InvalidOptionsError> => {
+    const invalid = invalidInput(key, cost)
+    if (invalid !== undefined) return Effect.fail(invalid)
+    return Effect.map(binding(key, cost, 0), (raw) => {
+      if (raw.allowed) {
+        counted.allowed()
+        return decisionOf(raw, "allowed")
+      }
+      counted.rejected()
+      return decisionOf(raw, "rejected")
+    })
+  }
+
+  const admit = (
+    key: string,
+    cost = 1,
+    maxWait?: Duration.DurationInput
+  ): Effect.Effect<Decision, RateLimitedError | InvalidOptionsError> => {
+    if (maxWait === undefined) return run(key, cost, config.maxWait)
+    const valid = wholeMillis("maxWait", maxWait, { min: 0, max: 3_600_000 })
+    return Either.isLeft(valid) ? Effect.fail(valid.left) : run(key, cost, valid.right)
+  }
+
+  return {
+    [RateLimiter.TypeId]: RateLimiter.TypeId,
+    name,
+    algorithm,
+    policy,
+    onExceeded: config.onExceeded,
+    maxWait: Duration.millis(config.maxWait),
+    consume: (key, cost = 1) => run(key, cost, modeDelay),
+    tryConsume,
+    admit
+  }
+}
+
+/** @internal */
+export const make = (
+  options: RateLimiter.RateLimiter.Options
+): Effect.Effect<RateLimiter.RateLimiter, InvalidOptionsError, RateLimiter.RateLimiterStore> =>
+  Effect.flatMap(
+    validate(options),
+    (config) =>
+      Effect.flatMap(
+        RateLimiter.RateLimiterStore,
+        (store) => Effect.map(store.bind(config), (binding) => build(config, options.algorithm, binding))
+      )
+  )
+
+/** @internal */
+export const consume = dual<
+  (
+    key: string,
+    cost?: number
+  ) => (self: RateLimiter.RateLimiter) => Effect.Effect<Decision, RateLimitedError | InvalidOptionsError>,
+  (
+    self: RateLimiter.RateLimiter,
+    key: string,
+    cost?: number
+  ) => Effect.Effect<Decision, RateLimitedError | InvalidOptionsError>
+>((args) => isRateLimiter(args[0]), (self, key, cost) => self.consume(key, cost))
+
+/** @internal */
+export const tryConsume = dual<
+  (key: string, cost?: number) => (self: RateLimiter.RateLimiter) => Effect.Effect<Decision, InvalidOptionsError>,
+  (self: RateLimiter.RateLimiter, key: string, cost?: number) => Effect.Effect<Decision, InvalidOptionsError>
+>((args) => isRateLimiter(args[0]), (self, key, cost) => self.tryConsume(key, cost))
+
+/** @internal */
+export const admit = (
+  self: RateLimiter.RateLimiter,
+  key: string,
+  cost?: number,
+  maxWait?: Duration.DurationInput
+): Effect.Effect<Decision, RateLimitedError | InvalidOptionsError> => self.admit(key, cost, maxWait)
+
+/** @internal */
+export const limit = dual<
+  (
+    limiter: RateLimiter.RateLimiter,
+    options?: { readonly key?: string; readonly cost?: number }
+  ) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | RateLimitedError | InvalidOptionsError, R>,
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    limiter: RateLimiter.RateLimiter,
+    options?: { readonly key?: string; readonly cost?: number }
+  ) => Effect.Effect<A, E | RateLimitedError | InvalidOptionsError, R>
+>(
+  (args) => Effect.isEffect(args[0]),
+  (self, limiter, options) => Effect.zipRight(limiter.consume(options?.key ?? "global", options?.cost ?? 1), self)
+)
