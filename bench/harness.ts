@@ -19,23 +19,75 @@ export interface Row {
 
 const format = (n: number): string => Math.round(n).toLocaleString("en-US")
 
-export const compare = async (
+const median = (values: ReadonlyArray<number>): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1
+    ? sorted[middle] ?? Number.NaN
+    : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2
+}
+
+/**
+ * One tinybench run of every case, one case after the other: ops/s and the
+ * relative margin of error of each.
+ */
+const measure = async (
   title: string,
-  options: { readonly callsPerIteration: number; readonly time?: number; readonly versus: ReadonlyArray<string> },
+  time: number,
+  callsPerIteration: number,
   cases: ReadonlyArray<Case>
 ): Promise<ReadonlyArray<Row>> => {
-  const bench = new Bench({ name: title, time: options.time ?? 1_500, warmupTime: 300, warmupIterations: 10 })
+  const bench = new Bench({ name: title, time, warmupTime: 300, warmupIterations: 10 })
   for (const c of cases) bench.add(c.name, c.run)
   await bench.run()
-  const rows: Array<Row> = bench.tasks.map((task) => {
+  return bench.tasks.map((task) => {
     const result = task.result
     if (result.state !== "completed") throw new Error(`bench "${task.name}" did not complete: ${result.state}`)
     return {
       name: task.name,
-      opsPerSecond: result.throughput.mean * options.callsPerIteration,
+      opsPerSecond: result.throughput.mean * callsPerIteration,
       marginPercent: result.throughput.rme
     }
   })
+}
+
+/**
+ * Prints a table of ops/s with each case's ratio to the cases named in
+ * `versus`.
+ *
+ * With `rounds` (default 1), the cases run that many times in turn, each time
+ * for `time / rounds`, and each case's row is its median round; `±%` is then
+ * the largest distance of a round from that median. On a shared machine a
+ * burst of other work lands on one case of one round rather than on the whole
+ * measurement of one case, so ratios within the run hold better.
+ */
+export const compare = async (
+  title: string,
+  options: {
+    readonly callsPerIteration: number
+    readonly time?: number
+    readonly rounds?: number
+    readonly versus: ReadonlyArray<string>
+  },
+  cases: ReadonlyArray<Case>
+): Promise<ReadonlyArray<Row>> => {
+  const time = options.time ?? 1_500
+  const rounds = Math.max(1, Math.floor(options.rounds ?? 1))
+  const runs: Array<ReadonlyArray<Row>> = []
+  for (let round = 0; round < rounds; round++) {
+    runs.push(await measure(title, time / rounds, options.callsPerIteration, cases))
+  }
+  const rows: Array<Row> = rounds === 1
+    ? [...(runs[0] ?? [])]
+    : cases.map((c) => {
+      const samples = runs.map((run) => run.find((row) => row.name === c.name)?.opsPerSecond ?? Number.NaN)
+      const middle = median(samples)
+      return {
+        name: c.name,
+        opsPerSecond: middle,
+        marginPercent: Math.max(...samples.map((sample) => Math.abs(sample - middle) / middle)) * 100
+      }
+    })
   const nameWidth = Math.max(...rows.map((row) => row.name.length), 4)
   const header = [
     "case".padEnd(nameWidth),

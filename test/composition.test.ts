@@ -2,16 +2,28 @@
  * The primitives composed in the documented order (breaker ▸ bulkhead ▸ retry ▸ timeout ▸ operation, and retry outside a
  * breaker), checked through the public package entry points.
  */
-import { Bulkhead, CircuitBreaker, Failure, Retry, Timeout } from "@bulwark/resilience"
+import * as Bulkhead from "@bulwark/resilience/Bulkhead"
+import * as CircuitBreaker from "@bulwark/resilience/CircuitBreaker"
+import * as Failure from "@bulwark/resilience/Failure"
+import * as Metrics from "@bulwark/resilience/Metrics"
+import * as Retry from "@bulwark/resilience/Retry"
+import * as Timeout from "@bulwark/resilience/Timeout"
 import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Logger from "effect/Logger"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import { hasProperty } from "effect/Predicate"
 import * as Ref from "effect/Ref"
 import * as TestClock from "effect/TestClock"
+import * as TestContext from "effect/TestContext"
+import * as fc from "fast-check"
 
 const runToEnd = <A, E>(effect: Effect.Effect<A, E>) =>
   Effect.gen(function*() {
@@ -109,5 +121,279 @@ describe("composition", () => {
       assert.strictEqual(error.lastFailure._tag, "CircuitOpenError")
       assert.strictEqual(yield* breaker.state, "Open")
       assert.isTrue(Duration.lessThan(error.elapsed, Duration.seconds(30)))
+    }))
+})
+
+// -----------------------------------------------------------------------------
+// Stacked layers share one region (see packages/resilience/src/internal/region.ts). These check that a stack behaves
+// exactly as the same layers nested one by one, which `Effect.suspend` forces (a suspended effect is not a region).
+// -----------------------------------------------------------------------------
+
+type Order = "breaker-outside" | "bulkhead-outside" | "retry-breaker-bulkhead"
+type Outcome = "success" | "transient" | "terminal" | "defect"
+
+type Command =
+  | { readonly _tag: "Start" }
+  | { readonly _tag: "Finish"; readonly pick: number; readonly outcome: Outcome }
+  | { readonly _tag: "Interrupt"; readonly pick: number }
+  | { readonly _tag: "Advance"; readonly millis: number }
+  | { readonly _tag: "Read" }
+
+const commandArbitrary: fc.Arbitrary<Command> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant({ _tag: "Start" as const }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      _tag: fc.constant("Finish" as const),
+      pick: fc.nat(),
+      outcome: fc.constantFrom<Outcome>("success", "transient", "transient", "terminal", "defect")
+    })
+  },
+  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Interrupt" as const), pick: fc.nat() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ _tag: fc.constant("Advance" as const), millis: fc.constantFrom(100, 300, 600, 1100) })
+  },
+  { weight: 1, arbitrary: fc.constant({ _tag: "Read" as const }) }
+)
+
+const terminalError = new Failure.TerminalError({ reason: "HttpStatus", message: "404", status: 404 })
+
+let stacks = 0
+
+/** One copy of the layers, stacked (one region) or nested; calls wait for the test to finish them. */
+const makeStack = (order: Order, nested: boolean) =>
+  Effect.gen(function*() {
+    const name = `compose-stack.${++stacks}`
+    const breaker = yield* CircuitBreaker.make({
+      name,
+      trip: CircuitBreaker.consecutiveFailures(2),
+      openDuration: "1 second",
+      halfOpen: { permits: 2, closeAfter: 2 }
+    })
+    const bulkhead = yield* Bulkhead.make({ name, maxConcurrent: 2, maxQueued: 2, maxWait: "800 millis" })
+    const policy = yield* Retry.make({ name, backoff: Retry.constant("200 millis"), jitter: "none", maxAttempts: 3 })
+    const split = <A, E, R>(effect: Effect.Effect<A, E, R>) => nested ? Effect.suspend(() => effect) : effect
+    const call = (
+      work: Effect.Effect<string, Failure.TransientError | Failure.TerminalError>
+    ): Effect.Effect<string, unknown> => {
+      switch (order) {
+        case "breaker-outside":
+          return work.pipe(Bulkhead.protect(bulkhead), split, CircuitBreaker.protect(breaker))
+        case "bulkhead-outside":
+          return work.pipe(CircuitBreaker.protect(breaker), split, Bulkhead.protect(bulkhead))
+        case "retry-breaker-bulkhead":
+          return work.pipe(
+            Bulkhead.protect(bulkhead),
+            split,
+            CircuitBreaker.protect(breaker),
+            split,
+            Retry.retry(policy)
+          )
+      }
+    }
+    return { name, breaker, bulkhead, call }
+  })
+
+const summary = (exit: Exit.Exit<string, unknown>): string => {
+  if (Exit.isSuccess(exit)) return `success ${exit.value}`
+  if (Cause.isInterruptedOnly(exit.cause)) return "interrupted"
+  const error = Cause.failureOption(exit.cause)
+  if (Option.isNone(error)) return "defect"
+  const failure = error.value
+  if (failure instanceof Failure.RetriesExhausted) {
+    return `exhausted ${failure.reason} after ${failure.attempts} in ${Duration.toMillis(failure.elapsed)}ms`
+  }
+  return hasProperty(failure, "_tag") ? `failure ${String(failure._tag)}` : "failure"
+}
+
+const OUTCOMES = ["success", "failure", "rejected", "ignored"] as const
+
+const observe = (stack: Effect.Effect.Success<ReturnType<typeof makeStack>>) =>
+  Effect.gen(function*() {
+    const snapshot = yield* Bulkhead.snapshot(stack.bulkhead)
+    const calls = yield* Effect.forEach(OUTCOMES, (outcome) =>
+      Effect.map(
+        Metric.value(
+          Metric.tagged(Metric.tagged(Metrics.circuitBreakerCalls, "breaker", stack.name), "outcome", outcome)
+        ),
+        (counter) => `${outcome}=${counter.count}`
+      ))
+    const retries = yield* Effect.forEach(
+      ["success_first_try", "success_after_retry", "exhausted", "terminal"],
+      (result) =>
+        Effect.map(
+          Metric.value(Metric.tagged(Metric.tagged(Metrics.retryCalls, "policy", stack.name), "result", result)),
+          (counter) => `${result}=${counter.count}`
+        )
+    )
+    return { active: snapshot.active, queued: snapshot.queued, calls, retries }
+  })
+
+interface Running {
+  readonly fibers: ReadonlyArray<Fiber.RuntimeFiber<string, unknown>>
+  readonly started: ReadonlyArray<Ref.Ref<number>>
+  readonly finish: Deferred.Deferred<Outcome>
+}
+
+const settle = Effect.repeatN(Effect.yieldNow(), 30)
+
+const differential = (order: Order, commands: ReadonlyArray<Command>) =>
+  Effect.gen(function*() {
+    const stacked = yield* makeStack(order, false)
+    const nested = yield* makeStack(order, true)
+    const copies = [stacked, nested] as const
+    const calls: Array<Running> = []
+    const open = () => calls.filter((call) => call.fibers.some((fiber) => fiber.unsafePoll() === null))
+    for (const [step, command] of commands.entries()) {
+      const where = `${order}, step ${step} ${JSON.stringify(command)}`
+      switch (command._tag) {
+        case "Start": {
+          const finish = yield* Deferred.make<Outcome>()
+          const started = [yield* Ref.make(0), yield* Ref.make(0)]
+          const fibers = yield* Effect.forEach(copies, (copy, i) => {
+            const work = Effect.gen(function*() {
+              yield* Ref.update(started[i] ?? (yield* Ref.make(0)), (n) => n + 1)
+              const outcome = yield* Deferred.await(finish)
+              switch (outcome) {
+                case "success":
+                  return "ok"
+                case "transient":
+                  return yield* Effect.fail(unavailable)
+                case "terminal":
+                  return yield* Effect.fail(terminalError)
+                case "defect":
+                  return yield* Effect.dieMessage("defect")
+              }
+            })
+            return Effect.fork(copy.call(work))
+          })
+          calls.push({ fibers, started, finish })
+          break
+        }
+        case "Finish": {
+          const candidates = open()
+          const call = candidates[command.pick % Math.max(1, candidates.length)]
+          if (call !== undefined) yield* Deferred.succeed(call.finish, command.outcome)
+          break
+        }
+        case "Interrupt": {
+          const candidates = open()
+          const call = candidates[command.pick % Math.max(1, candidates.length)]
+          if (call !== undefined) {
+            yield* Effect.forEach(call.fibers, (fiber) => Fiber.interrupt(fiber), { discard: true })
+          }
+          break
+        }
+        case "Advance":
+          yield* settle
+          yield* TestClock.adjust(command.millis)
+          break
+        case "Read": {
+          const [a, b] = yield* Effect.forEach(copies, (copy) => copy.breaker.state)
+          assert.strictEqual(a, b, `state read at ${where}`)
+          break
+        }
+      }
+      yield* settle
+      const [a, b] = yield* Effect.forEach(copies, observe)
+      assert.deepStrictEqual(a, b, `layers after ${where}`)
+      for (const [index, call] of calls.entries()) {
+        const [runsA, runsB] = yield* Effect.forEach(call.started, Ref.get)
+        assert.strictEqual(runsA, runsB, `runs of call ${index} at ${where}`)
+        const [exitA, exitB] = call.fibers.map((fiber) => {
+          const exit = fiber.unsafePoll()
+          return exit === null ? "running" : summary(exit)
+        })
+        assert.deepStrictEqual(exitA, exitB, `end of call ${index} at ${where}`)
+      }
+    }
+    yield* Effect.forEach(calls.flatMap((call) => call.fibers), (fiber) => Fiber.interrupt(fiber), { discard: true })
+    yield* settle
+    const [a, b] = yield* Effect.forEach(copies, observe)
+    assert.deepStrictEqual(a, b, `layers at rest (${order})`)
+    assert.strictEqual(a.active, 0)
+    assert.strictEqual(a.queued, 0)
+  })
+
+describe("stacked layers", () => {
+  for (const order of ["breaker-outside", "bulkhead-outside", "retry-breaker-bulkhead"] as const) {
+    it(`${order}: one region behaves as the layers nested one by one, for random calls, outcomes and clock moves`, () =>
+      fc.assert(
+        fc.asyncProperty(fc.array(commandArbitrary, { minLength: 10, maxLength: 60 }), (commands) =>
+          Effect.runPromise(
+            differential(order, commands).pipe(
+              Effect.provide(TestContext.TestContext),
+              Effect.provide(Logger.remove(Logger.defaultLogger))
+            )
+          )),
+        { numRuns: 25 }
+      ))
+  }
+
+  it.effect("an interrupted call inside breaker + bulkhead hands both permits back and is no failure", () =>
+    Effect.gen(function*() {
+      const name = `compose-interrupt.${++stacks}`
+      const breaker = yield* CircuitBreaker.make({
+        name,
+        trip: CircuitBreaker.consecutiveFailures(1),
+        openDuration: "1 second",
+        halfOpen: { permits: 1, closeAfter: 1 }
+      })
+      const bulkhead = yield* Bulkhead.make({ name, maxConcurrent: 1 })
+      const call = (work: Effect.Effect<string, Failure.TransientError>) =>
+        work.pipe(Bulkhead.protect(bulkhead), CircuitBreaker.protect(breaker))
+      yield* Effect.exit(call(Effect.fail(unavailable)))
+      yield* TestClock.adjust("1 second")
+      const running = yield* Deferred.make<void>()
+      const probe = yield* Effect.fork(call(Effect.zipRight(Deferred.succeed(running, undefined), Effect.never)))
+      yield* Deferred.await(running)
+      assert.strictEqual((yield* Bulkhead.snapshot(bulkhead)).active, 1)
+      assert.isTrue(Exit.isInterrupted(yield* Fiber.interrupt(probe)))
+      assert.strictEqual((yield* Bulkhead.snapshot(bulkhead)).active, 0)
+      assert.strictEqual(yield* breaker.state, "HalfOpen")
+      const ignored = Metric.tagged(Metric.tagged(Metrics.circuitBreakerCalls, "breaker", name), "outcome", "ignored")
+      assert.strictEqual((yield* Metric.value(ignored)).count, 1)
+      // Both permits are free: the next call is the probe, and it closes the breaker.
+      assert.strictEqual(yield* call(Effect.succeed("ok")), "ok")
+      assert.strictEqual(yield* breaker.state, "Closed")
+    }))
+
+  it.effect("a retry around a breaker counts a first-try success once, and retries measure time from the first try", () =>
+    Effect.gen(function*() {
+      const name = `compose-first-try.${++stacks}`
+      const breaker = yield* CircuitBreaker.make({ name, trip: CircuitBreaker.consecutiveFailures(10) })
+      const policy = yield* Retry.make({
+        name,
+        backoff: Retry.constant("100 millis"),
+        jitter: "none",
+        maxAttempts: 3
+      })
+      const firstTry = Metric.tagged(Metric.tagged(Metrics.retryCalls, "policy", name), "result", "success_first_try")
+      assert.strictEqual(yield* Retry.retry(CircuitBreaker.protect(Effect.succeed("ok"), breaker), policy), "ok")
+      assert.strictEqual((yield* Metric.value(firstTry)).count, 1)
+      // Each attempt takes 1 s: the budget runs from the start of the first one.
+      const slowFailure = Effect.zipRight(Effect.sleep("1 second"), Effect.fail(unavailable))
+      const exit = yield* runToEnd(Retry.retry(CircuitBreaker.protect(slowFailure, breaker), policy))
+      const error = yield* Effect.flip(exit)
+      assert.strictEqual(error._tag, "RetriesExhausted")
+      if (error._tag !== "RetriesExhausted") return
+      assert.strictEqual(error.attempts, 3)
+      assert.strictEqual(Duration.toMillis(error.elapsed), 3000 + 2 * 100)
+      assert.strictEqual((yield* Metric.value(firstTry)).count, 1)
+    }))
+
+  it.effect("stacked layers keep the caller's interruptibility", () =>
+    Effect.gen(function*() {
+      const name = `compose-restore.${++stacks}`
+      const breaker = yield* CircuitBreaker.make({ name })
+      const bulkhead = yield* Bulkhead.make({ name, maxConcurrent: 1 })
+      const call = Effect.checkInterruptible(Effect.succeed).pipe(
+        Bulkhead.protect(bulkhead),
+        CircuitBreaker.protect(breaker)
+      )
+      assert.isTrue(yield* call)
+      assert.isFalse(yield* Effect.uninterruptible(call))
+      assert.isTrue(yield* call)
     }))
 })

@@ -1,5 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -369,6 +372,69 @@ describe("CircuitBreaker", () => {
       }))
   })
 
+  describe("half-open time limit", () => {
+    it.effect("a probe that never completes cannot keep the breaker half-open past maxDuration", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const name = uniqueName("half-open-limit")
+        const breaker = yield* CircuitBreaker.make({
+          name,
+          trip: CircuitBreaker.consecutiveFailures(1),
+          openDuration: Schedule.exponential("1 second"),
+          halfOpen: { permits: 1, closeAfter: 1, maxDuration: "5 seconds" }
+        })
+        const events = yield* breaker.subscribe
+        yield* attempt(breaker, failing)
+        yield* TestClock.adjust("1 second")
+        // The only probe hangs.
+        const hung = yield* Effect.fork(attempt(breaker, Effect.never))
+        yield* Effect.yieldNow()
+        assert.strictEqual(rejection(yield* attempt(breaker, succeeding)).state, "HalfOpen")
+        yield* TestClock.adjust("4999 millis")
+        assert.strictEqual(yield* breaker.state, "HalfOpen")
+        yield* TestClock.adjust("1 millis")
+        // Run out: it opens again, as the second opening (2 s), on this state read.
+        assert.strictEqual(yield* breaker.state, "Open")
+        assert.deepStrictEqual(rejection(yield* attempt(breaker, succeeding)).retryAfter, Duration.seconds(2))
+        const reopened = Chunk.toReadonlyArray(yield* Queue.takeAll(events)).filter((event) =>
+          event._tag === "StateChanged" && event.from === "HalfOpen"
+        )
+        assert.strictEqual(reopened.length, 1)
+        const event = reopened[0]
+        assert(event?._tag === "StateChanged" && event.reason._tag === "ProbesTimedOut")
+        assert.strictEqual(event.to, "Open")
+        assert.deepStrictEqual(event.reason.waited, Duration.seconds(5))
+        assert.strictEqual(
+          (yield* Metric.value(transitionCounter(name, "half_open", "open"))).count,
+          1
+        )
+        // The next half-open period gets a probe of its own and closes the breaker; the hung probe changes nothing.
+        yield* TestClock.adjust("2 seconds")
+        assert.isTrue(Either.isRight(yield* attempt(breaker, succeeding)))
+        assert.strictEqual(yield* breaker.state, "Closed")
+        yield* Fiber.interrupt(hung)
+        assert.strictEqual(yield* breaker.state, "Closed")
+      })))
+
+    it.effect("without maxDuration a probe may take as long as it takes", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("half-open-unlimited"),
+          trip: CircuitBreaker.consecutiveFailures(1),
+          openDuration: "1 second",
+          halfOpen: { permits: 1, closeAfter: 1 }
+        })
+        yield* attempt(breaker, failing)
+        yield* TestClock.adjust("1 second")
+        const slow = yield* Effect.fork(attempt(breaker, Effect.zipRight(Effect.sleep("1 hour"), succeeding)))
+        yield* Effect.yieldNow()
+        yield* TestClock.adjust("59 minutes")
+        assert.strictEqual(yield* breaker.state, "HalfOpen")
+        yield* TestClock.adjust("1 minute")
+        assert.isTrue(Either.isRight(yield* Fiber.join(slow)))
+        assert.strictEqual(yield* breaker.state, "Closed")
+      }))
+  })
+
   describe("interruptibility", () => {
     it.effect("a protected effect runs with its caller's interruptibility, however often it is reused", () =>
       Effect.gen(function*() {
@@ -572,6 +638,32 @@ describe("CircuitBreaker", () => {
         assert.strictEqual(opened.reason.trip.description, "failure rate 75% ≥ 50% over the last 4 calls")
       })))
 
+    it.effect("a call admitted before anyone listened publishes no outcome, but the transition it causes is published", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: uniqueName("late-subscriber"),
+          trip: CircuitBreaker.consecutiveFailures(1)
+        })
+        const release = yield* Deferred.make<void>()
+        // Admitted with no subscriber: the breaker did not read the clock for it, so it has no duration to report.
+        const early = yield* Effect.fork(attempt(breaker, Effect.zipRight(Deferred.await(release), failing)))
+        yield* Effect.yieldNow()
+        const events = yield* breaker.subscribe
+        // Admitted while subscribed: measured and reported.
+        const measured = yield* Effect.fork(attempt(breaker, Effect.zipRight(Effect.sleep("250 millis"), succeeding)))
+        yield* TestClock.adjust("250 millis")
+        yield* Fiber.join(measured)
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(early)
+        const seen = Chunk.toReadonlyArray(yield* Queue.takeAll(events))
+        assert.deepStrictEqual(seen.map((event) => event._tag), ["CallRecorded", "StateChanged"])
+        const recorded = seen[0]
+        assert(recorded?._tag === "CallRecorded")
+        assert.strictEqual(recorded.outcome, "success")
+        assert.deepStrictEqual(recorded.duration, Duration.millis(250))
+        assert.strictEqual(yield* breaker.state, "Open")
+      })))
+
     it.effect("events is a stream of the same events", () =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make({
@@ -707,6 +799,57 @@ describe("CircuitBreaker", () => {
         assert.strictEqual(badDefault.option, "openDuration")
       }))
 
+    it.effect("layerConfig reads the breakers' options from a ConfigProvider", () =>
+      Effect.gen(function*() {
+        const name = uniqueName("from-config")
+        const provider = ConfigProvider.fromMap(
+          new Map([
+            ["FAILURES", "3"],
+            ["OPEN_FOR", "20 seconds"],
+            ["DEFAULT_PROBES", "2"]
+          ])
+        )
+        const Breakers = CircuitBreaker.layerConfig({
+          defaults: { halfOpen: { permits: Config.integer("DEFAULT_PROBES") } },
+          breakers: {
+            [name]: {
+              trip: Config.map(Config.integer("FAILURES"), CircuitBreaker.consecutiveFailures),
+              openDuration: Config.duration("OPEN_FOR")
+            }
+          }
+        })
+        const rejected = yield* Effect.gen(function*() {
+          const breaker = yield* CircuitBreaker.named(name)
+          const results = yield* repeatCall(breaker, failing, 3)
+          assert.isTrue(results.every(Either.isLeft))
+          assert.strictEqual(yield* breaker.state, "Open")
+          return rejection(yield* attempt(breaker, succeeding))
+        }).pipe(Effect.provide(Breakers), Effect.withConfigProvider(provider))
+        assert.deepStrictEqual(rejected.retryAfter, Duration.seconds(20))
+      }))
+
+    it.effect("layerConfig fails with a ConfigError for missing configuration and InvalidOptionsError for bad values", () =>
+      Effect.gen(function*() {
+        const provider = ConfigProvider.fromMap(new Map([["PROBES", "0"]]))
+        const missing = yield* Effect.flip(
+          Effect.provide(
+            CircuitBreaker.Registry,
+            CircuitBreaker.layerConfig({ defaults: { openDuration: Config.duration("OPEN_FOR") } })
+          ).pipe(Effect.withConfigProvider(provider))
+        )
+        assert.isTrue(ConfigError.isConfigError(missing))
+        const invalid = yield* Effect.flip(
+          Effect.provide(
+            CircuitBreaker.Registry,
+            CircuitBreaker.layerConfig({
+              breakers: { [uniqueName("bad-config")]: { halfOpen: { permits: Config.integer("PROBES") } } }
+            })
+          ).pipe(Effect.withConfigProvider(provider))
+        )
+        assert(!ConfigError.isConfigError(invalid) && invalid._tag === "InvalidOptionsError")
+        assert.strictEqual(invalid.option, "halfOpen.permits")
+      }))
+
     it.effect("an invalid name asked on demand is an InvalidOptionsError", () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(CircuitBreaker.named("no spaces allowed"))
@@ -758,6 +901,7 @@ describe("CircuitBreaker", () => {
       }, "trip.failureRate.window.duration"],
       ["no trip strategy", { name: "x", trip: [] }, "trip"],
       ["zero half-open probes", { name: "x", halfOpen: { permits: 0 } }, "halfOpen.permits"],
+      ["a zero half-open time limit", { name: "x", halfOpen: { maxDuration: "0 millis" } }, "halfOpen.maxDuration"],
       ["closeAfter above permits", { name: "x", halfOpen: { permits: 2, closeAfter: 3 } }, "halfOpen.closeAfter"],
       [
         "a probe failure rate of 0%",

@@ -27,6 +27,8 @@
  *
  * @since 0.1.0
  */
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
@@ -196,6 +198,14 @@ export interface HalfOpenOptions {
   readonly closeAfter?: number
   /** Reopen once this percentage (0 < p ≤ 100) of `permits` has failed. Default: reopen on the first failure. */
   readonly failureRateThreshold?: number
+  /**
+   * The longest a half-open period may last: once it has run out and the
+   * probes have not decided, the next call or state read opens the breaker
+   * again ("ProbesTimedOut", as the next opening). A probe that never
+   * completes cannot keep the breaker half-open. A positive duration.
+   * Default: no limit (Resilience4j's `maxWaitDurationInHalfOpenState`).
+   */
+  readonly maxDuration?: Duration.DurationInput
 }
 
 /**
@@ -296,6 +306,14 @@ export type TransitionReason =
     readonly _tag: "ProbesFailed"
     readonly successes: number
     readonly failures: number
+    readonly openFor: Duration.Duration
+  }
+  | {
+    readonly _tag: "ProbesTimedOut"
+    readonly successes: number
+    readonly failures: number
+    /** The half-open time limit that ran out. */
+    readonly waited: Duration.Duration
     readonly openFor: Duration.Duration
   }
   | { readonly _tag: "Manual" }
@@ -694,6 +712,42 @@ export class Registry extends Context.Tag("@bulwark/resilience/CircuitBreaker/Re
  * @category Layers
  */
 export const layer: (config?: RegistryConfig) => Layer.Layer<Registry, Failure.InvalidOptionsError> = registry.layer
+
+/**
+ * A {@link Registry} whose configuration comes from effect's `Config` (the
+ * environment, a file, any `ConfigProvider`): every field of
+ * {@link RegistryConfig} may be a `Config` of its value, at any depth.
+ * Missing or malformed configuration fails the layer with a `ConfigError`,
+ * invalid values with `InvalidOptionsError`, before any breaker is used.
+ *
+ * @example
+ * ```ts
+ * import { Config, Effect } from "effect"
+ * import { CircuitBreaker } from "@bulwark/resilience"
+ *
+ * // PAYMENTS_BREAKER_FAILURES=3 PAYMENTS_BREAKER_OPEN_FOR="20 seconds"
+ * const Breakers = CircuitBreaker.layerConfig({
+ *   breakers: {
+ *     payments: {
+ *       trip: Config.map(Config.integer("PAYMENTS_BREAKER_FAILURES"), CircuitBreaker.consecutiveFailures),
+ *       openDuration: Config.duration("PAYMENTS_BREAKER_OPEN_FOR"),
+ *       halfOpen: { permits: Config.withDefault(Config.integer("PAYMENTS_BREAKER_PROBES"), 3) }
+ *     }
+ *   }
+ * })
+ *
+ * const program = Effect.gen(function* () {
+ *   const payments = yield* CircuitBreaker.named("payments")
+ *   return yield* Effect.succeed("ok").pipe(CircuitBreaker.protect(payments))
+ * }).pipe(Effect.provide(Breakers))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerConfig: (
+  config: Config.Config.Wrap<RegistryConfig>
+) => Layer.Layer<Registry, Failure.InvalidOptionsError | ConfigError.ConfigError> = registry.layerConfig
 
 /**
  * The registry's breaker with this name, created with the defaults if new.

@@ -8,6 +8,8 @@ import { hasProperty } from "effect/Predicate"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as Metric from "../../internal/metric.js"
 import * as Options from "../../internal/options.js"
+import * as Region from "../../internal/region.js"
+import * as Series from "../../internal/series.js"
 import * as Metrics from "../../Metrics.js"
 import * as Bulkhead from "../Bulkhead.js"
 import * as Timeouts from "./timeouts.js"
@@ -22,7 +24,7 @@ export const defaults = {
   maxWait: Duration.infinity
 } as const
 
-type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+type Restore = Region.Restore
 
 /**
  * Pre-labelled, synchronous metric updates (see `internal/metric.ts`). The
@@ -39,41 +41,14 @@ class Instruments {
 
   constructor(name: string) {
     const labels: ReadonlyArray<MetricLabel.MetricLabel> = [MetricLabel.make("bulkhead", name)]
-    this.active = (delta) => Metrics.bulkheadActive.unsafeModify(delta, labels)
+    // Moved twice per call: the series keeps its hook (see `internal/series.ts`).
+    this.active = Series.gauge("bulwark_bulkhead_active", { bulkhead: name }).modify
     this.queued = (delta) => Metrics.bulkheadQueued.unsafeModify(delta, labels)
     this.rejected = Metric.counter(Metrics.bulkheadRejected, { bulkhead: name })
     // Registers the series at their current value, so they are exported before the first call.
     this.active(0)
     this.queued(0)
     this.rejected(0)
-  }
-}
-
-/**
- * What `protect(self)` builds once rather than on every call: one value per
- * `restore` function of `Effect.uninterruptibleMask` (effect hands out one of
- * two, depending on whether the caller was interruptible).
- */
-class PerRestore<A> {
-  private restore1: Restore | undefined = undefined
-  private value1: A | undefined = undefined
-  private restore2: Restore | undefined = undefined
-  private value2: A | undefined = undefined
-
-  constructor(private readonly build: (restore: Restore) => A) {}
-
-  get(restore: Restore): A {
-    if (restore === this.restore1) return this.value1 as A
-    if (restore === this.restore2) return this.value2 as A
-    const value = this.build(restore)
-    if (this.restore1 === undefined) {
-      this.restore1 = restore
-      this.value1 = value
-    } else {
-      this.restore2 = restore
-      this.value2 = value
-    }
-    return value
   }
 }
 
@@ -108,33 +83,54 @@ class BulkheadImpl extends Pipeable.Class() implements Bulkhead.Bulkhead {
   }
 
   /**
-   * Per call, the happy path is one prebuilt `uninterruptibleMask`, a counter
-   * decrement, the prebuilt bracket around `self`, and a counter increment.
+   * The bulkhead's steps in an isolation region (see `internal/region.ts`):
+   * a bulkhead alone, or joined with circuit breakers around or inside it,
+   * costs one interruption mask per call. Per call, the happy path is a
+   * counter decrement and a counter increment around a prebuilt bracket.
    */
-  protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Bulkhead.BulkheadFullError, R> => {
-    const withPermit = new PerRestore((restore) =>
-      Effect.matchCauseEffect(restore(self), {
-        onFailure: (cause) => {
-          this.release()
-          return Effect.failCause(cause)
-        },
-        onSuccess: (value) => {
-          this.release()
-          return Effect.succeed(value)
-        }
-      })
-    )
-    return Effect.uninterruptibleMask((restore) => {
+  private readonly gate: Region.Gate<unknown, unknown, Bulkhead.BulkheadFullError> = {
+    needsStart: false,
+    enter: () => {
       // A free permit implies an empty queue (a released permit goes straight
       // to the oldest waiter), so the fast path never looks at the queue.
       if (this.available > 0) {
         this.available--
         this.metrics.active(1)
-        return withPermit.get(restore)
+        return 0
       }
-      return this.queueOrReject(restore, withPermit.get(restore))
-    })
+      return this.queue
+    },
+    exitSuccess: () => {
+      this.release()
+      return undefined
+    },
+    exitFailure: () => {
+      this.release()
+      return undefined
+    }
   }
+
+  /** No free permit: queue or reject, the standard way, inside the region's outer gates. */
+  private readonly queue: Region.Wait<unknown, unknown, Bulkhead.BulkheadFullError> = {
+    _tag: "Wait",
+    run: (restore, self) =>
+      this.queueOrReject(
+        restore,
+        Effect.matchCauseEffect(restore(self), {
+          onFailure: (cause) => {
+            this.release()
+            return Effect.failCause(cause)
+          },
+          onSuccess: (value) => {
+            this.release()
+            return Effect.succeed(value)
+          }
+        })
+      )
+  }
+
+  protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Bulkhead.BulkheadFullError, R> =>
+    Region.protect(self, this.gate)
 
   /** Gives a permit back: to the oldest waiter if any (waking its fiber alone), otherwise to the pool. */
   private release(): void {

@@ -1,9 +1,6 @@
 import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
@@ -13,6 +10,8 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Failure from "../../Failure.js"
 import type { InvalidOptionsError } from "../../Failure.js"
+import * as Region from "../../internal/region.js"
+import * as Series from "../../internal/series.js"
 import * as Metrics from "../../Metrics.js"
 import type {
   CircuitBreaker as Breaker,
@@ -20,6 +19,7 @@ import type {
   Event,
   Options,
   Outcome,
+  RecordedCall,
   State,
   TransitionReason
 } from "../CircuitBreaker.js"
@@ -31,6 +31,9 @@ import {
   type MachineEvent,
   type MachineState,
   OBSERVE,
+  outcomeOf,
+  quickPermit,
+  quickRecord,
   type Signal,
   type Step,
   transition
@@ -74,21 +77,23 @@ interface BreakerMetrics {
 const makeMetrics = (name: string): BreakerMetrics => {
   const breaker = MetricLabel.make("breaker", name)
   const gauges = STATES.map((state) => [state, [breaker, MetricLabel.make("state", STATE_LABELS[state])]] as const)
-  const outcomeLabels = (value: Outcome) => [breaker, MetricLabel.make("outcome", value)]
-  const calls: Readonly<Record<Outcome, ReadonlyArray<MetricLabel.MetricLabel>>> = {
-    success: outcomeLabels("success"),
-    failure: outcomeLabels("failure"),
-    slow_success: outcomeLabels("slow_success"),
-    slow_failure: outcomeLabels("slow_failure"),
-    rejected: outcomeLabels("rejected"),
-    ignored: outcomeLabels("ignored")
+  // Counted on every call: each outcome's series keeps its hook (see `internal/series.ts`).
+  const outcomeSeries = (outcome: Outcome) =>
+    Series.counter("bulwark_circuit_breaker_calls_total", { breaker: name, outcome })
+  const calls: Readonly<Record<Outcome, (amount?: number) => void>> = {
+    success: outcomeSeries("success"),
+    failure: outcomeSeries("failure"),
+    slow_success: outcomeSeries("slow_success"),
+    slow_failure: outcomeSeries("slow_failure"),
+    rejected: outcomeSeries("rejected"),
+    ignored: outcomeSeries("ignored")
   }
   const transitions = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
   return {
     state: (current) => {
       for (const [state, labels] of gauges) Metrics.circuitBreakerState.unsafeUpdate(state === current ? 1 : 0, labels)
     },
-    call: (outcome) => Metrics.circuitBreakerCalls.unsafeUpdate(1, calls[outcome]),
+    call: (outcome) => calls[outcome](),
     transition: (from, to) => {
       const key = `${from}>${to}`
       let labels = transitions.get(key)
@@ -129,6 +134,9 @@ const describeTransition = (from: State, to: State, reason: TransitionReason, pe
     case "ProbesFailed":
       return `reopened: ${reason.failures} of ${reason.successes + reason.failures} probe calls failed; ` +
         `half-opens in ${formatDuration(reason.openFor)}`
+    case "ProbesTimedOut":
+      return `reopened: the probes had not decided within ${formatDuration(reason.waited)} ` +
+        `(${reason.successes} succeeded, ${reason.failures} failed); half-opens in ${formatDuration(reason.openFor)}`
     case "OpenElapsed":
       return `half-opened: letting ${permits} probe call${permits === 1 ? "" : "s"} through`
     case "ProbesSucceeded":
@@ -154,6 +162,13 @@ const transitionAnnotations = (reason: TransitionReason): Record<string, unknown
       return {
         successes: reason.successes,
         failures: reason.failures,
+        openForMillis: Duration.toMillis(reason.openFor)
+      }
+    case "ProbesTimedOut":
+      return {
+        successes: reason.successes,
+        failures: reason.failures,
+        waitedMillis: Duration.toMillis(reason.waited),
         openForMillis: Duration.toMillis(reason.openFor)
       }
     case "ProbesSucceeded":
@@ -183,6 +198,14 @@ const logTransition = (
   })
 }
 
+/**
+ * What count-based windows are given for a call that was not measured: they
+ * read only `failure` and `slow` (no slow-call duration is set, so no call is
+ * slow). Its duration is not known; nothing reads it.
+ */
+const UNMEASURED_SUCCESS: RecordedCall = { failure: false, slow: false, durationMillis: 0 }
+const UNMEASURED_FAILURE: RecordedCall = { failure: true, slow: false, durationMillis: 0 }
+
 type Decision = Extract<MachineEvent, { readonly _tag: "Permitted" | "Rejected" }>
 
 const decisionOf = (events: ReadonlyArray<MachineEvent>): Decision | undefined => {
@@ -192,19 +215,6 @@ const decisionOf = (events: ReadonlyArray<MachineEvent>): Decision | undefined =
   }
   return undefined
 }
-
-/**
- * The Clock of the fiber running this synchronous code. Called only inside a
- * mask callback, where the runtime has just set the current fiber, so it costs
- * no extra effect (an `Effect.clockWith` is one more step per call).
- */
-const currentClock = (): Clock.Clock | undefined => {
-  const fiber = Fiber.getCurrentFiber()
-  return Option.isSome(fiber) ? Context.get(fiber.value.currentDefaultServices, Clock.Clock) : undefined
-}
-
-/** The `restore` of `Effect.uninterruptibleMask`. */
-type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
 
 const build = <E, A>(
   resolved: Resolved<E, A>,
@@ -232,7 +242,7 @@ const build = <E, A>(
    * transitions and the events for subscribers. `undefined` when there is
    * nothing, which is the happy path.
    */
-  const report = ([state, events]: Step, now: number): Effect.Effect<void> | undefined => {
+  const report = ([state, events]: Step, now: number, measured = true): Effect.Effect<void> | undefined => {
     if (events.length === 0) return undefined
     let effects: Array<Effect.Effect<void>> | undefined
     const published: Array<Event> | undefined = subscribers > 0 ? [] : undefined
@@ -252,13 +262,16 @@ const build = <E, A>(
           break
         case "Recorded":
           metrics.call(event.outcome)
-          published?.push({
-            _tag: "CallRecorded",
-            breaker: name,
-            outcome: event.outcome,
-            duration: Duration.millis(event.durationMillis),
-            at: now
-          })
+          // A call that was not measured began while nobody listened: it has no duration to tell.
+          if (measured) {
+            published?.push({
+              _tag: "CallRecorded",
+              breaker: name,
+              outcome: event.outcome,
+              duration: Duration.millis(event.durationMillis),
+              at: now
+            })
+          }
           break
         case "Transitioned":
           metrics.transition(event.from, event.to)
@@ -304,31 +317,78 @@ const build = <E, A>(
     return !Failure.isTerminal(error)
   }
 
-  const successSignal = (value: A, epoch: number, durationMillis: number): Signal => {
-    const slow = durationMillis > resolved.slowCallMillis
-    // A throwing predicate must not skip the record (that would leak a half-open permit): the call counts as failed.
-    let failure = true
+  /** Whether a success counts as a failure. A throwing predicate must not skip the record (that would leak a half-open permit): the call counts as failed. */
+  const successFails = (value: A): boolean => {
     try {
-      failure = resolved.recordResult !== undefined && resolved.recordResult(value)
+      return resolved.recordResult !== undefined && resolved.recordResult(value)
     } catch {
-      // counted as failed
+      return true
     }
-    return { _tag: "Record", epoch, call: { failure, slow, durationMillis } }
   }
 
-  const failureSignal = (cause: Cause.Cause<E>, epoch: number, durationMillis: number): Signal => {
-    const slow = durationMillis > resolved.slowCallMillis
+  /** Whether a failed call counts as a failure; `undefined` when it hands its permit back uncounted. */
+  const failureCounts = (cause: Cause.Cause<E>): true | undefined => {
     try {
-      if (Cause.isDie(cause)) return { _tag: "Record", epoch, call: { failure: true, slow, durationMillis } }
+      if (Cause.isDie(cause)) return true
       const error = Cause.failureOption(cause)
-      if (Option.isSome(error) && errorCounts(error.value)) {
-        return { _tag: "Record", epoch, call: { failure: true, slow, durationMillis } }
-      }
       // Interrupted calls and errors that do not count hand their permit back.
-      return { _tag: "Release", epoch, durationMillis }
+      return Option.isSome(error) && errorCounts(error.value) ? true : undefined
     } catch {
-      return { _tag: "Record", epoch, call: { failure: true, slow, durationMillis } }
+      return true
     }
+  }
+
+  /**
+   * Records a finished call. When `quickRecord` answers, that is all
+   * `transition` would have done, and `report` of its lone `Recorded` event
+   * comes down to the call counter and, for subscribers, one event.
+   *
+   * A call is measured (its duration and end time read from the Clock) when
+   * the options need every call measured (see `measureEveryCall`) or when it
+   * was admitted while the breaker had a subscriber. Otherwise the windows
+   * are count-based and read neither; the end time is then read only for a
+   * call that changes more than the windows (a trip, a probe), and no
+   * `CallRecorded` event is published for it (it began while nobody listened).
+   */
+  const record = (epoch: number, failure: boolean, span: Region.Span): Effect.Effect<void> | undefined => {
+    if (!Number.isNaN(span.startedAt) && (resolved.measureEveryCall || subscribers > 0)) {
+      const now = span.endedAt()
+      const durationMillis = now - span.startedAt
+      const call: RecordedCall = { failure, slow: durationMillis > resolved.slowCallMillis, durationMillis }
+      const next = quickRecord(current, epoch, call, now)
+      if (next === undefined) return report(step({ _tag: "Record", epoch, call }, now), now)
+      current = next
+      const outcome = outcomeOf(call)
+      metrics.call(outcome)
+      if (subscribers === 0) return undefined
+      return PubSub.publish(pubsub, {
+        _tag: "CallRecorded",
+        breaker: name,
+        outcome,
+        duration: Duration.millis(durationMillis),
+        at: now
+      })
+    }
+    const call = failure ? UNMEASURED_FAILURE : UNMEASURED_SUCCESS
+    const next = quickRecord(current, epoch, call, span.startedAt)
+    if (next !== undefined) {
+      current = next
+      metrics.call(outcomeOf(call))
+      return undefined
+    }
+    const now = span.endedAt()
+    return report(step({ _tag: "Record", epoch, call }, now), now, false)
+  }
+
+  /** Hands a permit back uncounted (an interrupted call, an error that does not count). */
+  const release = (epoch: number, span: Region.Span): Effect.Effect<void> | undefined => {
+    const now = span.endedAt()
+    const measured = !Number.isNaN(span.startedAt)
+    return report(
+      step({ _tag: "Release", epoch, durationMillis: measured ? now - span.startedAt : 0 }, now),
+      now,
+      measured
+    )
   }
 
   const rejected = (decision: Extract<MachineEvent, { readonly _tag: "Rejected" }>) =>
@@ -340,56 +400,39 @@ const build = <E, A>(
       })
     )
 
-  const protect = <A2 extends A, E2 extends E, R>(
-    self: Effect.Effect<A2, E2, R>
-  ): Effect.Effect<A2, E2 | CircuitOpenError, R> => {
-    // Built once per protected effect. `restore` is one of two functions (the caller was interruptible or not),
-    // so the restored effect is cached by its identity.
-    let restoreOf: Restore | undefined
-    let restored: Effect.Effect<A2, E2, R> = self
-
-    // Runs with interruption off: taking the permit and installing its release leave no interruption window.
-    const guarded = (
-      clock: Clock.Clock,
-      restore: Restore
-    ): Effect.Effect<A2, E2 | CircuitOpenError, R> => {
-      const startedAt = clock.unsafeCurrentTimeMillis()
-      const acquired = step(ACQUIRE, startedAt)
-      const announce = report(acquired, startedAt)
+  /**
+   * The breaker's steps in an isolation region (see `internal/region.ts`),
+   * run with interruption off: taking the permit and installing its release
+   * leave no interruption window, and the call's outcome is recorded whatever
+   * happens to it, so a permit is always handed back. The token is the
+   * permit's epoch.
+   */
+  const gate: Region.Gate<A, E, CircuitOpenError> = {
+    // The start time is read only for what uses a call's duration or the time on entry (see `record`).
+    needsStart: () => resolved.measureEveryCall || subscribers > 0 || quickPermit(current) === undefined,
+    enter: (span) => {
+      const quick = quickPermit(current)
+      if (quick !== undefined) return quick
+      const now = span.startedAt
+      const acquired = step(ACQUIRE, now)
+      const announce = report(acquired, now)
       const decision = decisionOf(acquired[1])
       if (decision === undefined || decision._tag === "Rejected") {
         const refused = decision === undefined
           ? Effect.dieMessage(`Circuit breaker "${name}": no permit decision`)
           : rejected(decision)
-        return announce === undefined ? refused : Effect.zipRight(announce, refused)
+        return new Region.Refused(announce === undefined ? refused : Effect.zipRight(announce, refused))
       }
-      if (restore !== restoreOf) {
-        restoreOf = restore
-        restored = restore(self)
-      }
-      const epoch = decision.epoch
-      // The call's outcome is recorded uninterruptibly whatever happens to it, so a permit is always handed back.
-      // Methods, not arrow properties: under tsx/esbuild `keepNames` every named arrow made per call costs a
-      // `defineProperty`.
-      return Effect.matchCauseEffect(announce === undefined ? restored : Effect.zipRight(announce, restored), {
-        onFailure(cause): Effect.Effect<never, E2> {
-          const endedAt = clock.unsafeCurrentTimeMillis()
-          const after = report(step(failureSignal(cause, epoch, endedAt - startedAt), endedAt), endedAt)
-          return after === undefined ? Effect.failCause(cause) : Effect.zipRight(after, Effect.failCause(cause))
-        },
-        onSuccess(value): Effect.Effect<A2> {
-          const endedAt = clock.unsafeCurrentTimeMillis()
-          const after = report(step(successSignal(value, epoch, endedAt - startedAt), endedAt), endedAt)
-          return after === undefined ? Effect.succeed(value) : Effect.as(after, value)
-        }
-      })
-    }
-
-    return Effect.uninterruptibleMask((restore) => {
-      const clock = currentClock()
-      return clock === undefined ? Effect.clockWith((clock) => guarded(clock, restore)) : guarded(clock, restore)
-    })
+      return announce === undefined ? decision.epoch : new Region.Admitted(decision.epoch, announce)
+    },
+    exitSuccess: (epoch, value, span) => record(epoch, successFails(value), span),
+    exitFailure: (epoch, cause, span) =>
+      failureCounts(cause) === true ? record(epoch, true, span) : release(epoch, span)
   }
+
+  const protect = <A2 extends A, E2 extends E, R>(
+    self: Effect.Effect<A2, E2, R>
+  ): Effect.Effect<A2, E2 | CircuitOpenError, R> => Region.protect(self, gate)
 
   const control = (signal: Signal): Effect.Effect<void> =>
     Effect.clockWith((clock) => {

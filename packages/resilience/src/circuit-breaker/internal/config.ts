@@ -26,6 +26,12 @@ export interface Resolved<E, A> {
   readonly settings: Settings
   /** `Infinity` when no slow-call duration is configured. */
   readonly slowCallMillis: number
+  /**
+   * Whether every finished call's end time and duration are needed (a
+   * slow-call duration, or a strategy that reads time or durations); when
+   * not, they are read only for events and trips.
+   */
+  readonly measureEveryCall: boolean
   readonly recordError: ((error: E) => boolean) | undefined
   readonly ignoreError: ((error: E) => boolean) | undefined
   readonly recordResult: ((value: A) => boolean) | undefined
@@ -122,6 +128,9 @@ export const resolve = <E, A>(options: Options<E, A>): Effect.Effect<Resolved<E,
           ((yield* trip.percentage("halfOpen.failureRateThreshold", halfOpen.failureRateThreshold)) * permits) / 100
         )
       )
+    const halfOpenMax = yield* check.optionalDuration(field("halfOpen.maxDuration"), halfOpen.maxDuration, {
+      allowZero: false
+    })
     const openDuration = yield* openDurationMillis(options.openDuration)
     const initialState = options.initialState ?? "Closed"
     if (!["Closed", "ForcedOpen", "Disabled", "MetricsOnly"].includes(initialState)) {
@@ -137,9 +146,11 @@ export const resolve = <E, A>(options: Options<E, A>): Effect.Effect<Resolved<E,
         permits,
         closeAfter,
         failureLimit,
-        slowProbeFails: countsSlowCalls
+        slowProbeFails: countsSlowCalls,
+        halfOpenMaxMillis: halfOpenMax === undefined ? Infinity : Duration.toMillis(halfOpenMax)
       },
       slowCallMillis: slowCall === undefined ? Infinity : Duration.toMillis(slowCall),
+      measureEveryCall: slowCall !== undefined || !strategies.every(trip.isTimeless),
       recordError: options.recordError,
       ignoreError: options.ignoreError,
       recordResult: options.recordResult,

@@ -1,3 +1,5 @@
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { InvalidOptionsError } from "../../Failure.js"
@@ -50,6 +52,12 @@ const makeRegistry = (config: RegistryConfig): Effect.Effect<RegistryService, In
 /** @internal */
 export const layer = (config: RegistryConfig = {}): Layer.Layer<Public.Registry, InvalidOptionsError> =>
   Layer.effect(Public.Registry, makeRegistry(config))
+
+/** @internal */
+export const layerConfig = (
+  config: Config.Config.Wrap<RegistryConfig>
+): Layer.Layer<Public.Registry, InvalidOptionsError | ConfigError.ConfigError> =>
+  Layer.effect(Public.Registry, Effect.flatMap(Config.unwrap(config), makeRegistry))
 
 /** @internal */
 export const named = (name: string): Effect.Effect<CircuitBreaker, InvalidOptionsError, Public.Registry> =>

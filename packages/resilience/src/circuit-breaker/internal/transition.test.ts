@@ -1,5 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
+import * as fc from "fast-check"
 import type { TripStrategy } from "../CircuitBreaker.js"
 import {
   ACQUIRE,
@@ -7,6 +9,9 @@ import {
   type MachineEvent,
   type MachineState,
   OBSERVE,
+  outcomeOf,
+  quickPermit,
+  quickRecord,
   type Settings,
   type Signal,
   transition
@@ -23,7 +28,8 @@ const base: Settings = {
   permits: 2,
   closeAfter: 2,
   failureLimit: 1,
-  slowProbeFails: false
+  slowProbeFails: false,
+  halfOpenMaxMillis: Infinity
 }
 
 const ok = (epoch: number, durationMillis = 10): Signal => ({
@@ -219,6 +225,74 @@ describe("Open", () => {
       to: "Open",
       events: ["Recorded"],
       check: (next) => assert.deepInclude(next, { halfOpenAt: 1000 })
+    }
+  ])
+})
+
+describe("HalfOpen with a time limit", () => {
+  const limited: Settings = { ...base, halfOpenMaxMillis: 500 }
+  /** Half-open from t = 1000 to t = 1500, one probe out. */
+  const probing = drive(drive(closed, [fail(0), fail(0)], 0, limited), [ACQUIRE], 1000, limited)
+  runTable([
+    {
+      name: "keeps issuing probes until the limit runs out",
+      from: probing,
+      signal: ACQUIRE,
+      now: 1499,
+      settings: limited,
+      to: "HalfOpen",
+      events: ["Permitted"],
+      check: (next) => assert.deepInclude(next, { expiresAt: 1500 })
+    },
+    {
+      name: "opens again, as the next opening, on the first call once the limit has run out, and rejects it",
+      from: probing,
+      signal: ACQUIRE,
+      now: 1500,
+      settings: limited,
+      to: "Open",
+      events: ["Transitioned", "Rejected"],
+      check: (next, events) => {
+        // The second opening lasts 2 s: half-opens again at 3500.
+        assert.deepInclude(next, { epoch: 3, openings: 2, halfOpenAt: 3500 })
+        const event = events[0]
+        assert(event?._tag === "Transitioned" && event.reason._tag === "ProbesTimedOut")
+        assert.deepStrictEqual(event.reason, {
+          _tag: "ProbesTimedOut",
+          successes: 0,
+          failures: 0,
+          waited: Duration.millis(500),
+          openFor: Duration.seconds(2)
+        })
+        assert.deepStrictEqual(events[1], { _tag: "Rejected", state: "Open", retryAfterMillis: 2000 })
+      }
+    },
+    {
+      name: "a probe that ends after the limit only reports its outcome: the breaker opens first",
+      from: probing,
+      signal: ok(2),
+      now: 2000,
+      settings: limited,
+      to: "Open",
+      events: ["Transitioned", "Recorded"]
+    },
+    {
+      name: "a state read after the limit opens it",
+      from: probing,
+      signal: OBSERVE,
+      now: 1500,
+      settings: limited,
+      to: "Open",
+      events: ["Transitioned"]
+    },
+    {
+      name: "without a limit, a probe may take as long as it takes",
+      from: drive(halfOpen, [ACQUIRE], 1000),
+      signal: ok(2),
+      now: 1_000_000,
+      to: "HalfOpen",
+      events: ["Recorded"],
+      check: (next) => assert.deepInclude(next, { successes: 1, expiresAt: Infinity })
     }
   ])
 })
@@ -481,4 +555,134 @@ describe("operator signals", () => {
       events: ["Transitioned"]
     }
   ])
+})
+
+describe("happy-path shortcuts", () => {
+  type Command =
+    | { readonly _tag: "Acquire" }
+    | { readonly _tag: "Record"; readonly failure: boolean; readonly slow: boolean; readonly stale: boolean }
+    | { readonly _tag: "Release"; readonly stale: boolean }
+    | { readonly _tag: "Observe" }
+    | { readonly _tag: "Advance"; readonly millis: number }
+    | { readonly _tag: "Manual"; readonly signal: "ForceOpen" | "Close" | "Disable" | "MetricsOnly" | "Reset" }
+
+  const command: fc.Arbitrary<Command> = fc.oneof(
+    { weight: 4, arbitrary: fc.constant({ _tag: "Acquire" as const }) },
+    {
+      weight: 6,
+      arbitrary: fc.record({
+        _tag: fc.constant("Record" as const),
+        failure: fc.boolean(),
+        slow: fc.boolean(),
+        stale: fc.boolean()
+      })
+    },
+    { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Release" as const), stale: fc.boolean() }) },
+    { weight: 1, arbitrary: fc.constant({ _tag: "Observe" as const }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({ _tag: fc.constant("Advance" as const), millis: fc.integer({ min: 0, max: 1500 }) })
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        _tag: fc.constant("Manual" as const),
+        signal: fc.constantFrom(
+          "ForceOpen" as const,
+          "Close" as const,
+          "Disable" as const,
+          "MetricsOnly" as const,
+          "Reset" as const
+        )
+      })
+    }
+  )
+
+  const settingsFor = (strategies: ReadonlyArray<TripStrategy>): Settings => ({
+    ...base,
+    windows: windowsOf(...strategies),
+    slowProbeFails: strategies.some((strategy) => strategy.countsSlowCalls)
+  })
+  const settingsArbitrary = fc.constantFrom(
+    settingsFor([trip.consecutiveFailures(2)]),
+    settingsFor([trip.failureRate({ threshold: 50, window: { calls: 4 }, minimumCalls: 2 })]),
+    settingsFor([trip.failureRate({ threshold: 50, window: { duration: "2 seconds", buckets: 4 }, minimumCalls: 2 })]),
+    settingsFor([trip.consecutiveFailures(3), trip.slowCallRate({ threshold: 50, window: { calls: 3 } })]),
+    { ...settingsFor([trip.consecutiveFailures(2)]), halfOpenMaxMillis: 700 }
+  )
+
+  /** What a window would answer now: windows hold closures, so states are compared by what they decide. */
+  const verdicts = (state: MachineState, now: number) =>
+    state._tag === "Closed" || state._tag === "MetricsOnly" ? state.windows.map((window) => window.check(now)) : []
+
+  it("quickPermit and quickRecord answer only what transition does, and then exactly that", () =>
+    fc.assert(
+      fc.property(settingsArbitrary, fc.array(command, { minLength: 1, maxLength: 80 }), (settings, commands) => {
+        let reference = initial("Closed", settings)
+        let shortcut = reference
+        let now = 0
+        for (const command of commands) {
+          if (command._tag === "Advance") {
+            now += command.millis
+            continue
+          }
+          const epoch = reference.epoch - (("stale" in command && command.stale) ? 1 : 0)
+          const signal: Signal = command._tag === "Acquire"
+            ? ACQUIRE
+            : command._tag === "Record"
+            ? { _tag: "Record", epoch, call: { failure: command.failure, slow: command.slow, durationMillis: 10 } }
+            : command._tag === "Release"
+            ? { _tag: "Release", epoch, durationMillis: 10 }
+            : command._tag === "Observe"
+            ? OBSERVE
+            : { _tag: command.signal }
+          const [expected, expectedEvents] = transition(reference, signal, now, settings)
+          let next: MachineState
+          let events: ReadonlyArray<MachineEvent>
+          const permit = signal._tag === "Acquire" ? quickPermit(shortcut) : undefined
+          const recorded = signal._tag === "Record"
+            ? quickRecord(shortcut, signal.epoch, signal.call, now)
+            : undefined
+          if (permit !== undefined) {
+            next = shortcut
+            events = [{ _tag: "Permitted", epoch: permit }]
+          } else if (recorded !== undefined && signal._tag === "Record") {
+            next = recorded
+            events = [{ _tag: "Recorded", outcome: outcomeOf(signal.call), durationMillis: signal.call.durationMillis }]
+          } else {
+            ;[next, events] = transition(shortcut, signal, now, settings)
+          }
+          assert.deepStrictEqual(events, expectedEvents)
+          assert.deepStrictEqual(
+            { tag: next._tag, epoch: next.epoch, openings: next.openings },
+            { tag: expected._tag, epoch: expected.epoch, openings: expected.openings }
+          )
+          if (next._tag === "Open" && expected._tag === "Open") assert.strictEqual(next.halfOpenAt, expected.halfOpenAt)
+          if (next._tag === "HalfOpen" && expected._tag === "HalfOpen") {
+            assert.deepStrictEqual([next.issued, next.successes, next.failures], [
+              expected.issued,
+              expected.successes,
+              expected.failures
+            ])
+          }
+          for (const later of [now, now + 1000, now + 3000]) {
+            assert.deepStrictEqual(verdicts(next, later), verdicts(expected, later))
+          }
+          // A shortcut that changes nothing keeps the very same state, as transition does.
+          if (expected === reference) assert.strictEqual(next, shortcut)
+          reference = expected
+          shortcut = next
+        }
+      }),
+      { numRuns: 300 }
+    ))
+
+  it("the permit shortcut answers for every state that permits without a change", () => {
+    for (const state of ["Closed", "MetricsOnly", "Disabled"] as const) {
+      const from = initial(state === "Disabled" ? "Disabled" : state, base)
+      assert.strictEqual(quickPermit(from), from.epoch)
+    }
+    assert.isUndefined(quickPermit(open))
+    assert.isUndefined(quickPermit(halfOpen))
+  })
 })

@@ -41,6 +41,10 @@
  * failure counts towards `failureLimit` (then Open again, with the next open
  * duration). When every permit has been used and neither count was reached,
  * the breaker reopens. An ignored or interrupted probe returns its permit.
+ * With a time limit (`halfOpenMaxMillis`), the first call or state read at
+ * or after `expiresAt` reopens the breaker ("ProbesTimedOut"), so a probe
+ * that never completes cannot keep it half-open; like the move to HalfOpen,
+ * this is lazy.
  *
  * ## ForcedOpen, Disabled, MetricsOnly
  * ForcedOpen rejects everything. Disabled permits everything and counts
@@ -84,6 +88,8 @@ export interface Settings {
   readonly failureLimit: number
   /** Whether a slow probe counts as a failed probe. */
   readonly slowProbeFails: boolean
+  /** How long a half-open period may last before the breaker opens again; `Infinity` for no limit. */
+  readonly halfOpenMaxMillis: number
 }
 
 interface Epoch {
@@ -110,6 +116,8 @@ export interface HalfOpen extends Epoch {
   readonly issued: number
   readonly successes: number
   readonly failures: number
+  /** When this half-open period runs out (`Infinity` without a limit). */
+  readonly expiresAt: number
 }
 
 /** @internal */
@@ -256,6 +264,62 @@ const recordAll = (
   return changed ?? windows
 }
 
+const withWindows = <S extends Closed | MetricsOnly>(state: S, windows: ReadonlyArray<TripWindow>): S =>
+  windows === state.windows ? state : { ...state, windows }
+
+/**
+ * The epoch of the permit `transition(state, ACQUIRE)` issues when that is all
+ * it does (the very same state, and no event but `Permitted`); `undefined`
+ * when the full transition must run. The shell's shortcut for the happy path,
+ * which then allocates nothing; a test checks it against `transition`.
+ *
+ * @internal
+ */
+export const quickPermit = (state: MachineState): number | undefined => {
+  switch (state._tag) {
+    case "Closed":
+    case "MetricsOnly":
+    case "Disabled":
+      return state.epoch
+    case "Open":
+    case "HalfOpen":
+    case "ForcedOpen":
+      return undefined
+  }
+}
+
+/**
+ * The state `transition(state, { _tag: "Record", epoch, call }, now)` moves to
+ * when its only event is `Recorded` (no trip, no state change other than the
+ * windows); `undefined` when the full transition must run. The shell's
+ * shortcut for the happy path, which then builds no step and no event; a test
+ * checks it against `transition`.
+ *
+ * @internal
+ */
+export const quickRecord = (
+  state: MachineState,
+  epoch: number,
+  call: RecordedCall,
+  now: number
+): MachineState | undefined => {
+  switch (state._tag) {
+    case "Closed":
+    case "MetricsOnly": {
+      if (epoch !== state.epoch) return state
+      const windows = recordAll(state.windows, call, now)
+      return Option.isNone(firstTrip(windows, now)) ? withWindows(state, windows) : undefined
+    }
+    case "Open":
+    case "ForcedOpen":
+    case "Disabled":
+      return state
+    case "HalfOpen":
+      // Its time limit needs the real time: the full transition reads it.
+      return undefined
+  }
+}
+
 const onClosed = (state: Closed, signal: CallSignal, now: number, settings: Settings): Step => {
   switch (signal._tag) {
     case "Acquire":
@@ -264,9 +328,7 @@ const onClosed = (state: Closed, signal: CallSignal, now: number, settings: Sett
       if (signal.epoch !== state.epoch) return reportOnly(state, signal)
       const windows = recordAll(state.windows, signal.call, now)
       const trip = firstTrip(windows, now)
-      if (Option.isNone(trip)) {
-        return [windows === state.windows ? state : { ...state, windows }, [recorded(signal.call)]]
-      }
+      if (Option.isNone(trip)) return [withWindows(state, windows), [recorded(signal.call)]]
       return open(state, now, settings, (openFor) => ({ _tag: "Tripped", trip: trip.value, openFor }), [
         recorded(signal.call)
       ])
@@ -277,27 +339,28 @@ const onClosed = (state: Closed, signal: CallSignal, now: number, settings: Sett
   }
 }
 
-const enterHalfOpen = (state: Open, issued: number): HalfOpen => ({
+const enterHalfOpen = (state: Open, issued: number, now: number, settings: Settings): HalfOpen => ({
   _tag: "HalfOpen",
   epoch: state.epoch + 1,
   openings: state.openings,
   issued,
   successes: 0,
-  failures: 0
+  failures: 0,
+  expiresAt: now + settings.halfOpenMaxMillis
 })
 
-const onOpen = (state: Open, signal: CallSignal, now: number): Step => {
+const onOpen = (state: Open, signal: CallSignal, now: number, settings: Settings): Step => {
   switch (signal._tag) {
     case "Acquire": {
       if (now < state.halfOpenAt) {
         return [state, [{ _tag: "Rejected", state: "Open", retryAfterMillis: state.halfOpenAt - now }]]
       }
-      const next = enterHalfOpen(state, 1)
+      const next = enterHalfOpen(state, 1, now, settings)
       return [next, [transitioned(state, next, { _tag: "OpenElapsed" }), { _tag: "Permitted", epoch: next.epoch }]]
     }
     case "Observe": {
       if (now < state.halfOpenAt) return [state, NO_EVENTS]
-      const next = enterHalfOpen(state, 0)
+      const next = enterHalfOpen(state, 0, now, settings)
       return [next, [transitioned(state, next, { _tag: "OpenElapsed" })]]
     }
     case "Record":
@@ -339,6 +402,24 @@ const onHalfOpen = (state: HalfOpen, signal: CallSignal, now: number, settings: 
   }
 }
 
+/**
+ * The half-open period ran out before its probes decided: the breaker opens
+ * again (the next opening, as for failed probes), and then the signal is
+ * taken as the open breaker takes it. Probes still running belong to the
+ * half-open epoch: their outcomes are reported and change nothing.
+ */
+const expire = (state: HalfOpen, signal: CallSignal, now: number, settings: Settings): Step => {
+  const [opened, events] = open(state, now, settings, (openFor) => ({
+    _tag: "ProbesTimedOut",
+    successes: state.successes,
+    failures: state.failures,
+    waited: Duration.millis(settings.halfOpenMaxMillis),
+    openFor
+  }), [])
+  const [next, more] = transition(opened, signal, now, settings)
+  return [next, more.length === 0 ? events : [...events, ...more]]
+}
+
 const onForcedOpen = (state: ForcedOpen, signal: CallSignal, settings: Settings): Step =>
   signal._tag === "Acquire"
     ? [state, [{ _tag: "Rejected", state: "ForcedOpen", retryAfterMillis: settings.openDurationMillis(1) }]]
@@ -355,9 +436,7 @@ const onMetricsOnly = (state: MetricsOnly, signal: CallSignal, now: number, sett
       if (signal.epoch !== state.epoch) return reportOnly(state, signal)
       const windows = recordAll(state.windows, signal.call, now)
       const trip = firstTrip(windows, now)
-      if (Option.isNone(trip)) {
-        return [windows === state.windows ? state : { ...state, windows }, [recorded(signal.call)]]
-      }
+      if (Option.isNone(trip)) return [withWindows(state, windows), [recorded(signal.call)]]
       return [{ ...state, windows: settings.windows }, [recorded(signal.call), {
         _tag: "ThresholdExceeded",
         trip: trip.value
@@ -404,8 +483,9 @@ export const transition = (state: MachineState, signal: Signal, now: number, set
     case "Closed":
       return onClosed(state, signal, now, settings)
     case "Open":
-      return onOpen(state, signal, now)
+      return onOpen(state, signal, now, settings)
     case "HalfOpen":
+      if (now >= state.expiresAt) return expire(state, signal, now, settings)
       return onHalfOpen(state, signal, now, settings)
     case "ForcedOpen":
       return onForcedOpen(state, signal, settings)

@@ -64,6 +64,21 @@ const fromWindow = <S>(
   return self
 }
 
+/**
+ * Strategies whose windows read neither the Clock's time nor a call's
+ * duration: the built-in count-based ones. A breaker whose strategies are all
+ * such, with no slow-call duration, need not read the Clock when a call ends.
+ */
+const timeless = new WeakSet<TripStrategy>()
+
+/** @internal */
+export const isTimeless = (strategy: TripStrategy): boolean => timeless.has(strategy)
+
+const markTimeless = (strategy: TripStrategy): TripStrategy => {
+  timeless.add(strategy)
+  return strategy
+}
+
 /** @internal */
 export const makeTripStrategy = <S>(options: {
   readonly name: string
@@ -88,7 +103,7 @@ export const consecutiveFailures = (threshold: number = DEFAULT_CONSECUTIVE_FAIL
   const name = "consecutive-failures"
   const valid = check.number(field("trip.consecutiveFailures"), threshold, { min: 1, integer: true })
   if (Either.isLeft(valid)) return invalidStrategy(name, false, valid.left)
-  return makeTripStrategy<number>({
+  return markTimeless(makeTripStrategy<number>({
     name,
     initial: 0,
     record: (failures, call) => call.failure ? failures + 1 : 0,
@@ -102,7 +117,7 @@ export const consecutiveFailures = (threshold: number = DEFAULT_CONSECUTIVE_FAIL
           description: `${failures} consecutive failure${failures === 1 ? "" : "s"} (threshold ${threshold})`
         })
         : Option.none()
-  })
+  }))
 }
 
 const formatPercent = (value: number): string => `${Math.round(value * 10) / 10}%`
@@ -180,13 +195,13 @@ const rateStrategy = (
   }
   const spec = resolved.right.window
   if (spec._tag === "Count") {
-    return makeTripStrategy<window.CountWindow>({
+    return markTimeless(makeTripStrategy<window.CountWindow>({
       name,
       countsSlowCalls,
       initial: window.emptyCount(spec.size),
       record: (state, call) => window.recordCount(state, call),
       check: (state) => verdict(state, `the last ${state.calls} calls`)
-    })
+    }))
   }
   const bucketMillis = Duration.toMillis(spec.duration) / spec.buckets
   const span = Duration.format(spec.duration)

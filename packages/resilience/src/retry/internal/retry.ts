@@ -8,6 +8,8 @@ import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import type { Transient } from "../../Failure.js"
 import * as Failure from "../../Failure.js"
 import * as Metric from "../../internal/metric.js"
+import * as Region from "../../internal/region.js"
+import * as Series from "../../internal/series.js"
 import * as Metrics from "../../Metrics.js"
 import type * as Retry from "../Retry.js"
 
@@ -26,7 +28,8 @@ const metricsFor = (policy: string): PolicyMetrics => {
   if (cached !== undefined) return cached
   const created: PolicyMetrics = {
     calls: {
-      success_first_try: Metric.counter(Metrics.retryCalls, { policy, result: "success_first_try" }),
+      // Counted on every call: the series keeps its hook (see `internal/series.ts`).
+      success_first_try: Series.counter("bulwark_retry_calls_total", { policy, result: "success_first_try" }),
       success_after_retry: Metric.counter(Metrics.retryCalls, { policy, result: "success_after_retry" }),
       exhausted: Metric.counter(Metrics.retryCalls, { policy, result: "exhausted" }),
       terminal: Metric.counter(Metrics.retryCalls, { policy, result: "terminal" })
@@ -156,10 +159,15 @@ const retryWith = <A, E, R>(self: Effect.Effect<A, E, R>, policy: Retry.Policy):
     return onTransient(firstFailure)
   }
 
-  const run = Effect.clockWith((clock) => {
-    const startedAt = clock.unsafeCurrentTimeMillis()
-    return Effect.catchAll(firstTry, (error) => onFailure(error, startedAt))
-  })
+  // Around a circuit breaker or bulkhead, the first attempt goes through their region (see `internal/region.ts`), which
+  // reads the clock on entry and catches the failure in its own handler: the retry's happy path is then a counter.
+  const region = Region.fusable(self)
+  const run = region === undefined
+    ? Effect.clockWith((clock) => {
+      const startedAt = clock.unsafeCurrentTimeMillis()
+      return Effect.catchAll(firstTry, (error) => onFailure(error, startedAt))
+    })
+    : region.firstTry(metrics.calls.success_first_try, onFailure)
   return Option.match(policy.budget, {
     onNone: () => run,
     onSome: (budget) => Effect.zipRight(budget.deposit, run)
