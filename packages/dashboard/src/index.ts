@@ -1,15 +1,35 @@
 /**
- * Grafana dashboards and Prometheus alert rules for Bulwark, as code, built
- * from the metric catalogue so they can only name metrics that exist.
- * (A skeleton until the observability work lands.)
+ * Grafana dashboards, Prometheus alert rules and provisioning for Bulwark, as
+ * code, built from the metric catalogue so they can only name metrics that
+ * exist. `npm run dashboards` writes them to `grafana/`.
  *
  * @since 0.1.0
  */
-import { Metrics } from "@bulwark/resilience"
 
 /**
- * The metric names dashboards may reference.
+ * The overview, jobs and HTTP dependencies dashboards.
  *
  * @since 0.1.0
  */
-export const metricNames: ReadonlyArray<string> = Metrics.catalog.map((metric) => metric.name)
+export * as Dashboards from "./Dashboards.js"
+
+/**
+ * Prometheus alerting rules from typed thresholds.
+ *
+ * @since 0.1.0
+ */
+export * as AlertRules from "./AlertRules.js"
+
+/**
+ * Grafana datasource and dashboard provisioning, and prometheus.yml.
+ *
+ * @since 0.1.0
+ */
+export * as Provisioning from "./Provisioning.js"
+
+/**
+ * Writes (or checks) every generated file of a `grafana/` folder.
+ *
+ * @since 0.1.0
+ */
+export * as Build from "./Build.js"

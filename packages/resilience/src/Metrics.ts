@@ -5,9 +5,12 @@
  * Names follow Prometheus conventions (base units, `_total` on counters).
  * Counters are monotonic (`incremental: true`), durations are histograms in
  * seconds, and a state is a 0/1 gauge per `state` label. Label values are
- * bounded by construction: names of policies, breakers, queues and hosts, never
- * keys or ids. {@link catalog} lists every metric with its labels, so exporters
- * and dashboard tests can check names against it.
+ * bounded by construction: a label is either one of a closed set of words
+ * (listed in {@link Descriptor.labelValues}) or the name of something built in
+ * code (a breaker, bulkhead, limiter, retry policy, operation, queue, scope or
+ * host), validated when it is built; never a key, an id or a URL. {@link catalog}
+ * lists every metric with its labels, so exporters and dashboard tests can
+ * check names against it.
  *
  * @since 0.1.0
  */
@@ -15,7 +18,8 @@ import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 
 /**
- * A metric's name, type, help text and label keys.
+ * A metric's name, type, help text, label keys, the closed value sets of its
+ * enumerated labels, and (for histograms) its bucket upper bounds.
  *
  * @since 0.1.0
  * @category Models
@@ -24,28 +28,44 @@ export interface Descriptor {
   readonly name: string
   readonly type: "counter" | "gauge" | "histogram"
   readonly help: string
+  /** Every label key, in a stable order. */
   readonly labels: ReadonlyArray<string>
+  /**
+   * For each label whose values are a fixed set of words, those words. A label
+   * not listed here carries a name chosen in code, validated at construction
+   * (1 to 128 characters of `A-Z a-z 0-9 _ . : / -`; an idempotency `scope` is
+   * 1 to 128 printable ASCII characters, such as `POST /payments`).
+   */
+  readonly labelValues: Readonly<Record<string, ReadonlyArray<string>>>
+  /** Histogram bucket upper bounds in seconds, ascending (`+Inf` is implied); empty for counters and gauges. */
+  readonly buckets: ReadonlyArray<number>
 }
+
+type LabelValues = Readonly<Record<string, ReadonlyArray<string>>>
 
 const declared: Array<Descriptor> = []
 
-const counter = (name: string, help: string, labels: ReadonlyArray<string>) => {
-  declared.push({ name, type: "counter", help, labels })
+const counter = (name: string, help: string, labels: ReadonlyArray<string>, labelValues: LabelValues = {}) => {
+  declared.push({ name, type: "counter", help, labels, labelValues, buckets: [] })
   return Metric.counter(name, { description: help, incremental: true })
 }
-const gauge = (name: string, help: string, labels: ReadonlyArray<string>) => {
-  declared.push({ name, type: "gauge", help, labels })
+const gauge = (name: string, help: string, labels: ReadonlyArray<string>, labelValues: LabelValues = {}) => {
+  declared.push({ name, type: "gauge", help, labels, labelValues, buckets: [] })
   return Metric.gauge(name, { description: help })
 }
 const secondsHistogram = (
   name: string,
   help: string,
   labels: ReadonlyArray<string>,
-  boundaries: ReadonlyArray<number>
+  buckets: ReadonlyArray<number>,
+  labelValues: LabelValues = {}
 ) => {
-  declared.push({ name, type: "histogram", help, labels })
-  return Metric.histogram(name, MetricBoundaries.fromIterable(boundaries), help)
+  declared.push({ name, type: "histogram", help, labels, labelValues, buckets })
+  return Metric.histogram(name, MetricBoundaries.fromIterable(buckets), help)
 }
+
+const BREAKER_STATES = ["closed", "open", "half_open", "forced_open", "disabled", "metrics_only"]
+const HTTP_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
 const CALL_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 const JOB_SECONDS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600]
@@ -61,10 +81,12 @@ const JOB_SECONDS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600]
  * @since 0.1.0
  * @category Circuit breaker
  */
-export const circuitBreakerState = gauge("bulwark_circuit_breaker_state", "Circuit breaker state (1 = current)", [
-  "breaker",
-  "state"
-])
+export const circuitBreakerState = gauge(
+  "bulwark_circuit_breaker_state",
+  "Circuit breaker state (1 = current)",
+  ["breaker", "state"],
+  { state: BREAKER_STATES }
+)
 
 /**
  * Calls through a breaker. Labels: `breaker`, `outcome` (success, failure,
@@ -73,10 +95,12 @@ export const circuitBreakerState = gauge("bulwark_circuit_breaker_state", "Circu
  * @since 0.1.0
  * @category Circuit breaker
  */
-export const circuitBreakerCalls = counter("bulwark_circuit_breaker_calls_total", "Calls through a circuit breaker", [
-  "breaker",
-  "outcome"
-])
+export const circuitBreakerCalls = counter(
+  "bulwark_circuit_breaker_calls_total",
+  "Calls through a circuit breaker",
+  ["breaker", "outcome"],
+  { outcome: ["success", "failure", "slow_success", "slow_failure", "rejected", "ignored"] }
+)
 
 /**
  * State transitions. Labels: `breaker`, `from`, `to`.
@@ -87,7 +111,8 @@ export const circuitBreakerCalls = counter("bulwark_circuit_breaker_calls_total"
 export const circuitBreakerTransitions = counter(
   "bulwark_circuit_breaker_transitions_total",
   "Circuit breaker state transitions",
-  ["breaker", "from", "to"]
+  ["breaker", "from", "to"],
+  { from: BREAKER_STATES, to: BREAKER_STATES }
 )
 
 // -----------------------------------------------------------------------------
@@ -106,10 +131,12 @@ export const circuitBreakerTransitions = counter(
  * @since 0.1.0
  * @category Retry
  */
-export const retryCalls = counter("bulwark_retry_calls_total", "Calls through a retry policy by result", [
-  "policy",
-  "result"
-])
+export const retryCalls = counter(
+  "bulwark_retry_calls_total",
+  "Calls through a retry policy by result",
+  ["policy", "result"],
+  { result: ["success_first_try", "success_after_retry", "exhausted", "terminal"] }
+)
 
 /**
  * Retries made (re-executions after a transient failure; the first attempt is
@@ -174,10 +201,12 @@ export const bulkheadRejected = counter("bulwark_bulkhead_rejected_total", "Call
  * @since 0.1.0
  * @category Rate limiter
  */
-export const rateLimiterDecisions = counter("bulwark_rate_limiter_decisions_total", "Rate limiter decisions", [
-  "limiter",
-  "decision"
-])
+export const rateLimiterDecisions = counter(
+  "bulwark_rate_limiter_decisions_total",
+  "Rate limiter decisions",
+  ["limiter", "decision"],
+  { decision: ["allowed", "delayed", "rejected"] }
+)
 
 /**
  * Operations that ran out of time. Labels: `operation`.
@@ -194,26 +223,32 @@ export const timeouts = counter("bulwark_timeouts_total", "Operations interrupte
  * @since 0.1.0
  * @category Fallback
  */
-export const fallbacks = counter("bulwark_fallback_total", "Answers by source in a fallback chain", [
-  "operation",
-  "source"
-])
+export const fallbacks = counter(
+  "bulwark_fallback_total",
+  "Answers by source in a fallback chain",
+  ["operation", "source"],
+  { source: ["primary", "cache", "secondary", "default"] }
+)
 
 // -----------------------------------------------------------------------------
 // Idempotency and jobs
 // -----------------------------------------------------------------------------
 
 /**
- * Idempotent requests by result. Labels: `scope`, `result` (executed, replayed,
- * in_flight_conflict, fingerprint_mismatch, missing_key, invalid_key).
+ * Idempotent requests by result. Labels: `scope` (the bounded operation name,
+ * e.g. `POST /payments`: 1 to 128 printable ASCII characters; the key and the
+ * tenant are never labels), `result` (executed, replayed, in_flight_conflict,
+ * fingerprint_mismatch, missing_key, invalid_key).
  *
  * @since 0.1.0
  * @category Idempotency
  */
-export const idempotencyRequests = counter("bulwark_idempotency_requests_total", "Idempotent requests by result", [
-  "scope",
-  "result"
-])
+export const idempotencyRequests = counter(
+  "bulwark_idempotency_requests_total",
+  "Idempotent requests by result",
+  ["scope", "result"],
+  { result: ["executed", "replayed", "in_flight_conflict", "fingerprint_mismatch", "missing_key", "invalid_key"] }
+)
 
 /**
  * Jobs in a queue by state. Labels: `queue`, `state` (ready, scheduled, running).
@@ -221,7 +256,9 @@ export const idempotencyRequests = counter("bulwark_idempotency_requests_total",
  * @since 0.1.0
  * @category Jobs
  */
-export const jobQueueDepth = gauge("bulwark_job_queue_depth", "Jobs in a queue by state", ["queue", "state"])
+export const jobQueueDepth = gauge("bulwark_job_queue_depth", "Jobs in a queue by state", ["queue", "state"], {
+  state: ["ready", "scheduled", "running"]
+})
 
 /**
  * Entries in a queue's dead-letter queue. Labels: `queue`.
@@ -237,7 +274,9 @@ export const deadLetterDepth = gauge("bulwark_dead_letter_depth", "Entries in th
  * @since 0.1.0
  * @category Jobs
  */
-export const jobs = counter("bulwark_jobs_total", "Job outcomes", ["queue", "outcome"])
+export const jobs = counter("bulwark_jobs_total", "Job outcomes", ["queue", "outcome"], {
+  outcome: ["succeeded", "retried", "dead_lettered", "discarded", "replayed"]
+})
 
 /**
  * How long a job ran. Labels: `queue`.
@@ -270,19 +309,24 @@ export const jobWait = secondsHistogram(
 // -----------------------------------------------------------------------------
 
 /**
- * Outgoing HTTP requests. Labels: `method`, `host`, `status`.
+ * Outgoing HTTP requests. Labels: `method` (GET, POST, PUT, DELETE, PATCH,
+ * HEAD, OPTIONS), `host` (the host of a dependency the code calls: keep it to
+ * configured hosts, never a host taken from input), `status` (the response's
+ * three-digit status code).
  *
  * @since 0.1.0
  * @category HTTP client
  */
-export const httpClientRequests = counter("http_client_requests_total", "Outgoing HTTP requests", [
-  "method",
-  "host",
-  "status"
-])
+export const httpClientRequests = counter(
+  "http_client_requests_total",
+  "Outgoing HTTP requests",
+  ["method", "host", "status"],
+  { method: HTTP_METHODS }
+)
 
 /**
- * Outgoing HTTP request duration. Labels: `method`, `host`.
+ * Outgoing HTTP request duration, in seconds. Labels: `method`, `host` (as
+ * for {@link httpClientRequests}).
  *
  * @since 0.1.0
  * @category HTTP client
@@ -291,7 +335,8 @@ export const httpClientRequestDuration = secondsHistogram(
   "http_client_request_duration_seconds",
   "Outgoing HTTP request duration in seconds",
   ["method", "host"],
-  CALL_SECONDS
+  CALL_SECONDS,
+  { method: HTTP_METHODS }
 )
 
 // -----------------------------------------------------------------------------
@@ -299,8 +344,9 @@ export const httpClientRequestDuration = secondsHistogram(
 // -----------------------------------------------------------------------------
 
 /**
- * Every metric above with its label keys. Dashboards, alert rules and
- * exporters may only use names listed here.
+ * Every metric above with its type, help, label keys, enumerated label values
+ * and buckets. Dashboards, alert rules and exporters may only use names listed
+ * here.
  *
  * @since 0.1.0
  * @category Catalog

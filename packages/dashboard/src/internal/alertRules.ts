@@ -1,0 +1,284 @@
+/**
+ * Prometheus alerting rules for Bulwark, generated from typed options so the
+ * thresholds, windows and per-tier wait targets are data, and the metric
+ * names come from the catalogue.
+ */
+import * as Failure from "@bulwark/resilience/Failure"
+import type * as AlertRules from "../AlertRules.js"
+import { M } from "./metrics.js"
+import * as Yaml from "./yaml.js"
+
+const component = "AlertRules"
+const DURATION = /^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$/
+const NAME = /^[A-Za-z0-9_.:/-]{1,128}$/
+
+const invalid = (option: string, value: unknown, expected: string): never => {
+  throw new Failure.InvalidOptionsError({ component, option, value, expected })
+}
+
+const duration = (option: string, value: string): string =>
+  DURATION.test(value) ? value : invalid(option, value, "a Prometheus duration such as 30s, 5m or 1h30m")
+
+const UNIT_SECONDS: Readonly<Record<string, number>> = {
+  ms: 0.001,
+  s: 1,
+  m: 60,
+  h: 3600,
+  d: 86400,
+  w: 604800,
+  y: 31536000
+}
+
+/** @internal */
+export const seconds = (value: string): number => {
+  let total = 0
+  for (const [, amount, unit] of value.matchAll(/([0-9]+)(ms|s|m|h|d|w|y)/g)) {
+    total += Number(amount) * (UNIT_SECONDS[unit ?? "s"] ?? 1)
+  }
+  return total
+}
+
+const number = (
+  option: string,
+  value: number,
+  range: { readonly min: number; readonly max?: number; readonly integer?: boolean; readonly exclusiveMin?: boolean }
+): number => {
+  const max = range.max ?? Infinity
+  const ok = typeof value === "number" && Number.isFinite(value) && value <= max &&
+    (range.exclusiveMin ? value > range.min : value >= range.min) && (!range.integer || Number.isInteger(value))
+  if (ok) return value
+  const lower = `${range.exclusiveMin ? ">" : "≥"} ${range.min}`
+  return invalid(
+    option,
+    value,
+    `${range.integer ? "an integer" : "a number"} ${lower}${Number.isFinite(max) ? ` and ≤ ${max}` : ""}`
+  )
+}
+
+/** Queue names may hold `.`, which PromQL regexes must escape (twice: once for the regex, once for the string). */
+const regexEscape = (name: string) => name.replace(/[.]/g, "\\\\.")
+
+/** @internal */
+export const defaults = {
+  deadLetterDepth: { threshold: 10, for: "5m" },
+  deadLetterGrowth: { window: "30m", for: "30m" },
+  breakerOpen: { for: "5m" },
+  breakerFlapping: { openings: 3, window: "30m" },
+  retryExhaustion: { ratio: 0.1, window: "5m", for: "10m" },
+  fallback: { ratio: 0.5, window: "5m", for: "10m" },
+  jobWait: {
+    quantile: 0.95,
+    window: "5m",
+    for: "10m",
+    targets: { high_priority: "5s", default: "1m", batch: "15m" },
+    defaultTarget: "5m"
+  }
+} as const
+
+const percent = (ratio: number) => `${Math.round(ratio * 1000) / 10}%`
+
+/** @internal */
+export const make = (options: AlertRules.Options = {}): AlertRules.RuleFile => {
+  const dlqDepth = {
+    threshold: number(
+      "deadLetterDepth.threshold",
+      options.deadLetterDepth?.threshold ?? defaults.deadLetterDepth.threshold,
+      {
+        min: 0
+      }
+    ),
+    for: duration("deadLetterDepth.for", options.deadLetterDepth?.for ?? defaults.deadLetterDepth.for)
+  }
+  const dlqGrowth = {
+    window: duration("deadLetterGrowth.window", options.deadLetterGrowth?.window ?? defaults.deadLetterGrowth.window),
+    for: duration("deadLetterGrowth.for", options.deadLetterGrowth?.for ?? defaults.deadLetterGrowth.for)
+  }
+  const breakerOpen = { for: duration("breakerOpen.for", options.breakerOpen?.for ?? defaults.breakerOpen.for) }
+  const flapping = {
+    openings: number(
+      "breakerFlapping.openings",
+      options.breakerFlapping?.openings ?? defaults.breakerFlapping.openings,
+      { min: 1, integer: true }
+    ),
+    window: duration("breakerFlapping.window", options.breakerFlapping?.window ?? defaults.breakerFlapping.window)
+  }
+  const exhaustion = {
+    ratio: number("retryExhaustion.ratio", options.retryExhaustion?.ratio ?? defaults.retryExhaustion.ratio, {
+      min: 0,
+      max: 1,
+      exclusiveMin: true
+    }),
+    window: duration("retryExhaustion.window", options.retryExhaustion?.window ?? defaults.retryExhaustion.window),
+    for: duration("retryExhaustion.for", options.retryExhaustion?.for ?? defaults.retryExhaustion.for)
+  }
+  const fallback = {
+    ratio: number("fallback.ratio", options.fallback?.ratio ?? defaults.fallback.ratio, {
+      min: 0,
+      max: 1,
+      exclusiveMin: true
+    }),
+    window: duration("fallback.window", options.fallback?.window ?? defaults.fallback.window),
+    for: duration("fallback.for", options.fallback?.for ?? defaults.fallback.for)
+  }
+  const targets: ReadonlyArray<readonly [string, string]> = Object.entries(
+    options.jobWait?.targets ?? defaults.jobWait.targets
+  ).map(([queue, target]) => {
+    if (!NAME.test(queue)) {
+      invalid("jobWait.targets", queue, "queue names of 1 to 128 characters of A-Z a-z 0-9 _ . : / -")
+    }
+    return [queue, duration(`jobWait.targets.${queue}`, target)] as const
+  })
+  const jobWait = {
+    quantile: number("jobWait.quantile", options.jobWait?.quantile ?? defaults.jobWait.quantile, {
+      min: 0,
+      max: 0.999,
+      exclusiveMin: true
+    }),
+    window: duration("jobWait.window", options.jobWait?.window ?? defaults.jobWait.window),
+    for: duration("jobWait.for", options.jobWait?.for ?? defaults.jobWait.for),
+    defaultTarget: duration("jobWait.defaultTarget", options.jobWait?.defaultTarget ?? defaults.jobWait.defaultTarget)
+  }
+  const p = `p${Math.round(jobWait.quantile * 1000) / 10}`
+
+  /**
+   * One rule for every tier: a branch per target, each tagging its result with
+   * a `target` label (so the alert says which target it broke, and two tiers
+   * with the same target stay distinct), and a branch for the other queues.
+   */
+  const waitBranch = (matcher: string, target: string) =>
+    `label_replace(\n  histogram_quantile(${jobWait.quantile}, sum by (queue, le) (rate(${M.jobWait}_bucket{${matcher}}[${jobWait.window}])))\n    > ${
+      seconds(target)
+    },\n  "target", "${target}", "", ""\n)`
+  const waitBranches = [
+    ...targets.map(([queue, target]) => waitBranch(`queue="${queue}"`, target)),
+    waitBranch(
+      targets.length === 0 ? "" : `queue!~"${targets.map(([queue]) => regexEscape(queue)).join("|")}"`,
+      jobWait.defaultTarget
+    )
+  ]
+  const waitRule: AlertRules.AlertingRule = {
+    alert: "BulwarkJobWaitAboveTarget",
+    expr: waitBranches.join("\nor\n"),
+    for: jobWait.for,
+    labels: { severity: "warning" },
+    annotations: {
+      summary: `Jobs of queue {{ $labels.queue }} wait longer than their {{ $labels.target }} target`,
+      description: `The ${p} wait (due to started) of queue {{ $labels.queue }} is {{ $value | humanizeDuration }}, ` +
+        `above its target of {{ $labels.target }}, for ${jobWait.for}. Workers are too few or too slow for the ` +
+        `load: check ready depth and run time on the Jobs dashboard, then add workers or concurrency, or find the ` +
+        `slow handler.`
+    }
+  }
+
+  return {
+    groups: [
+      {
+        name: "bulwark-resilience",
+        rules: [
+          {
+            alert: "BulwarkCircuitBreakerOpen",
+            expr: `max without (state) (${M.breakerState}{state=~"open|half_open"}) == 1`,
+            for: breakerOpen.for,
+            labels: { severity: "critical" },
+            annotations: {
+              summary: `Circuit breaker {{ $labels.breaker }} has not closed for ${breakerOpen.for}`,
+              description: `Breaker {{ $labels.breaker }} has been open or half-open (its probes failing) for ` +
+                `${breakerOpen.for}: calls to that dependency fail fast. Check the dependency's health and the ` +
+                `breaker's failures on the overview dashboard.`
+            }
+          },
+          {
+            alert: "BulwarkCircuitBreakerFlapping",
+            expr:
+              `sum without (from, to) (\n  increase(${M.breakerTransitions}{from="closed", to="open"}[${flapping.window}])\n) >= ${flapping.openings}`,
+            labels: { severity: "warning" },
+            annotations: {
+              summary: `Circuit breaker {{ $labels.breaker }} keeps opening and closing`,
+              description: `Breaker {{ $labels.breaker }} opened from closed {{ $value | humanize }} times in ` +
+                `${flapping.window}: the dependency fails intermittently, or the trip threshold is too tight for its ` +
+                `normal error rate.`
+            }
+          },
+          {
+            alert: "BulwarkRetryExhaustionHigh",
+            expr:
+              `(\n  sum without (result) (rate(${M.retryCalls}{result="exhausted"}[${exhaustion.window}]))\n/\n  sum without (result) (rate(${M.retryCalls}[${exhaustion.window}]))\n) > ${exhaustion.ratio}`,
+            for: exhaustion.for,
+            labels: { severity: "warning" },
+            annotations: {
+              summary: `Retry policy {{ $labels.policy }} gives up on more than ${percent(exhaustion.ratio)} of calls`,
+              description: `{{ $value | humanizePercentage }} of the calls through retry policy {{ $labels.policy }} ` +
+                `used every attempt or their time budget and failed with RetriesExhausted, for ${exhaustion.for}. ` +
+                `The dependency is failing beyond what retries can hide.`
+            }
+          },
+          {
+            alert: "BulwarkFallbackRatioHigh",
+            expr:
+              `(\n  sum without (source) (rate(${M.fallbacks}{source!="primary"}[${fallback.window}]))\n/\n  sum without (source) (rate(${M.fallbacks}[${fallback.window}]))\n) > ${fallback.ratio}`,
+            for: fallback.for,
+            labels: { severity: "warning" },
+            annotations: {
+              summary: `Operation {{ $labels.operation }} is mostly answered by fallbacks`,
+              description: `{{ $value | humanizePercentage }} of the answers of {{ $labels.operation }} came from a ` +
+                `fallback (cache, secondary or default) rather than the primary, for ${fallback.for}. Users see ` +
+                `degraded results: check why the primary fails.`
+            }
+          }
+        ]
+      },
+      {
+        name: "bulwark-jobs",
+        rules: [
+          {
+            alert: "BulwarkDeadLetterQueueDepth",
+            expr: `max by (queue) (${M.deadLetterDepth}) > ${dlqDepth.threshold}`,
+            for: dlqDepth.for,
+            labels: { severity: "warning" },
+            annotations: {
+              summary: `Dead-letter queue of {{ $labels.queue }} holds {{ $value }} jobs`,
+              description: `More than ${dlqDepth.threshold} jobs of queue {{ $labels.queue }} failed for good and ` +
+                `wait for a human. Inspect them with \`npm run bulwark -- dlq list --queue {{ $labels.queue }}\`, ` +
+                `fix the cause, then \`dlq replay\` or \`dlq discard\` them.`
+            }
+          },
+          {
+            alert: "BulwarkDeadLetterQueueGrowing",
+            expr: `max by (queue) (delta(${M.deadLetterDepth}[${dlqGrowth.window}])) > 0`,
+            for: dlqGrowth.for,
+            labels: { severity: "warning" },
+            annotations: {
+              summary: `Dead-letter queue of {{ $labels.queue }} keeps growing`,
+              description: `The dead-letter queue of {{ $labels.queue }} grew in every ${dlqGrowth.window} window ` +
+                `for ${dlqGrowth.for} (by {{ $value | humanize }} in the last one): jobs keep failing for good. ` +
+                `Look at the newest entries' errors with \`npm run bulwark -- dlq list --queue {{ $labels.queue }} --since 1h\`.`
+            }
+          },
+          waitRule
+        ]
+      }
+    ]
+  }
+}
+
+/** @internal */
+export const toYaml = (rules: AlertRules.RuleFile): string =>
+  Yaml.stringify(
+    {
+      groups: rules.groups.map((group) => ({
+        name: group.name,
+        interval: group.interval,
+        rules: group.rules.map((rule) => ({
+          alert: rule.alert,
+          expr: rule.expr,
+          for: rule.for,
+          labels: rule.labels,
+          annotations: rule.annotations
+        }))
+      }))
+    },
+    [
+      "Generated by `npm run dashboards` with AlertRules.make() (packages/dashboard/src): change the thresholds",
+      "there or pass your own options, not in this file. Unit tests: promtool test rules grafana/alerts/bulwark.test.yml"
+    ]
+  )

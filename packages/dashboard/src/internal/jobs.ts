@@ -1,0 +1,117 @@
+/**
+ * The jobs dashboard: queue depth per tier, the dead-letter queue, throughput,
+ * retries, and how long jobs wait and run.
+ */
+import * as common from "@grafana/grafana-foundation-sdk/common"
+import { type Dashboard, RowBuilder } from "@grafana/grafana-foundation-sdk/dashboard"
+import { M } from "./metrics.js"
+import { dashboard, labelVariable, numberPanels, quantile, rate, stacked, stat, target, timeseries } from "./panels.js"
+
+const queue = `queue=~"$queue"`
+
+/**
+ * Depth gauges are read from the shared backend by every worker process, so
+ * they are combined with `max` (the same number, reported N times), never `sum`.
+ */
+const depth = (metric: string, matchers: string, by: string) => `max by (${by}) (${metric}{${matchers}})`
+
+const percentiles = (histogram: string) =>
+  ([[0.5, "A"], [0.95, "B"], [0.99, "C"]] as const).map(([q, refId]) =>
+    target(quantile(q, histogram, queue, ["queue"]), `{{queue}} p${Math.round(q * 100)}`, refId)
+  )
+
+const build = (): Dashboard => {
+  const wait = timeseries(
+    "Wait time (due → started)",
+    "How long jobs waited from being due (enqueued, or their run-at time) to a worker starting them: p50, p95, p99.",
+    "s"
+  )
+  for (const query of percentiles(M.jobWait)) wait.withTarget(query)
+  const run = timeseries("Run time", "How long jobs ran, by queue: p50, p95, p99.", "s")
+  for (const query of percentiles(M.jobDuration)) run.withTarget(query)
+
+  return dashboard({
+    uid: "bulwark-jobs",
+    title: "Bulwark / Jobs and dead letters",
+    description: "Durable job queues (tiers): depth, dead-letter queue, throughput, retries, wait and run time."
+  })
+    .withVariable(labelVariable("queue", "Queue", M.jobQueueDepth))
+    // -------------------------------------------------------------------------
+    .withRow(new RowBuilder("Queues"))
+    .withPanel(
+      stat("Ready jobs", "Jobs due and waiting for a worker, all selected queues.", "short", [100, 1000])
+        .withTarget(target(`sum(${depth(M.jobQueueDepth, `${queue}, state="ready"`, "queue")})`, "ready"))
+    )
+    .withPanel(
+      stat("Running jobs", "Jobs leased by a worker right now.", "short", [1000, 10000])
+        .withTarget(target(`sum(${depth(M.jobQueueDepth, `${queue}, state="running"`, "queue")})`, "running"))
+    )
+    .withPanel(
+      stat("Dead letters", "Jobs in the dead-letter queues, waiting for a human.", "short", [1, 10])
+        .withTarget(target(`sum(${depth(M.deadLetterDepth, queue, "queue")})`, "dead letters"))
+    )
+    .withPanel(
+      stat("Dead-lettered (1h)", "Jobs that failed for good in the last hour.", "short", [1, 10])
+        .withTarget(target(`sum(increase(${M.jobs}{${queue}, outcome="dead_lettered"}[1h]))`, "dead-lettered"))
+    )
+    .withPanel(
+      stacked(
+        "Depth per tier",
+        "Jobs per queue and state: ready (due), scheduled (future run-at or backing off before a retry), running.",
+        "short"
+      )
+        .withTarget(target(depth(M.jobQueueDepth, queue, "queue, state"), "{{queue}} {{state}}"))
+    )
+    .withPanel(
+      timeseries("Ready jobs per tier", "The backlog of each tier: due jobs no worker has taken yet.", "short")
+        .withTarget(target(depth(M.jobQueueDepth, `${queue}, state="ready"`, "queue"), "{{queue}}"))
+    )
+    // -------------------------------------------------------------------------
+    .withRow(new RowBuilder("Dead-letter queue"))
+    .withPanel(
+      timeseries("Dead-letter depth", "Entries waiting in each queue's dead-letter queue.", "short")
+        .withTarget(target(depth(M.deadLetterDepth, queue, "queue"), "{{queue}}"))
+    )
+    .withPanel(
+      timeseries(
+        "Dead-letter growth",
+        "Net change of each dead-letter queue per hour (arrivals minus replays and discards), and arrivals per hour.",
+        "short"
+      )
+        .withTarget(target(`max by (queue) (delta(${M.deadLetterDepth}{${queue}}[1h]))`, "{{queue}} net change", "A"))
+        .withTarget(target(
+          `sum by (queue) (increase(${M.jobs}{${queue}, outcome="dead_lettered"}[1h]))`,
+          "{{queue}} arrivals",
+          "B"
+        ))
+    )
+    .withPanel(
+      timeseries("Replayed and discarded", "Dead-letter entries an operator replayed or discarded.", "short")
+        .drawStyle(common.GraphDrawStyle.Bars)
+        .withTarget(target(
+          `sum by (queue, outcome) (increase(${M.jobs}{${queue}, outcome=~"replayed|discarded"}[$__rate_interval]))`,
+          "{{queue}} {{outcome}}"
+        ))
+    )
+    // -------------------------------------------------------------------------
+    .withRow(new RowBuilder("Throughput"))
+    .withPanel(
+      stacked("Job outcomes", "Jobs finished per second by outcome: succeeded, retried, dead-lettered.", "ops")
+        .withTarget(target(
+          `sum by (queue, outcome) (${rate(`${M.jobs}{${queue}, outcome=~"succeeded|retried|dead_lettered"}`)})`,
+          "{{queue}} {{outcome}}"
+        ))
+    )
+    .withPanel(
+      timeseries("Retries", "Attempts that failed transiently and were scheduled again, per queue.", "ops")
+        .withTarget(target(`sum by (queue) (${rate(`${M.jobs}{${queue}, outcome="retried"}`)})`, "{{queue}}"))
+    )
+    // -------------------------------------------------------------------------
+    .withRow(new RowBuilder("Latency"))
+    .withPanel(wait)
+    .withPanel(run)
+    .build()
+}
+
+/** @internal */
+export const jobs = (): Dashboard => numberPanels(build())
