@@ -1,0 +1,195 @@
+/**
+ * Requests per second of one HTTP endpoint (POST, a small JSON body, one
+ * `INSERT` into PostgreSQL), served by `NodeHttpServer` on 127.0.0.1 and
+ * driven by `CONCURRENCY` fetch callers (keep-alive) in this process, the same
+ * client for every row:
+ *
+ * - bare: the endpoint alone;
+ * - new key: behind `IdempotencyHttp.middleware` on the PostgreSQL store, a
+ *   fresh key per request: two store round trips (the claim function, the
+ *   complete function) around the endpoint's `INSERT`;
+ * - replay: the same, replaying 1,000 stored keys: one round trip, a read
+ *   that takes no lock and writes nothing (no handler, no commit to flush);
+ * - replay, Redis: replays through `RedisIdempotencyCache` in front of the
+ *   PostgreSQL store (a Redis GET; PostgreSQL is not touched);
+ * - memory store: the middleware on the in-memory store, new keys and
+ *   replays: what the middleware itself costs, without a database.
+ *
+ * Targets: new key ≥ 0.5× bare, replay ≥ 1× bare. Every answer is checked
+ * (201; replays marked `Idempotent-Replayed`, new keys not), so no row can win
+ * by failing fast.
+ *
+ * Needs PostgreSQL on 127.0.0.1:5432 (a scratch database is created in it and
+ * dropped) and Redis on 127.0.0.1:6379.
+ */
+import { IdempotencyHttp, IdempotencyStore, RedisIdempotencyCache, SqlIdempotencyStore } from "@bulwark/resilience"
+import * as Migrations from "@bulwark/resilience/Migrations"
+import { NodeHttpServer } from "@effect/platform-node"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { Redis } from "ioredis"
+import { createServer } from "node:http"
+import { type Case, compare } from "./harness.js"
+
+const SERVER_URL = process.env["BULWARK_BENCH_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
+const REDIS = { host: "127.0.0.1", port: 6379 } as const
+const CONCURRENCY = 32
+const REQUESTS = 256
+const REPLAY_KEYS = 1_000
+const BARE = "bare endpoint (1 INSERT)"
+const NEW_KEY = "idempotent, new key per request"
+const REPLAY = "idempotent, replay (PostgreSQL)"
+const REPLAY_REDIS = "idempotent, replay (Redis cache)"
+const NEW_KEY_MEMORY = "idempotent, new key (memory store)"
+const REPLAY_MEMORY = "idempotent, replay (memory store)"
+
+const database = `bulwark_bench_idem_${process.pid}`
+const withDatabase = (url: string, name: string): string => {
+  const parsed = new URL(url)
+  parsed.pathname = `/${name}`
+  return parsed.toString()
+}
+const redisPrefix = `bulwark-bench:idem:${process.pid}:`
+
+const admin = (statement: string) =>
+  Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(statement)).pipe(
+    Effect.provide(PgClient.layer({ url: Redacted.make(SERVER_URL), maxConnections: 1 }))
+  )
+
+const Amount = Schema.Struct({ amount: Schema.Number })
+
+const charge = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const { amount } = yield* HttpServerRequest.schemaBodyJson(Amount)
+  const rows = yield* sql<{ readonly id: string }>`INSERT INTO bench_charges (amount) VALUES (${amount}) RETURNING id`
+  return HttpServerResponse.unsafeJson({ id: rows[0]?.id ?? "", amount }, { status: 201 })
+})
+
+/** A fixed pool of callers, each sending its share of requests back to back. */
+const pool = async (requests: number, call: (i: number) => Promise<void>): Promise<void> => {
+  let next = 0
+  const caller = async () => {
+    while (next < requests) await call(next++)
+  }
+  await Promise.all(Array.from({ length: CONCURRENCY }, caller))
+}
+
+const body = JSON.stringify({ amount: 42 })
+
+const post = async (url: string, key: string | undefined, replayed: boolean | undefined): Promise<void> => {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: key === undefined
+      ? { "content-type": "application/json" }
+      : { "content-type": "application/json", "idempotency-key": key },
+    body
+  })
+  await response.arrayBuffer()
+  if (response.status !== 201) throw new Error(`${url} answered ${response.status}`)
+  if (replayed !== undefined && (response.headers.get("idempotent-replayed") === "true") !== replayed) {
+    throw new Error(`${url}: expected ${replayed ? "a replay" : "an execution"}`)
+  }
+}
+
+/** Runs every case for a while before measuring any, so the first one measured does not pay for warming up. */
+const warmUp = async (cases: ReadonlyArray<Case>): Promise<ReadonlyArray<Case>> => {
+  for (const c of cases) {
+    const end = Date.now() + 2_000
+    while (Date.now() < end) await c.run()
+  }
+  return cases
+}
+
+const bench = Effect.gen(function*() {
+  yield* Effect.acquireRelease(
+    admin(`CREATE DATABASE ${database}`),
+    () => Effect.ignore(admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`))
+  )
+  const redisAdmin = new Redis({ ...REDIS, lazyConnect: true, maxRetriesPerRequest: 1 })
+  yield* Effect.promise(() => redisAdmin.connect())
+  yield* Effect.addFinalizer(() =>
+    Effect.promise(async () => {
+      let cursor = "0"
+      do {
+        const [next, keys] = await redisAdmin.scan(cursor, "MATCH", `${redisPrefix}*`, "COUNT", 1000)
+        if (keys.length > 0) await redisAdmin.del(...keys)
+        cursor = next
+      } while (cursor !== "0")
+      await redisAdmin.quit()
+    })
+  )
+
+  const pg = PgClient.layer({ url: Redacted.make(withDatabase(SERVER_URL, database)), maxConnections: 20 })
+  return yield* Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* Migrations.run
+    yield* sql`CREATE TABLE bench_charges (id bigserial PRIMARY KEY, amount numeric NOT NULL)`
+    const sqlStore = yield* SqlIdempotencyStore.make()
+    const cachedStore = yield* RedisIdempotencyCache.make(sqlStore, { redis: REDIS, prefix: redisPrefix })
+    const memoryStore = yield* IdempotencyStore.makeMemory
+    const behind = (path: HttpRouter.PathInput, store: IdempotencyStore.Service) =>
+      HttpRouter.empty.pipe(
+        HttpRouter.post(path, charge),
+        HttpRouter.use(IdempotencyHttp.middleware()),
+        HttpRouter.provideService(IdempotencyStore.IdempotencyStore, store)
+      )
+    const app = HttpRouter.empty.pipe(
+      HttpRouter.post("/bare", charge),
+      HttpRouter.concat(behind("/idem", sqlStore)),
+      HttpRouter.concat(behind("/cached", cachedStore)),
+      HttpRouter.concat(behind("/memory", memoryStore))
+    )
+    yield* HttpServer.serveEffect()(app)
+    const address = (yield* HttpServer.HttpServer).address
+    if (address._tag !== "TcpAddress") return yield* Effect.dieMessage("expected a TCP address")
+    const base = `http://127.0.0.1:${address.port}`
+
+    let fresh = 0
+    const replayKey = (i: number) => `replay-${i % REPLAY_KEYS}`
+    yield* Effect.promise(() =>
+      pool(REPLAY_KEYS, async (i) => {
+        await post(`${base}/idem`, replayKey(i), false)
+        await post(`${base}/cached`, replayKey(i), false)
+        await post(`${base}/memory`, replayKey(i), false)
+      })
+    )
+    let replayCursor = 0
+    const cases: ReadonlyArray<Case> = [
+      { name: BARE, run: () => pool(REQUESTS, () => post(`${base}/bare`, undefined, undefined)) },
+      { name: NEW_KEY, run: () => pool(REQUESTS, () => post(`${base}/idem`, `new-${fresh++}`, false)) },
+      { name: REPLAY, run: () => pool(REQUESTS, () => post(`${base}/idem`, replayKey(replayCursor++), true)) },
+      { name: REPLAY_REDIS, run: () => pool(REQUESTS, () => post(`${base}/cached`, replayKey(replayCursor++), true)) },
+      { name: NEW_KEY_MEMORY, run: () => pool(REQUESTS, () => post(`${base}/memory`, `new-${fresh++}`, false)) },
+      { name: REPLAY_MEMORY, run: () => pool(REQUESTS, () => post(`${base}/memory`, replayKey(replayCursor++), true)) }
+    ]
+    const rows = yield* Effect.promise(async () =>
+      compare(
+        `idempotency over HTTP on PostgreSQL (${REQUESTS} POSTs per iteration, ${CONCURRENCY} concurrent keep-alive callers)`,
+        { callsPerIteration: REQUESTS, time: 3_000, versus: [BARE] },
+        await warmUp(cases)
+      )
+    )
+    const rate = (name: string) => rows.find((row) => row.name === name)?.opsPerSecond ?? Number.NaN
+    const ratio = (name: string, target: number) => {
+      const value = rate(name) / rate(BARE)
+      return `${name}: ${value.toFixed(2)}× bare (target ≥ ${target.toFixed(2)}×) ${value >= target ? "met" : "MISSED"}`
+    }
+    console.log(
+      `\n${ratio(NEW_KEY, 0.5)}\n${ratio(REPLAY, 1)}\n${ratio(REPLAY_REDIS, 1)}`
+    )
+    return rows
+  }).pipe(
+    Effect.provide(Layer.mergeAll(NodeHttpServer.layer(() => createServer(), { port: 0, host: "127.0.0.1" }), pg)),
+    Effect.orDie
+  )
+})
+
+export const run = () => Effect.runPromise(Effect.scoped(bench))

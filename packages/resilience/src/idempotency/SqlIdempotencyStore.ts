@@ -1,0 +1,121 @@
+/**
+ * The PostgreSQL idempotency store, on `@effect/sql` (`@effect/sql-pg` in
+ * practice; the SQL is PostgreSQL's, and PGlite runs it too).
+ *
+ * Each operation is one round trip: a call of a PL/pgSQL function that
+ * migration `0001_idempotency.sql` creates beside the table
+ * (`bulwark_idempotency_keys_claim`, `_heartbeat`, `_complete`, `_release`).
+ * PL/pgSQL keeps each statement's plan for the session, which `@effect/sql-pg`
+ * (it never prepares statements) cannot do for SQL text.
+ *
+ * - **Claim.** The function first reads the key with an indexed `SELECT`. A
+ *   record that cannot be claimed (completed, in progress with a live lease,
+ *   another fingerprint) is answered from that read: no lock and no write, so
+ *   a replay commits without waiting for a WAL flush. A completed record is
+ *   immutable until it expires, so that read is its final answer. An absent
+ *   or claimable record goes to one
+ *   `INSERT … ON CONFLICT … DO UPDATE … WHERE <claimable>`, the single atomic
+ *   arbiter: of any number of concurrent claims on a key, across connections
+ *   and processes, exactly one takes it. A claim that lost the race has locked
+ *   the winner's row, so it reads that row's final version and answers from
+ *   it.
+ * - **Fencing.** Heartbeats, completions and releases are `UPDATE`s fenced by
+ *   `(owner_token, attempt)`.
+ * - **Time.** All times are the server's `now()`, so processes with skewed
+ *   clocks agree on leases and expiry.
+ *
+ * A new key costs two round trips (claim, complete); a replay costs one
+ * read-only one. The table and functions come from migration
+ * `0001_idempotency.sql` (run it with `Migrations.run`); for another table name,
+ * {@link createTable} creates a copy. Do not run the store inside an
+ * application's `sql.withTransaction`: the claim would only become visible to
+ * other requests on commit, and `now()` would stand still for the transaction.
+ * The session must use `READ COMMITTED` (PostgreSQL's default).
+ *
+ * @since 0.1.0
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type { InvalidOptionsError } from "../Failure.js"
+import type { IdempotencyStore, Service } from "./IdempotencyStore.js"
+import * as internal from "./internal/sqlStore.js"
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  /**
+   * The table, optionally schema-qualified (`schema.table`); a lower-case identifier, the table's own name at most
+   * 51 characters. The table and its functions (`<table>_claim`, `<table>_heartbeat`, `<table>_complete`,
+   * `<table>_release`) are what `0001_idempotency.sql` creates for the default name; {@link createTable} creates
+   * them for another. Default `"bulwark_idempotency_keys"` (the migration's).
+   */
+  readonly tableName?: string
+}
+
+/**
+ * Makes the store on the `SqlClient` in context. Invalid options fail with `InvalidOptionsError`.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make: (options?: Options) => Effect.Effect<Service, InvalidOptionsError, SqlClient.SqlClient> =
+  internal.make
+
+/**
+ * The store as a layer.
+ *
+ * @example
+ * ```ts
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Effect, Layer, Redacted, Schema } from "effect"
+ * import { Idempotency, Migrations, SqlIdempotencyStore } from "@bulwark/resilience"
+ *
+ * const Pg = PgClient.layer({ url: Redacted.make("postgres://127.0.0.1/app") })
+ * const Store = SqlIdempotencyStore.layer().pipe(Layer.provide(Pg))
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* Migrations.run
+ *   return yield* Idempotency.run({
+ *     scope: "POST /orders",
+ *     key: "order-123",
+ *     fingerprint: "sha256:…",
+ *     success: Schema.Struct({ orderId: Schema.String }),
+ *     failure: Schema.Never
+ *   })(() => Effect.succeed({ orderId: "o-1" }))
+ * }).pipe(Effect.provide(Layer.merge(Store, Pg)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer: (options?: Options) => Layer.Layer<IdempotencyStore, InvalidOptionsError, SqlClient.SqlClient> =
+  internal.layer
+
+/**
+ * Creates the store's table and functions under `options.tableName`: what
+ * migration `0001_idempotency.sql` creates for the default name, with every
+ * object named after the given table. For applications that keep several
+ * stores apart, and for tests; the default table comes from `Migrations.run`.
+ * Fails if the table already exists.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlIdempotencyStore } from "@bulwark/resilience"
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* SqlIdempotencyStore.createTable({ tableName: "billing.idempotency_keys" })
+ *   return yield* SqlIdempotencyStore.make({ tableName: "billing.idempotency_keys" })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const createTable: (
+  options?: Options
+) => Effect.Effect<void, InvalidOptionsError | SqlError, SqlClient.SqlClient> = internal.createTable

@@ -1,0 +1,590 @@
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import { dual } from "effect/Function"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import { createHash, randomUUID } from "node:crypto"
+import * as Failure from "../../Failure.js"
+import * as Metric from "../../internal/metric.js"
+import * as Options from "../../internal/options.js"
+import * as Metrics from "../../Metrics.js"
+import * as Idempotency from "../Idempotency.js"
+import * as IdempotencyStore from "../IdempotencyStore.js"
+import { MAX_RETRY_AFTER_MS } from "./record.js"
+
+// Idempotency.ts imports this module, so its values (errors) are only touched inside functions.
+
+const component = "Idempotency"
+const field = (option: string): Options.Field => ({ component, option })
+
+/** @internal */
+export const defaults = {
+  lease: Duration.seconds(30),
+  ttl: Duration.hours(24),
+  storeFailures: "terminal",
+  maxStoredBytes: 1_048_576
+} as const
+
+/** Polls for an in-flight key start here and double up to {@link MAX_POLL_MS}. */
+const FIRST_POLL_MS = 50
+const MAX_POLL_MS = 1_000
+/** Leases shorter than this would make the heartbeat spin. */
+const MIN_LEASE_MS = 10
+const MAX_STORED_BYTES = 64 * 1_048_576
+
+// -----------------------------------------------------------------------------
+// Validation
+// -----------------------------------------------------------------------------
+
+// Control characters (C0 and DEL): invisible in logs, and Postgres text cannot hold NUL.
+const hasControl = (value: string): boolean => {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i)
+    if (code < 0x20 || code === 0x7f) return true
+  }
+  return false
+}
+// Printable ASCII, no leading or trailing space: the scope is a metric label value.
+const SCOPE = /^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?$/
+
+const text = (value: unknown, min: number, max: number): value is string =>
+  typeof value === "string" && value.length >= min && value.length <= max && !hasControl(value)
+
+/** @internal */
+export const isValidKey = (key: string): boolean => text(key, 1, 255)
+
+/** @internal */
+export const keyHash = (key: string): string => createHash("sha256").update(key).digest("hex").slice(0, 12)
+
+/** What errors and messages name: the scope and a hash of the key, never the key. */
+interface Named {
+  readonly scope: string
+  readonly keyHash: string
+}
+
+interface Valid<A, AI, E, EI> extends Named {
+  readonly partition: string
+  readonly key: string
+  readonly fingerprint: string
+  readonly success: Schema.Schema<A, AI>
+  readonly failure: Schema.Schema<E, EI>
+  readonly lease: Duration.Duration
+  readonly ttl: Duration.Duration
+  readonly wait: Duration.Duration | undefined
+  readonly storeFailures: "terminal" | "all"
+  readonly shouldStore: ((exit: Exit.Exit<A, E>) => boolean) | undefined
+  readonly maxStoredBytes: number
+}
+
+const check = <T>(ok: boolean, option: string, value: T, expected: string): Options.Check<T> =>
+  ok ? Either.right(value) : Either.left(Options.invalid(field(option), value, expected))
+
+const validate = <A, AI, E, EI>(
+  options: Idempotency.Options<A, AI, E, EI>
+): Options.Check<Valid<A, AI, E, EI>> =>
+  Either.gen(function*() {
+    const scope = yield* check(
+      typeof options.scope === "string" && SCOPE.test(options.scope),
+      "scope",
+      options.scope,
+      "1 to 128 printable ASCII characters, without leading or trailing spaces"
+    )
+    const partition = yield* check(
+      text(options.partition ?? "", 0, 255),
+      "partition",
+      options.partition ?? "",
+      "at most 255 characters, without control characters"
+    )
+    const key = yield* check(
+      isValidKey(options.key),
+      "key",
+      options.key,
+      "1 to 255 characters, without control characters"
+    )
+    const fingerprint = yield* check(
+      text(options.fingerprint, 1, 512),
+      "fingerprint",
+      options.fingerprint,
+      "1 to 512 characters, without control characters"
+    )
+    const lease = yield* Options.duration(field("lease"), options.lease ?? defaults.lease, { allowZero: false })
+    if (Duration.toMillis(lease) < MIN_LEASE_MS) {
+      return yield* Either.left(
+        Options.invalid(field("lease"), options.lease, `a duration of at least ${MIN_LEASE_MS} ms`)
+      )
+    }
+    const ttl = yield* Options.duration(field("ttl"), options.ttl ?? defaults.ttl, { allowZero: false })
+    const wait = yield* Options.optionalDuration(field("waitForInFlight"), options.waitForInFlight)
+    const storeFailures = yield* check(
+      options.storeFailures === undefined || options.storeFailures === "terminal" || options.storeFailures === "all",
+      "storeFailures",
+      options.storeFailures ?? defaults.storeFailures,
+      `"terminal" or "all"`
+    )
+    const maxStoredBytes = yield* Options.number(
+      field("maxStoredBytes"),
+      options.maxStoredBytes ?? defaults.maxStoredBytes,
+      { min: 1, max: MAX_STORED_BYTES, integer: true }
+    )
+    const shouldStore = yield* check(
+      options.shouldStore === undefined || typeof options.shouldStore === "function",
+      "shouldStore",
+      options.shouldStore,
+      "a function"
+    )
+    return {
+      scope,
+      partition,
+      key,
+      keyHash: keyHash(key),
+      fingerprint,
+      success: options.success,
+      failure: options.failure,
+      lease,
+      ttl,
+      wait,
+      storeFailures,
+      shouldStore,
+      maxStoredBytes
+    }
+  })
+
+// -----------------------------------------------------------------------------
+// Metrics
+// -----------------------------------------------------------------------------
+
+type Counters = Readonly<Record<Idempotency.MetricResult, () => void>>
+
+/** Scopes are bounded operation names; the cap only guards against a caller putting ids in them. */
+const MAX_CACHED_SCOPES = 1_000
+const countersByScope = new Map<string, Counters>()
+
+const countersFor = (scope: string): Counters => {
+  const cached = countersByScope.get(scope)
+  if (cached !== undefined) return cached
+  const counter = (result: Idempotency.MetricResult) => Metric.counter(Metrics.idempotencyRequests, { scope, result })
+  const made: Counters = {
+    executed: counter("executed"),
+    replayed: counter("replayed"),
+    in_flight_conflict: counter("in_flight_conflict"),
+    fingerprint_mismatch: counter("fingerprint_mismatch"),
+    missing_key: counter("missing_key"),
+    invalid_key: counter("invalid_key")
+  }
+  if (countersByScope.size < MAX_CACHED_SCOPES) countersByScope.set(scope, made)
+  return made
+}
+
+/** @internal */
+export const recordRequest = (scope: string, result: Idempotency.MetricResult): Effect.Effect<void> =>
+  Effect.sync(() => countersFor(scope)[result]())
+
+// -----------------------------------------------------------------------------
+// Errors
+// -----------------------------------------------------------------------------
+
+/** @internal */
+export const conflictMessage = (error: Idempotency.IdempotencyConflictError): string =>
+  error.reason === "InFlight"
+    ? `A request with idempotency key ${error.keyHash} of "${error.scope}" is still being processed; retry in ${
+      Duration.format(error.retryAfter)
+    }`
+    : `The lease on idempotency key ${error.keyHash} of "${error.scope}" was lost to another execution; its outcome was discarded; retry in ${
+      Duration.format(error.retryAfter)
+    } to get the other execution's result`
+
+// -----------------------------------------------------------------------------
+// Stored results
+// -----------------------------------------------------------------------------
+
+const TooLargePayload = Schema.parseJson(Schema.Struct({ bytes: Schema.Number, limit: Schema.Number }))
+
+/** A value's JSON text could not be made or read. */
+class JsonError extends Error {}
+
+// JSON has no NaN or Infinity: JSON.stringify would write `null`, and the replay would not decode.
+const finiteNumbers = (_key: string, value: unknown): unknown => {
+  if (typeof value === "number" && !Number.isFinite(value)) throw new JsonError(`${value} has no JSON form`)
+  return value
+}
+
+// The schema itself (not a `Schema.parseJson` wrapper made per call) is what gets encoded and decoded, so Schema's
+// parser cache (per AST) is hit on every request after the first. `undefined` (a `Schema.Void` success) is stored
+// as the empty string, which is not JSON.
+const encodeJson = <X, XI>(
+  schema: Schema.Schema<X, XI>,
+  value: X
+): Either.Either<string, ParseResult.ParseError | Error> =>
+  Either.flatMap(
+    Schema.encodeEither(schema)(value),
+    (encoded) =>
+      encoded === undefined ? Either.right("") : Either.try({
+        try: () => {
+          const text: unknown = JSON.stringify(encoded, finiteNumbers)
+          if (typeof text !== "string") throw new JsonError("its encoded form is not JSON")
+          return text
+        },
+        catch: (cause) => cause instanceof Error ? cause : new JsonError(String(cause))
+      })
+  )
+
+const decodeJson = <X, XI>(
+  schema: Schema.Schema<X, XI>,
+  payload: string
+): Either.Either<X, ParseResult.ParseError | Error> =>
+  Either.flatMap(
+    payload === "" ? Either.right(undefined) : Either.try({
+      try: (): unknown => JSON.parse(payload),
+      catch: (cause) => cause instanceof Error ? cause : new JsonError(String(cause))
+    }),
+    (json) => Schema.decodeUnknownEither(schema)(json)
+  )
+
+const describe = (error: ParseResult.ParseError | Error): string =>
+  error instanceof ParseResult.ParseError ? ParseResult.TreeFormatter.formatErrorSync(error) : error.message
+
+/** A stored result no longer matches its schema (the schema changed since it was stored): a programming error. */
+const undecodable = (valid: Named, error: ParseResult.ParseError | Error) =>
+  new Error(
+    `The stored result for idempotency key ${valid.keyHash} of "${valid.scope}" does not decode with the current schema: ${
+      describe(error)
+    }`
+  )
+
+type Replay<A, E> = Effect.Effect<
+  Idempotency.Result<A>,
+  E | Idempotency.StoredResultTooLargeError
+>
+
+const replay = <A, AI, E, EI>(
+  valid: Valid<A, AI, E, EI>,
+  stored: IdempotencyStore.StoredResult,
+  tag: "Executed" | "Replayed",
+  attempt: number
+): Replay<A, E> => {
+  switch (stored.outcome) {
+    case "success":
+      return Either.match(decodeJson(valid.success, stored.payload), {
+        onLeft: (error) => Effect.die(undecodable(valid, error)),
+        onRight: (value) => Effect.succeed({ _tag: tag, value, attempt })
+      })
+    case "failure":
+      return Either.match(decodeJson(valid.failure, stored.payload), {
+        onLeft: (error) => Effect.die(undecodable(valid, error)),
+        onRight: (error) => Effect.fail(error)
+      })
+    case "too_large": {
+      const sizes = Either.getOrElse(
+        Schema.decodeEither(TooLargePayload)(stored.payload),
+        () => ({ bytes: -1, limit: -1 })
+      )
+      return Effect.fail(
+        new Idempotency.StoredResultTooLargeError({
+          scope: valid.scope,
+          keyHash: valid.keyHash,
+          bytes: sizes.bytes,
+          limit: sizes.limit
+        })
+      )
+    }
+    case "unencodable":
+      return Effect.die(
+        new Error(
+          `The result for idempotency key ${valid.keyHash} of "${valid.scope}" could not be encoded with its schema when it was produced, so it was not stored: ${stored.payload}`
+        )
+      )
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Running
+// -----------------------------------------------------------------------------
+
+type Decision = "store" | "release"
+
+/** Whether an outcome is stored: defects and interruptions never are (they have no schema). */
+const decide = <A, AI, E, EI>(
+  valid: Valid<A, AI, E, EI>,
+  exit: Exit.Exit<A, E>,
+  classifier: Failure.Classifier
+): Decision => {
+  if (Exit.isSuccess(exit)) return valid.shouldStore === undefined || valid.shouldStore(exit) ? "store" : "release"
+  if (Cause.isInterrupted(exit.cause) || Cause.isDie(exit.cause)) return "release"
+  const error = Cause.failureOption(exit.cause)
+  if (Option.isNone(error)) return "release"
+  if (valid.shouldStore !== undefined) return valid.shouldStore(exit) ? "store" : "release"
+  if (valid.storeFailures === "all") return "store"
+  const verdict = Failure.classifyError(error.value, classifier)
+  return Option.isSome(verdict) && verdict.value === "terminal" ? "store" : "release"
+}
+
+/** Store writes after the handler ran are retried briefly: a lost write means the lease must lapse first. */
+const writeRetry = Schedule.exponential(Duration.millis(50)).pipe(Schedule.intersect(Schedule.recurs(2)))
+
+const leaseLost = (valid: Named) =>
+  new Idempotency.IdempotencyConflictError({
+    scope: valid.scope,
+    keyHash: valid.keyHash,
+    reason: "LeaseLost",
+    retryAfter: Duration.millis(MAX_RETRY_AFTER_MS)
+  })
+
+const execute = <A, AI, E, EI, R>(
+  valid: Valid<A, AI, E, EI>,
+  store: IdempotencyStore.Service,
+  lease: IdempotencyStore.Lease,
+  handler: (execution: Idempotency.Execution) => Effect.Effect<A, E, R>
+): Effect.Effect<Idempotency.Result<A>, E | Idempotency.RunError, R> => {
+  const execution: Idempotency.Execution = {
+    scope: valid.scope,
+    partition: valid.partition,
+    key: valid.key,
+    attempt: lease.attempt,
+    recovery: lease.recovery
+  }
+  const interval = Duration.millis(Math.max(1, Math.floor(Duration.toMillis(valid.lease) / 3)))
+
+  // Renews the lease every third of it; returns (ending the race below) only when the lease is no longer ours.
+  // A failed heartbeat is logged and tried again next time: the lease may still hold.
+  const heartbeat: Effect.Effect<void> = Effect.sleep(interval).pipe(
+    Effect.zipRight(
+      store.heartbeat(lease).pipe(
+        Effect.catchAll((error) =>
+          Effect.as(Effect.logWarning("Idempotency heartbeat failed; the lease may lapse", error), true)
+        )
+      )
+    ),
+    Effect.repeat({ while: (held) => held }),
+    Effect.asVoid
+  )
+
+  const releaseQuietly = store.release(lease).pipe(
+    Effect.retry(writeRetry),
+    Effect.catchAll((error) =>
+      Effect.logWarning("Idempotency release failed; the key stays claimed until its lease lapses", error)
+    ),
+    Effect.asVoid
+  )
+
+  // A completion that cannot be written (the store is down) does not take the handler's answer from this caller:
+  // the side effects happened, and an error would only invite a retry that repeats them at once. The key stays
+  // claimed until its lease lapses; a repeat after that runs again as a recovery. A fenced completion (another
+  // execution took the key over) is a conflict: the key's answer is the newer execution's.
+  const complete = (result: IdempotencyStore.StoredResult) =>
+    store.complete(lease, result).pipe(
+      Effect.retry(writeRetry),
+      Effect.catchAll((error) =>
+        Effect.as(
+          Effect.logWarning(
+            "Idempotency completion failed; the caller gets the handler's result, but it was not stored: a repeat runs again (as a recovery) once the lease lapses",
+            error
+          ),
+          true
+        )
+      ),
+      Effect.flatMap((written) => written ? Effect.void : Effect.fail(leaseLost(valid)))
+    )
+
+  const settle = (exit: Exit.Exit<A, E>, classifier: Failure.Classifier) => {
+    let decision: Decision
+    try {
+      decision = decide(valid, exit, classifier)
+    } catch (defect) {
+      // A throwing `shouldStore` decides nothing: give the claim back rather than leave it to lapse.
+      return Effect.zipRight(releaseQuietly, Effect.die(defect))
+    }
+    if (decision === "release") {
+      return Effect.zipRight(
+        releaseQuietly,
+        Exit.match(exit, {
+          onFailure: (cause) => Effect.failCause(cause),
+          onSuccess: (value): Effect.Effect<Idempotency.Result<A>> =>
+            Effect.succeed({ _tag: "Executed", value, attempt: lease.attempt })
+        })
+      )
+    }
+    const encoded: Either.Either<IdempotencyStore.StoredResult, ParseResult.ParseError | Error> = Exit.match(exit, {
+      onSuccess: (value) =>
+        Either.map(encodeJson(valid.success, value), (payload) => ({ outcome: "success" as const, payload })),
+      onFailure: (cause) =>
+        Option.match(Cause.failureOption(cause), {
+          onNone: (): Either.Either<IdempotencyStore.StoredResult, Error> =>
+            Either.left(new Error("unreachable: only typed failures are stored")),
+          onSome: (error) =>
+            Either.map(encodeJson(valid.failure, error), (payload) => ({ outcome: "failure" as const, payload }))
+        })
+    })
+    if (Either.isLeft(encoded)) {
+      const reason = describe(encoded.left)
+      // Not releasing: the handler's side effects happened, so the key must not run again.
+      return Effect.zipRight(
+        complete({ outcome: "unencodable", payload: reason }),
+        Effect.die(
+          new Error(
+            `The result for idempotency key ${valid.keyHash} of "${valid.scope}" does not encode with its schema, so it was not stored (the key will not run again until it expires): ${reason}`
+          )
+        )
+      )
+    }
+    const stored = encoded.right
+    // The first caller gets what a replay gets: the stored text, decoded. Also when it could not be stored: the
+    // handler produced it (too large: the key is completed with a marker, so it never runs again, and replays fail
+    // with StoredResultTooLargeError).
+    const answer = replay(valid, stored, "Executed", lease.attempt)
+    const bytes = Buffer.byteLength(stored.payload, "utf8")
+    if (bytes <= valid.maxStoredBytes) return Effect.zipRight(complete(stored), answer)
+    const tooLarge = { outcome: "too_large" as const, payload: JSON.stringify({ bytes, limit: valid.maxStoredBytes }) }
+    return complete(tooLarge).pipe(
+      Effect.zipRight(
+        Effect.logWarning(
+          `Idempotency result of ${bytes} bytes is over maxStoredBytes (${valid.maxStoredBytes}); the caller gets it, repeats fail with StoredResultTooLargeError until the key expires`
+        )
+      ),
+      Effect.zipRight(answer)
+    )
+  }
+
+  return Effect.flatMap(
+    Failure.CurrentClassifier,
+    (classifier) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const raced = yield* Effect.exit(restore(Effect.raceFirst(
+            Effect.map(Effect.exit(Effect.suspend(() => handler(execution))), Option.some),
+            Effect.as(heartbeat, Option.none<Exit.Exit<A, E>>())
+          )))
+          if (Exit.isFailure(raced)) {
+            // Interrupted from outside (a client went away): nothing to store, let a retry run it.
+            yield* releaseQuietly
+            return yield* Effect.failCause(raced.cause)
+          }
+          if (Option.isNone(raced.value)) return yield* Effect.fail(leaseLost(valid))
+          return yield* settle(raced.value.value, classifier)
+        })
+      )
+  ).pipe(
+    Effect.annotateLogs({
+      "idempotency.scope": valid.scope,
+      "idempotency.key_hash": valid.keyHash,
+      "idempotency.attempt": lease.attempt
+    })
+  )
+}
+
+/**
+ * While another execution holds a live lease, a waiting request only reads (`lookup`, read-only in every store): a
+ * claim is only read-only where the store makes it so (PostgreSQL's answers a held key from a read, but an
+ * `INSERT … ON CONFLICT DO UPDATE` alone would lock the row even when its condition is false), and many waiters
+ * polling must not queue on a lock. A completed record read this way is replayed as is (completed records are
+ * immutable until they expire); anything else goes back to `claim`, which decides atomically.
+ */
+const afterWaiting = (
+  info: Option.Option<IdempotencyStore.RecordInfo>,
+  fingerprint: string
+): Option.Option<IdempotencyStore.ClaimResult> => {
+  if (Option.isNone(info) || info.value.fingerprint !== fingerprint) return Option.none()
+  const record = info.value
+  if (record.state === "completed" && Option.isSome(record.result)) {
+    return Option.some({
+      _tag: "Completed",
+      record: { ...record.result.value, fingerprint, attempt: record.attempt, expiresIn: record.expiresIn }
+    })
+  }
+  if (record.state !== "in_progress") return Option.none()
+  return Option.flatMap(record.leaseExpiresIn, (left) => {
+    const ms = Duration.toMillis(left)
+    return ms > 0
+      ? Option.some({
+        _tag: "InProgress",
+        retryAfter: Duration.millis(Math.max(1, Math.min(MAX_RETRY_AFTER_MS, Math.ceil(ms))))
+      })
+      : Option.none()
+  })
+}
+
+const runValid = <A, AI, E, EI, R>(
+  valid: Valid<A, AI, E, EI>,
+  handler: (execution: Idempotency.Execution) => Effect.Effect<A, E, R>
+): Effect.Effect<Idempotency.Result<A>, E | Idempotency.RunError, R | IdempotencyStore.IdempotencyStore> =>
+  Effect.gen(function*() {
+    const store = yield* IdempotencyStore.IdempotencyStore
+    const counters = countersFor(valid.scope)
+    const claim = Effect.suspend(() =>
+      store.claim({
+        scope: valid.scope,
+        partition: valid.partition,
+        key: valid.key,
+        fingerprint: valid.fingerprint,
+        owner: randomUUID(),
+        lease: valid.lease,
+        ttl: valid.ttl
+      })
+    )
+    const deadline = valid.wait === undefined
+      ? undefined
+      : (yield* Effect.clockWith((clock) => clock.currentTimeMillis)) + Duration.toMillis(valid.wait)
+    let poll = FIRST_POLL_MS
+    let claimed = yield* claim
+    while (true) {
+      switch (claimed._tag) {
+        case "Claimed": {
+          counters.executed()
+          return yield* execute(valid, store, claimed.lease, handler)
+        }
+        case "Completed": {
+          counters.replayed()
+          return yield* replay(valid, claimed.record, "Replayed", claimed.record.attempt)
+        }
+        case "Mismatch": {
+          counters.fingerprint_mismatch()
+          return yield* Effect.fail(
+            new Idempotency.IdempotencyMismatchError({ scope: valid.scope, keyHash: valid.keyHash })
+          )
+        }
+        case "InProgress": {
+          const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+          if (deadline === undefined || now >= deadline) {
+            counters.in_flight_conflict()
+            return yield* Effect.fail(
+              new Idempotency.IdempotencyConflictError({
+                scope: valid.scope,
+                keyHash: valid.keyHash,
+                reason: "InFlight",
+                retryAfter: claimed.retryAfter
+              })
+            )
+          }
+          // Backoff with jitter (half to all of the step), so that many waiters do not poll in lockstep.
+          const step = Math.min(poll, Duration.toMillis(claimed.retryAfter), deadline - now)
+          const jittered = step * (0.5 + 0.5 * (yield* Random.next))
+          poll = Math.min(poll * 2, MAX_POLL_MS)
+          yield* Effect.sleep(Duration.millis(Math.max(1, Math.round(jittered))))
+          const read = afterWaiting(yield* store.lookup(valid), valid.fingerprint)
+          claimed = Option.isSome(read) ? read.value : yield* claim
+        }
+      }
+    }
+  })
+
+type RunDataLast = <A, AI, E, EI>(
+  options: Idempotency.Options<A, AI, E, EI>
+) => <R>(
+  handler: (execution: Idempotency.Execution) => Effect.Effect<A, E, R>
+) => Effect.Effect<Idempotency.Result<A>, E | Idempotency.RunError, R | IdempotencyStore.IdempotencyStore>
+
+type RunDataFirst = <A, AI, E, EI, R>(
+  handler: (execution: Idempotency.Execution) => Effect.Effect<A, E, R>,
+  options: Idempotency.Options<A, AI, E, EI>
+) => Effect.Effect<Idempotency.Result<A>, E | Idempotency.RunError, R | IdempotencyStore.IdempotencyStore>
+
+/** @internal */
+export const run = dual<RunDataLast, RunDataFirst>(
+  (args) => typeof args[0] === "function",
+  (handler, options) => Effect.flatMap(validate(options), (valid) => runValid(valid, handler))
+)

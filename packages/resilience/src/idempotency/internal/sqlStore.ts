@@ -1,0 +1,312 @@
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import type { InvalidOptionsError } from "../../Failure.js"
+import * as Options from "../../internal/options.js"
+import * as Migrations from "../../sql/Migrations.js"
+import * as IdempotencyStore from "../IdempotencyStore.js"
+import type * as SqlIdempotencyStore from "../SqlIdempotencyStore.js"
+import * as Record from "./record.js"
+
+// SqlIdempotencyStore.ts imports this module, so its values are only touched inside functions.
+
+const backend = "postgres"
+
+/** @internal */
+export const defaults = { tableName: "bulwark_idempotency_keys" } as const
+
+/** The store's functions, named `<table><suffix>`: schema-qualified like the table. */
+const FUNCTIONS: ReadonlySet<string> = new Set(["_claim", "_heartbeat", "_complete", "_release"])
+
+/** The migration that creates the default table and its functions; {@link createTable} copies it. */
+const MIGRATION = "0001_idempotency.sql"
+
+/**
+ * A claim answered with a record that the claim rule says it should have taken
+ * is tried again (the function re-reads after losing a race, so this is a
+ * safety net, not a path taken in practice).
+ */
+const MAX_STALE_RETRIES = 10
+
+const State = Schema.Literal("in_progress", "completed", "released")
+const Outcome = Schema.Literal("success", "failure", "too_large", "unencodable")
+
+const existingFields = {
+  state: State,
+  fingerprint: Schema.String,
+  attempt: Schema.Number,
+  recovery: Schema.Boolean,
+  lease_remaining_ms: Schema.NullOr(Schema.Number),
+  expires_in_ms: Schema.Number,
+  outcome: Schema.NullOr(Outcome),
+  payload: Schema.NullOr(Schema.String)
+}
+
+const ExistingRow = Schema.Struct({ ...existingFields, owner_token: Schema.NullOr(Schema.String) })
+
+const ClaimRow = Schema.Union(
+  Schema.Struct({ claimed: Schema.Literal(true), attempt: Schema.Number, recovery: Schema.Boolean }),
+  Schema.Struct({ claimed: Schema.Literal(false), ...existingFields })
+)
+
+const WrittenRow = Schema.Struct({ written: Schema.Boolean })
+const CountRow = Schema.Struct({ count: Schema.Number })
+
+// Built once: a decoder made per call (e.g. around `Schema.Array(row)`) would be rebuilt on every request.
+const decodeClaimRow = Schema.decodeUnknownEither(ClaimRow)
+const decodeExistingRow = Schema.decodeUnknownEither(ExistingRow)
+const decodeWrittenRow = Schema.decodeUnknownEither(WrittenRow)
+const decodeCountRow = Schema.decodeUnknownEither(CountRow)
+
+const rowOf = (row: Omit<typeof ExistingRow.Type, "owner_token">): Record.Row => ({
+  state: row.state,
+  fingerprint: row.fingerprint,
+  attempt: row.attempt,
+  recovery: row.recovery,
+  leaseRemainingMs: row.lease_remaining_ms,
+  expiresInMs: row.expires_in_ms,
+  outcome: row.outcome,
+  payload: row.payload
+})
+
+/**
+ * Lower-case identifiers, optionally schema-qualified. The table's own name is at most 51 characters, so that
+ * every object named after it (`<table>_in_progress`, `<table>_heartbeat`, …) fits PostgreSQL's 63.
+ */
+const TABLE_NAME = /^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,50}$/
+
+const validate = (options: SqlIdempotencyStore.Options): Options.Check<{ readonly tableName: string }> => {
+  const tableName = options.tableName ?? defaults.tableName
+  return TABLE_NAME.test(tableName)
+    ? Either.right({ tableName })
+    : Either.left(
+      Options.invalid(
+        { component: "SqlIdempotencyStore", option: "tableName" },
+        options.tableName,
+        "a lower-case SQL identifier of at most 51 characters, optionally schema-qualified (schema.table)"
+      )
+    )
+}
+
+/** `"a.b"` → `"a"."b"`: the names are validated lower-case identifiers, quoting only guards keywords. */
+const quote = (name: string): string => name.split(".").map((part) => `"${part}"`).join(".")
+
+const millis = (duration: Duration.Duration): number => Duration.toMillis(duration)
+
+/** @internal */
+export const make = (
+  options: SqlIdempotencyStore.Options = {}
+): Effect.Effect<IdempotencyStore.Service, InvalidOptionsError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const { tableName } = yield* validate(options)
+    // Column names are ours: an application's result-name transforms (snake → camel) must not rename them.
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const table = sql(tableName)
+
+    // The statements are fixed texts (no per-call compilation); the functions they call keep their plans.
+    const call = (suffix: string, parameters: number) =>
+      `${quote(`${tableName}_${suffix}`)}(${Array.from({ length: parameters }, (_, i) => `$${i + 1}`).join(", ")})`
+    const CLAIM = `SELECT claimed, state, fingerprint, attempt, recovery, lease_remaining_ms, expires_in_ms, outcome,
+      payload FROM ${call("claim", 7)}`
+    const HEARTBEAT = `SELECT ${call("heartbeat", 6)} AS written`
+    const COMPLETE = `SELECT ${call("complete", 8)} AS written`
+    const RELEASE = `SELECT ${call("release", 5)} AS written`
+
+    const failed = (operation: IdempotencyStore.Operation) => (cause: SqlError | Error) =>
+      new IdempotencyStore.IdempotencyStoreError({ backend, operation, cause })
+
+    /** The statement's only row, decoded. */
+    const single = <A>(
+      decode: (row: unknown) => Either.Either<A, Error>,
+      operation: IdempotencyStore.Operation
+    ) =>
+    (rows: ReadonlyArray<unknown>): Effect.Effect<A, IdempotencyStore.IdempotencyStoreError> =>
+      rows.length === 1
+        ? Either.mapLeft(decode(rows[0]), failed(operation))
+        : Effect.fail(failed(operation)(new Error(`expected one row, got ${rows.length}`)))
+
+    const claimOnce = (request: IdempotencyStore.ClaimRequest) =>
+      sql.unsafe(CLAIM, [
+        request.scope,
+        request.partition,
+        request.key,
+        request.fingerprint,
+        request.owner,
+        millis(request.lease),
+        millis(request.ttl)
+      ]).pipe(
+        Effect.mapError(failed("claim")),
+        Effect.flatMap(single(decodeClaimRow, "claim")),
+        Effect.map((row): Record.Classification | IdempotencyStore.ClaimResult => {
+          if (row.claimed) {
+            return {
+              _tag: "Claimed",
+              lease: {
+                scope: request.scope,
+                partition: request.partition,
+                key: request.key,
+                fingerprint: request.fingerprint,
+                owner: request.owner,
+                attempt: row.attempt,
+                recovery: row.recovery,
+                lease: request.lease,
+                ttl: request.ttl
+              }
+            }
+          }
+          return Record.classifyExisting(rowOf(row), request.fingerprint)
+        })
+      )
+
+    const claim = (request: IdempotencyStore.ClaimRequest): Effect.Effect<
+      IdempotencyStore.ClaimResult,
+      IdempotencyStore.IdempotencyStoreError
+    > => {
+      const loop = (
+        tries: number
+      ): Effect.Effect<IdempotencyStore.ClaimResult, IdempotencyStore.IdempotencyStoreError> =>
+        Effect.flatMap(claimOnce(request), (result) => {
+          if (result._tag !== "Stale") return Effect.succeed(result)
+          if (tries >= MAX_STALE_RETRIES) {
+            return Effect.fail(failed("claim")(new Error(`no consistent answer after ${tries} tries`)))
+          }
+          return loop(tries + 1)
+        })
+      return loop(1)
+    }
+
+    const written = (operation: IdempotencyStore.Operation) =>
+    <E extends SqlError>(
+      statement: Effect.Effect<ReadonlyArray<unknown>, E>
+    ): Effect.Effect<boolean, IdempotencyStore.IdempotencyStoreError> =>
+      statement.pipe(
+        Effect.mapError(failed(operation)),
+        Effect.flatMap(single(decodeWrittenRow, operation)),
+        Effect.map((row) => row.written)
+      )
+
+    const fence = (
+      lease: IdempotencyStore.Lease
+    ) => [lease.scope, lease.partition, lease.key, lease.owner, lease.attempt]
+
+    const heartbeat = (lease: IdempotencyStore.Lease) =>
+      written("heartbeat")(sql.unsafe(HEARTBEAT, [...fence(lease), millis(lease.lease)]))
+
+    const complete = (lease: IdempotencyStore.Lease, result: IdempotencyStore.StoredResult) =>
+      written("complete")(sql.unsafe(COMPLETE, [...fence(lease), result.outcome, result.payload, millis(lease.ttl)]))
+
+    const release = (lease: IdempotencyStore.Lease) => written("release")(sql.unsafe(RELEASE, fence(lease)))
+
+    // Lease and expiry columns as milliseconds from the server's now(), so no clock but Postgres' is involved.
+    const remaining = (column: string) => sql.literal(`(extract(epoch from (${column} - now())) * 1000)::float8`)
+
+    const lookup = (key: IdempotencyStore.RecordKey) =>
+      sql`
+        SELECT state, fingerprint, attempt, recovery, owner_token,
+          ${remaining("lease_expires_at")} AS lease_remaining_ms, ${remaining("expires_at")} AS expires_in_ms,
+          outcome, payload
+        FROM ${table}
+        WHERE scope = ${key.scope} AND partition_key = ${key.partition} AND idempotency_key = ${key.key}
+      `.pipe(
+        Effect.mapError(failed("lookup")),
+        Effect.flatMap(
+          (rows): Effect.Effect<Option.Option<IdempotencyStore.RecordInfo>, IdempotencyStore.IdempotencyStoreError> => {
+            if (rows.length === 0) return Effect.succeed(Option.none())
+            return Effect.map(single(decodeExistingRow, "lookup")(rows), (row) => {
+              if (Record.isExpired(rowOf(row))) return Option.none()
+              return Option.some({
+                scope: key.scope,
+                partition: key.partition,
+                key: key.key,
+                state: row.state,
+                fingerprint: row.fingerprint,
+                attempt: row.attempt,
+                recovery: row.recovery,
+                owner: Option.fromNullable(row.owner_token),
+                leaseExpiresIn: row.lease_remaining_ms === null
+                  ? Option.none()
+                  : Option.some(Duration.millis(Math.max(0, row.lease_remaining_ms))),
+                expiresIn: Duration.millis(Math.max(0, row.expires_in_ms)),
+                result: row.outcome === null || row.payload === null
+                  ? Option.none()
+                  : Option.some({ outcome: row.outcome, payload: row.payload })
+              })
+            })
+          }
+        )
+      )
+
+    // SKIP LOCKED: concurrent cleaners (one per process) split the work instead of queueing on each other, and rows
+    // a claim is busy with are left for the next batch. FOR UPDATE re-checks the condition on the latest version.
+    const deleteExpired = (limit: number) =>
+      sql`
+        WITH doomed AS (
+          SELECT scope, partition_key, idempotency_key FROM ${table}
+          WHERE expires_at <= now() AND (state <> 'in_progress' OR lease_expires_at <= now())
+          ORDER BY expires_at
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED
+        ), deleted AS (
+          DELETE FROM ${table} AS t USING doomed
+          WHERE t.scope = doomed.scope AND t.partition_key = doomed.partition_key
+            AND t.idempotency_key = doomed.idempotency_key
+          RETURNING 1
+        )
+        SELECT count(*)::int AS count FROM deleted
+      `.pipe(
+        Effect.mapError(failed("deleteExpired")),
+        Effect.flatMap(single(decodeCountRow, "deleteExpired")),
+        Effect.map((row) => row.count)
+      )
+
+    const service: IdempotencyStore.Service = {
+      backend,
+      claim,
+      heartbeat,
+      complete,
+      release,
+      lookup,
+      deleteExpired
+    }
+    return service
+  })
+
+/** @internal */
+export const layer = (
+  options: SqlIdempotencyStore.Options = {}
+): Layer.Layer<IdempotencyStore.IdempotencyStore, InvalidOptionsError, SqlClient.SqlClient> =>
+  Layer.effect(IdempotencyStore.IdempotencyStore, make(options))
+
+/**
+ * The migration's text for another table: every object in it is named after the table. Constraint and index
+ * names cannot be schema-qualified (they live in the table's schema), so they take the unqualified name.
+ *
+ * @internal
+ */
+export const tableDefinition = (migration: string, tableName: string): string => {
+  const bare = tableName.slice(tableName.lastIndexOf(".") + 1)
+  return migration.replace(
+    /\bbulwark_idempotency_keys(_\w+)?\b/g,
+    (_, suffix: string | undefined) =>
+      suffix === undefined || FUNCTIONS.has(suffix) ? `${tableName}${suffix ?? ""}` : `${bare}${suffix}`
+  )
+}
+
+/** @internal */
+export const createTable = (
+  options: SqlIdempotencyStore.Options = {}
+): Effect.Effect<void, InvalidOptionsError | SqlError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const { tableName } = yield* validate(options)
+    const migration = yield* Effect.sync(() => readFileSync(join(Migrations.directory(), MIGRATION), "utf8"))
+    const sql = yield* SqlClient.SqlClient
+    // Several statements in one text: sent without parameters, as the migrator does.
+    yield* sql.unsafe(tableDefinition(migration, tableName)).raw
+  })

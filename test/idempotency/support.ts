@@ -1,0 +1,126 @@
+/**
+ * Helpers shared by the idempotency tests that use real processes: the side-effect table the handlers write to,
+ * and starting `worker.ts` as a child process.
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import { assert } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import { dirname, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
+const worker = resolve(root, "test/idempotency/worker.ts")
+
+/** One row per handler execution: what the tests count. */
+export const createSideEffects = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) =>
+    sql`CREATE TABLE IF NOT EXISTS idempotency_side_effects (
+    scope text NOT NULL,
+    key text NOT NULL,
+    executor text NOT NULL,
+    attempt integer NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp()
+  )`
+).pipe(Effect.orDie)
+
+export interface SideEffect {
+  readonly key: string
+  readonly executor: string
+  readonly attempt: number
+}
+
+export const sideEffects = (scope: string) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql<SideEffect>`SELECT key, executor, attempt FROM idempotency_side_effects WHERE scope = ${scope} ORDER BY at`
+  )
+    .pipe(Effect.orDie)
+
+export interface Worker {
+  readonly child: ChildProcessWithoutNullStreams
+  /** Resolves when the worker printed a line starting with `prefix`; gives the line. */
+  readonly line: (prefix: string) => Promise<string>
+  /** Resolves with the worker's exit code (or signal). */
+  readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
+  readonly stdout: () => string
+  readonly stderr: () => string
+}
+
+export const startWorker = (config: object): Worker => {
+  // `node --import tsx`, not tsx's CLI: the CLI runs the script in a second process, which would survive the SIGKILL
+  // sent to the first.
+  const child = spawn(process.execPath, ["--import", "tsx", worker, JSON.stringify(config)], { cwd: root })
+  let out = ""
+  let err = ""
+  const waiters: Array<{ prefix: string; resolve: (line: string) => void }> = []
+  const check = () => {
+    // Complete lines only: output arrives in chunks of at most 64 KiB.
+    const lines = out.split("\n").slice(0, -1)
+    for (const waiter of [...waiters]) {
+      const found = lines.find((line) => line.startsWith(waiter.prefix))
+      if (found !== undefined) {
+        waiters.splice(waiters.indexOf(waiter), 1)
+        waiter.resolve(found)
+      }
+    }
+  }
+  child.stdout.on("data", (chunk: Buffer) => {
+    out += chunk.toString()
+    check()
+  })
+  child.stderr.on("data", (chunk: Buffer) => {
+    err += chunk.toString()
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) => {
+    child.on("exit", (code, signal) => resolveExit({ code, signal }))
+  })
+  const line = (prefix: string) =>
+    new Promise<string>((resolveLine, reject) => {
+      waiters.push({ prefix, resolve: resolveLine })
+      check()
+      void exited.then(({ code, signal }) =>
+        reject(new Error(`worker exited (${code ?? signal}) before printing "${prefix}…": ${out} ${err}`))
+      )
+    })
+  return { child, line, exited, stdout: () => out, stderr: () => err }
+}
+
+// -----------------------------------------------------------------------------
+// The race tests: 100 keys × 20 duplicates
+// -----------------------------------------------------------------------------
+
+export const KEYS = 100
+export const DUPLICATES = 20
+
+export const Outcome = Schema.Struct({ key: Schema.String, executor: Schema.String, attempt: Schema.Number })
+export const Results = Schema.parseJson(
+  Schema.Array(Schema.Tuple(Schema.String, Schema.Literal("Executed", "Replayed"), Outcome))
+)
+
+export type Row = readonly [key: string, tag: "Executed" | "Replayed", value: typeof Outcome.Type]
+
+/** Exactly one execution per key, and one identical value for every request of a key. */
+export const checkResults = (
+  rows: ReadonlyArray<Row>,
+  executions: ReadonlyArray<{ readonly key: string; readonly executor: string }>
+) => {
+  assert.strictEqual(rows.length, KEYS * DUPLICATES)
+  assert.strictEqual(executions.length, KEYS, "one side effect per key")
+  assert.strictEqual(new Set(executions.map((e) => e.key)).size, KEYS)
+  const byKey = new Map<string, Array<Row>>()
+  for (const row of rows) byKey.set(row[0], [...(byKey.get(row[0]) ?? []), row])
+  assert.strictEqual(byKey.size, KEYS)
+  for (const [key, all] of byKey) {
+    assert.strictEqual(all.length, DUPLICATES)
+    assert.strictEqual(all.filter(([, tag]) => tag === "Executed").length, 1, `${key}: one Executed`)
+    const first = all[0]
+    if (first === undefined) return assert.fail("no rows")
+    for (const [, , value] of all) assert.deepStrictEqual(value, first[2], `${key}: identical results`)
+    const execution = executions.find((e) => e.key === key)
+    assert.strictEqual(first[2].executor, execution?.executor, `${key}: the value is the one execution's`)
+  }
+}
