@@ -7,14 +7,18 @@
  * `defineProperty` call to every named closure and skew per-call costs. Bulwark
  * and its peers go through the same bundle.
  */
+import * as idempotency from "./idempotency.js"
 import * as isolation from "./isolation.js"
+import * as jobQueue from "./job-queue.js"
 import * as rateLimiter from "./rate-limiter.js"
 import * as retry from "./retry.js"
 
 const suites: Record<string, { readonly run: () => Promise<unknown> }> = {
   retry,
   isolation,
-  "rate-limiter": rateLimiter
+  "rate-limiter": rateLimiter,
+  idempotency,
+  "job-queue": jobQueue
 }
 
 const wanted = process.argv.slice(2)

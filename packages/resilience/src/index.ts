@@ -19,6 +19,35 @@ export * as Failure from "./Failure.js"
 export * as Metrics from "./Metrics.js"
 
 /**
+ * Bulwark's metrics in Prometheus text format: a bridge into a prom-client `Registry` and a `/metrics` handler.
+ *
+ * @since 0.1.0
+ */
+export * as PrometheusMetrics from "./observability/PrometheusMetrics.js"
+
+/**
+ * Traces through OpenTelemetry, switched on by one layer; the span attribute names every primitive uses.
+ *
+ * @since 0.1.0
+ */
+export * as Tracing from "./observability/Tracing.js"
+
+/**
+ * An HttpClient with per-host breakers and bulkheads, retries of transient answers (Retry-After), timeouts,
+ * idempotency keys, a log line, metrics and spans per call.
+ *
+ * @since 0.1.0
+ */
+export * as ResilientHttpClient from "./http/ResilientHttpClient.js"
+
+/**
+ * Bulwark's PostgreSQL schema as numbered migrations, run by @effect/sql's Migrator.
+ *
+ * @since 0.1.0
+ */
+export * as Migrations from "./sql/Migrations.js"
+
+/**
  * Retry policies on `Schedule`: backoff, jitter, attempt and time budgets, `Retry-After`.
  *
  * @since 0.1.0
@@ -74,3 +103,82 @@ export * as RedisRateLimiter from "./rate-limiter/RedisRateLimiter.js"
  * @since 0.1.0
  */
 export * as RateLimiterHttp from "./rate-limiter/RateLimiterHttp.js"
+
+/**
+ * Durable background jobs: Schema-typed payloads, deduplicated confirmed enqueue, queue tiers, admission control.
+ *
+ * @since 0.1.0
+ */
+export * as JobQueue from "./job-queue/JobQueue.js"
+
+/**
+ * The PostgreSQL backend of the job queue (`FOR UPDATE SKIP LOCKED` claims, LISTEN/NOTIFY wake-ups).
+ *
+ * @since 0.1.0
+ */
+export * as SqlJobQueue from "./job-queue/SqlJobQueue.js"
+
+/**
+ * Pull workers for the job queue: leases, heartbeats, retries with backoff, graceful shutdown.
+ *
+ * @since 0.1.0
+ */
+export * as JobWorker from "./job-queue/JobWorker.js"
+
+/**
+ * The dead-letter queue: inspect, replay and discard jobs that failed for good.
+ *
+ * @since 0.1.0
+ */
+export * as DeadLetter from "./job-queue/DeadLetter.js"
+
+/**
+ * The `bulwark` command line: list, show, replay and discard dead letters; queue depth per state.
+ *
+ * @since 0.1.0
+ */
+export * as Cli from "./cli/Cli.js"
+
+/**
+ * Idempotency keys: run an effect at most once per (scope, key), replay the stored result, typed conflicts and
+ * mismatches, leases with heartbeats, fencing, recovery after crashes.
+ *
+ * @since 0.1.0
+ */
+export * as Idempotency from "./idempotency/Idempotency.js"
+
+/**
+ * Where idempotency records live: the store service, an in-memory store, and cleanup of expired records.
+ *
+ * @since 0.1.0
+ */
+export * as IdempotencyStore from "./idempotency/IdempotencyStore.js"
+
+/**
+ * The PostgreSQL idempotency store (`@effect/sql`), one atomic statement per operation.
+ *
+ * @since 0.1.0
+ */
+export * as SqlIdempotencyStore from "./idempotency/SqlIdempotencyStore.js"
+
+/**
+ * A Redis read-through cache of completed idempotency records in front of another store.
+ *
+ * @since 0.1.0
+ */
+export * as RedisIdempotencyCache from "./idempotency/RedisIdempotencyCache.js"
+
+/**
+ * Idempotency-Key middleware for @effect/platform (HttpRouter / HttpApp, and an HttpApi handler wrapper): replays
+ * byte for byte, 409 in flight, 422 on a different request, 400 problem+json for missing or invalid keys.
+ *
+ * @since 0.1.0
+ */
+export * as IdempotencyHttp from "./idempotency/IdempotencyHttp.js"
+
+/**
+ * An HttpClient wrapper that sends one Idempotency-Key per logical operation and reuses it across retries.
+ *
+ * @since 0.1.0
+ */
+export * as IdempotencyHttpClient from "./idempotency/IdempotencyHttpClient.js"

@@ -1,0 +1,1017 @@
+/**
+ * Durable background jobs: typed job definitions, confirmed and deduplicated
+ * enqueue, queue tiers, admission control, status and queue statistics.
+ *
+ * ```text
+ *   enqueue ──▶ queued / scheduled ──claim (lease)──▶ running ──▶ succeeded
+ *                    ▲                                   │
+ *                    └──── retrying ◀── transient failure┤ (backoff: min(base·2^(n-1)·(1±jitter), cap))
+ *                                                        └──▶ dead (terminal failure, undecodable payload,
+ *                                                              attempts exhausted) ──▶ dead-letter queue
+ * ```
+ *
+ * A job is a {@link JobDefinition} (a `kind`, a default queue and a `Schema`
+ * for its payload) plus a payload. {@link enqueue} validates the payload with
+ * the Schema, encodes it to JSON, checks its size and the queue's admission
+ * limiter, and returns only once the job is stored: the returned id is a
+ * promise that the job exists. A `dedupKey` makes enqueue idempotent: the
+ * same key in the same queue returns the existing job (one `INSERT … ON
+ * CONFLICT` statement on Postgres) for as long as that job's row is kept.
+ * {@link enqueueMany} is all-or-nothing.
+ *
+ * Queues are tiers (`high_priority`, `default`, `batch`…), each with its own
+ * worker pool, concurrency, lease, retry policy and payload limit, so a flood
+ * of batch jobs never takes a slot from a latency-sensitive tier (see
+ * `JobWorker`). Delivery is at-least-once: a worker that dies mid-job loses its
+ * lease and the job runs again, so handlers should be idempotent (pair them
+ * with a dedup key of your own, or the idempotency module).
+ *
+ * Backends: {@link layerMemory} (one process, Effect `Clock`, for tests) and
+ * `SqlJobQueue.layer` (PostgreSQL, many processes). Both implement
+ * {@link JobStore} and pass one conformance suite (`test/job-queue/`).
+ *
+ * Defaults per queue: concurrency 10, lease (visibility timeout) 30 s renewed
+ * every 10 s, poll every 1 s, 5 attempts, retry delay from 5 s doubling up to 5
+ * minutes with ±25 % jitter, payloads up to 256 KiB.
+ *
+ * @since 0.1.0
+ */
+import type * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as DateTime from "effect/DateTime"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
+import type * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type { InvalidOptionsError, Verdict } from "../Failure.js"
+import { RejectionTypeId, TerminalTypeId, TransientTypeId } from "../Failure.js"
+import type * as RateLimiter from "../rate-limiter/RateLimiter.js"
+import type * as DeadLetter from "./DeadLetter.js"
+import * as backoff from "./internal/backoff.js"
+import * as config from "./internal/config.js"
+import * as definition from "./internal/definition.js"
+import * as internal from "./internal/jobQueue.js"
+import * as memoryStore from "./internal/memoryStore.js"
+import * as metrics from "./internal/metrics.js"
+
+// -----------------------------------------------------------------------------
+// Job definitions
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category Symbols
+ */
+export const DefinitionTypeId: unique symbol = Symbol.for("@bulwark/resilience/JobQueue/JobDefinition")
+
+/**
+ * @since 0.1.0
+ * @category Symbols
+ */
+export type DefinitionTypeId = typeof DefinitionTypeId
+
+/**
+ * A job id. Postgres ids are the decimal text of a `bigint` identity, so they
+ * sort in enqueue order; memory ids look the same.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type JobId = string
+
+/**
+ * A kind of job: its name (`kind`, stored with every job and used to find its
+ * handler), the queue it goes to by default and the Schema of its payload.
+ * The payload Schema's encoded side must be JSON (it is stored as `jsonb`),
+ * and it needs no context.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface JobDefinition<
+  Kind extends string = string,
+  Payload extends Schema.Schema.AnyNoContext = Schema.Schema.AnyNoContext
+> {
+  readonly [DefinitionTypeId]: DefinitionTypeId
+  readonly kind: Kind
+  readonly queue: string
+  readonly payload: Payload
+  /** Overrides the queue's `retry.maxAttempts` for this kind. */
+  readonly maxAttempts: Option.Option<number>
+  /** Default priority of this kind's jobs (higher runs first). Default 0. */
+  readonly priority: number
+}
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export declare namespace JobDefinition {
+  /**
+   * Any job definition.
+   *
+   * @since 0.1.0
+   * @category Models
+   */
+  export type Any = JobDefinition<string, Schema.Schema.AnyNoContext>
+
+  /**
+   * The decoded payload type of a definition.
+   *
+   * @since 0.1.0
+   * @category Models
+   */
+  export type Payload<D> = D extends JobDefinition<infer _Kind, infer S> ? Schema.Schema.Type<S> : never
+
+  /**
+   * The encoded (stored, JSON) payload type of a definition.
+   *
+   * @since 0.1.0
+   * @category Models
+   */
+  export type Encoded<D> = D extends JobDefinition<infer _Kind, infer S> ? Schema.Schema.Encoded<S> : never
+
+  /**
+   * What {@link define} takes.
+   *
+   * @since 0.1.0
+   * @category Models
+   */
+  export interface Options<Kind extends string, Payload extends Schema.Schema.AnyNoContext> {
+    /** Stored with every job; 1–128 characters of `A-Z a-z 0-9 _ . : / -`. */
+    readonly kind: Kind
+    /** The queue (tier) its jobs go to unless enqueue says otherwise. */
+    readonly queue: string
+    readonly payload: Payload
+    /** Attempts before the dead-letter queue, first included: 1–1,000. Default: the queue's. */
+    readonly maxAttempts?: number
+    /** −32,768 to 32,767, higher first. Default 0. */
+    readonly priority?: number
+  }
+}
+
+/**
+ * Defines a kind of job. Pure: the kind, queue and limits are checked when
+ * the definition is registered (`jobs` option of a backend layer) or used
+ * (enqueue, worker), with typed errors.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { JobQueue } from "@bulwark/resilience"
+ *
+ * const SendReceipt = JobQueue.define({
+ *   kind: "send-receipt",
+ *   queue: "default",
+ *   payload: Schema.Struct({ orderId: Schema.String, email: Schema.String })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const define: <const Kind extends string, Payload extends Schema.Schema.AnyNoContext>(
+  options: JobDefinition.Options<Kind, Payload>
+) => JobDefinition<Kind, Payload> = definition.define
+
+/**
+ * @since 0.1.0
+ * @category Guards
+ */
+export const isJobDefinition: (u: unknown) => u is JobDefinition.Any = definition.isJobDefinition
+
+// -----------------------------------------------------------------------------
+// Status
+// -----------------------------------------------------------------------------
+
+/**
+ * Where a job is:
+ *
+ * - `queued`: due now, never attempted (or its lease was handed back on shutdown);
+ * - `scheduled`: not yet due (a future `runAt` / `delay`), never attempted;
+ * - `running`: leased by a worker;
+ * - `retrying`: failed transiently (or its lease lapsed), waiting for its next attempt;
+ * - `succeeded`: done;
+ * - `dead`: failed for good; its envelope is in the dead-letter queue (`DeadLetter`).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type JobStatus = "queued" | "scheduled" | "running" | "retrying" | "succeeded" | "dead"
+
+/**
+ * One attempt's failure, kept in the job's history and in its dead-letter
+ * envelope. Persisted as JSON, hence a Schema class. Times come from the
+ * backend's clock (the database's `now()` on Postgres).
+ *
+ * `tag` is the error's `_tag` (or `"Defect"`, `"Interrupted"`,
+ * `"LeaseExpired"`, `"PayloadDecodeError"`, `"NoHandlerError"`); `cause` is
+ * the pretty-printed Effect `Cause`, cut to 8 KiB.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export class AttemptError extends Schema.Class<AttemptError>("@bulwark/resilience/JobQueue/AttemptError")({
+  attempt: Schema.Number,
+  tag: Schema.String,
+  message: Schema.String,
+  cause: Schema.NullOr(Schema.String),
+  verdict: Schema.Literal("transient", "terminal"),
+  workerId: Schema.String,
+  startedAt: Schema.NullOr(Schema.Date),
+  failedAt: Schema.Date
+}) {}
+
+/**
+ * What {@link status} reports about a job.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface JobInfo {
+  readonly id: JobId
+  readonly queue: string
+  readonly kind: string
+  readonly status: JobStatus
+  readonly priority: number
+  /** Attempts started so far (the running one included; a lease handed back on shutdown is not counted). */
+  readonly attempts: number
+  readonly maxAttempts: number
+  /** The stored (encoded, JSON) payload. */
+  readonly payload: unknown
+  readonly dedupKey: Option.Option<string>
+  readonly enqueuedAt: Date
+  /** When it is (or was last) due. */
+  readonly runAt: Date
+  /** When the latest attempt started. */
+  readonly startedAt: Option.Option<Date>
+  /** When it succeeded or died. */
+  readonly finishedAt: Option.Option<Date>
+  readonly leaseOwner: Option.Option<string>
+  readonly leaseExpiresAt: Option.Option<Date>
+  /** Every failed attempt, oldest first. */
+  readonly errors: ReadonlyArray<AttemptError>
+  /** The dead-letter entry this job replays, when it was created by a replay. */
+  readonly replayOf: Option.Option<JobId>
+}
+
+/**
+ * Counts for one queue, read from the backend (the database on Postgres), not
+ * from a process's memory.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface QueueStats {
+  readonly queue: string
+  /** Due now: new jobs and retries whose backoff has elapsed. */
+  readonly ready: number
+  /** Not yet due, never attempted. */
+  readonly scheduled: number
+  /** Waiting out a retry backoff. */
+  readonly retrying: number
+  /** Leased by a worker. */
+  readonly running: number
+  /** Pending entries in the dead-letter queue whose source is this queue. */
+  readonly deadLetters: number
+  /** How long the oldest ready job has been due (SQS' "age of oldest message"). */
+  readonly oldestReadyAge: Option.Option<Duration.Duration>
+}
+
+// -----------------------------------------------------------------------------
+// Errors
+// -----------------------------------------------------------------------------
+
+/**
+ * Enqueue named a queue the backend was not configured with. Terminal.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class UnknownQueueError extends Data.TaggedError("UnknownQueueError")<{
+  readonly queue: string
+  readonly known: ReadonlyArray<string>
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Unknown job queue "${this.queue}" (configured: ${this.known.join(", ") || "none"})`
+  }
+}
+
+/**
+ * A payload failed its job definition's Schema (at enqueue, or when a
+ * dead-letter entry is replayed with an edited payload). Terminal. `index`
+ * is the position in an {@link enqueueMany} batch.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class InvalidPayloadError extends Data.TaggedError("InvalidPayloadError")<{
+  readonly kind: string
+  readonly queue: string
+  readonly index?: number
+  /** The Schema's explanation (a `ParseError` message). */
+  readonly issue: string
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const at = this.index === undefined ? "" : ` (item ${this.index})`
+    return `Invalid payload for job "${this.kind}" in queue "${this.queue}"${at}: ${this.issue}`
+  }
+}
+
+/**
+ * An encoded payload is larger than the queue's `maxPayloadBytes`. Terminal.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class PayloadTooLargeError extends Data.TaggedError("PayloadTooLargeError")<{
+  readonly kind: string
+  readonly queue: string
+  readonly index?: number
+  readonly bytes: number
+  readonly limit: number
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const at = this.index === undefined ? "" : ` (item ${this.index})`
+    return `Payload of job "${this.kind}" for queue "${this.queue}"${at} is ${this.bytes} bytes; the limit is ${this.limit}`
+  }
+}
+
+/**
+ * The queue's admission limiter refused the enqueue: backpressure. Transient
+ * (try again after `retryAfter`) and a rejection (breakers ignore it).
+ * Nothing was stored.
+ *
+ * - `LimitExceeded`: no token now (`onLimited: "reject"`) or not within `maxWait` (`"wait"`);
+ * - `StoreUnavailable`: the limiter's store was down and it fails closed;
+ * - `BatchExceedsQuota`: an {@link enqueueMany} batch needs more tokens than the bucket can ever hold.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class AdmissionRejectedError extends Data.TaggedError("AdmissionRejectedError")<{
+  readonly queue: string
+  readonly limiter: string
+  readonly reason: "LimitExceeded" | "StoreUnavailable" | "BatchExceedsQuota"
+  readonly retryAfter: Duration.Duration
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  readonly [RejectionTypeId]: RejectionTypeId = RejectionTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Queue "${this.queue}" refused the job (${this.reason}, limiter "${this.limiter}"); retry after ${
+      Math.ceil(internal.millis(this.retryAfter))
+    } ms`
+  }
+}
+
+/**
+ * The backend failed (the database is unreachable, a statement failed).
+ * Transient. `operation` names the statement (`enqueue`, `claimJobs`, …).
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class JobStoreError extends Data.TaggedError("JobStoreError")<{
+  readonly operation: string
+  readonly cause: unknown
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Job store failed during ${this.operation}: ${internal.describe(this.cause)}`
+  }
+}
+
+/**
+ * Everything {@link enqueue} and {@link enqueueMany} can fail with.
+ * `InvalidOptionsError` covers bad per-call options (a priority out of range,
+ * an empty or over-long dedup key, an invalid kind, an invalid `runAt`).
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export type EnqueueError =
+  | UnknownQueueError
+  | InvalidPayloadError
+  | PayloadTooLargeError
+  | AdmissionRejectedError
+  | InvalidOptionsError
+  | JobStoreError
+
+// -----------------------------------------------------------------------------
+// Configuration
+// -----------------------------------------------------------------------------
+
+/**
+ * Retry policy of a queue. The delay before the attempt after failed attempt
+ * `n` (1-based) is `min(base · 2^(n-1) · (1 + u), cap)` with `u` uniform in
+ * `[−jitter, +jitter]`; see {@link retryDelay}.
+ *
+ * @since 0.1.0
+ * @category Configuration
+ */
+export interface RetryOptions {
+  /** Default 5 seconds. */
+  readonly base?: Duration.DurationInput
+  /** Default 5 minutes. */
+  readonly cap?: Duration.DurationInput
+  /** A fraction from 0 to 1. Default 0.25 (±25 %). */
+  readonly jitter?: number
+  /** Attempts before the dead-letter queue, first included: 1–1,000. Default 5. */
+  readonly maxAttempts?: number
+}
+
+/**
+ * Admission control on enqueue, with a limiter from `RateLimiter.make`
+ * (e.g. a token bucket): `reject` fails at once with
+ * {@link AdmissionRejectedError} (carrying `retryAfter`) when no token is
+ * free; `wait` waits up to `maxWait` for one (backpressure by waiting), then
+ * fails the same way. An {@link enqueueMany} batch takes one token per job.
+ *
+ * @since 0.1.0
+ * @category Configuration
+ */
+export interface AdmissionOptions {
+  readonly limiter: RateLimiter.RateLimiter
+  /** Default `"reject"`. */
+  readonly onLimited?: "reject" | "wait"
+  /** For `"wait"`. Default: the limiter's `maxWait`. */
+  readonly maxWait?: Duration.DurationInput
+  /** The limiter key. Default: the queue name (one bucket per queue). */
+  readonly key?: string
+}
+
+/**
+ * One queue (tier). Worker settings (`concurrency`, `batchSize`, lease,
+ * heartbeat, poll, reclaim) apply to each worker process serving the queue.
+ *
+ * @since 0.1.0
+ * @category Configuration
+ */
+export interface QueueOptions {
+  /** Jobs of this queue run at once per worker process: 1–10,000. Default 10. */
+  readonly concurrency?: number
+  /** Most jobs claimed by one claim statement: 1–1,000. Default: `concurrency` (capped at 1,000). */
+  readonly batchSize?: number
+  /** The lease a claim takes (SQS' visibility timeout): ≥ 100 ms. Default 30 seconds. */
+  readonly visibilityTimeout?: Duration.DurationInput
+  /** How often a worker renews the leases of its running jobs: below `visibilityTimeout`. Default a third of it. */
+  readonly heartbeatInterval?: Duration.DurationInput
+  /** Idle polling between wake-ups (the fallback when notifications are lost): ≥ 1 ms. Default 1 second. */
+  readonly pollInterval?: Duration.DurationInput
+  /** How often a worker looks for lapsed leases to reclaim. Default half the visibility timeout, at most 5 s. */
+  readonly reclaimInterval?: Duration.DurationInput
+  readonly retry?: RetryOptions
+  /** Largest encoded payload in bytes (UTF-8 JSON): 1 to 64 MiB. Default 256 KiB. */
+  readonly maxPayloadBytes?: number
+  readonly admission?: AdmissionOptions
+  /**
+   * The verdict for handler failures that are neither branded (`Failure.Transient` / `Failure.Terminal`) nor known
+   * to the current `Failure` classifier, and for defects. Default `"transient"` (retried, like every job system).
+   */
+  readonly unclassified?: Verdict
+}
+
+/**
+ * What a backend layer takes.
+ *
+ * @since 0.1.0
+ * @category Configuration
+ */
+export interface Options {
+  /** The queues (tiers) by name; names are 1–128 characters of `A-Z a-z 0-9 _ . : / -`. */
+  readonly queues: Readonly<Record<string, QueueOptions>>
+  /**
+   * Known job kinds: replaying a dead-letter entry with an edited payload re-validates it with its kind's Schema,
+   * which needs the definition here. Optional otherwise.
+   */
+  readonly jobs?: ReadonlyArray<JobDefinition.Any>
+}
+
+/**
+ * A queue's validated settings.
+ *
+ * @since 0.1.0
+ * @category Configuration
+ */
+export interface QueueConfig {
+  readonly name: string
+  readonly concurrency: number
+  readonly batchSize: number
+  readonly visibilityTimeout: Duration.Duration
+  readonly heartbeatInterval: Duration.Duration
+  readonly pollInterval: Duration.Duration
+  readonly reclaimInterval: Duration.Duration
+  readonly retry: RetryPolicy
+  readonly maxPayloadBytes: number
+  readonly admission: Option.Option<{
+    readonly limiter: RateLimiter.RateLimiter
+    readonly onLimited: "reject" | "wait"
+    readonly maxWait: Option.Option<Duration.Duration>
+    readonly key: string
+  }>
+  readonly unclassified: Verdict
+}
+
+/**
+ * A validated retry policy.
+ *
+ * @since 0.1.0
+ * @category Configuration
+ */
+export interface RetryPolicy {
+  readonly base: Duration.Duration
+  readonly cap: Duration.Duration
+  readonly jitter: number
+  readonly maxAttempts: number
+}
+
+/**
+ * Validated options: the queues and the registered job kinds.
+ *
+ * @since 0.1.0
+ * @category Configuration
+ */
+export interface Config {
+  readonly queues: ReadonlyMap<string, QueueConfig>
+  readonly jobs: ReadonlyMap<string, JobDefinition.Any>
+}
+
+/**
+ * Validates options; every bad value fails with `InvalidOptionsError` naming
+ * it (`queues.batch.concurrency`, …). Backend layers call it.
+ *
+ * @since 0.1.0
+ * @category Configuration
+ */
+export const makeConfig: (options: Options) => Either.Either<Config, InvalidOptionsError> = config.makeConfig
+
+/**
+ * The retry delay after failed attempt `attempt` (1-based), for a random
+ * draw `random` in [0, 1): `min(base · 2^(attempt-1) · (1 + jitter·(2·random − 1)), cap)`.
+ *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import { JobQueue } from "@bulwark/resilience"
+ *
+ * const policy = { base: Duration.seconds(5), cap: Duration.minutes(5), jitter: 0.25, maxAttempts: 5 }
+ * JobQueue.retryDelay(policy, 3, 0.5) // 20 seconds (5 s · 2², no jitter at the midpoint)
+ * ```
+ *
+ * @since 0.1.0
+ * @category Configuration
+ */
+export const retryDelay: (policy: RetryPolicy, attempt: number, random: number) => Duration.Duration =
+  backoff.retryDelay
+
+// -----------------------------------------------------------------------------
+// Backend contract
+// -----------------------------------------------------------------------------
+
+/**
+ * A job as a backend stores it on enqueue (already validated and encoded).
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export interface NewJob {
+  readonly queue: string
+  readonly kind: string
+  readonly payload: unknown
+  readonly priority: number
+  readonly maxAttempts: number
+  readonly dedupKey: Option.Option<string>
+  /** Absolute due time; `None` = now (the backend's clock). */
+  readonly runAt: Option.Option<Date>
+  /** Relative delay from the backend's now, used when `runAt` is `None`. */
+  readonly delay: Duration.Duration
+}
+
+/**
+ * A lease: which worker holds a job, for which attempt, and the claim epoch
+ * (a per-job counter bumped by every claim). Every completion, failure,
+ * heartbeat and release must match all three while the job is running, so a
+ * worker whose lease lapsed can never overwrite a newer outcome.
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export interface Lease {
+  readonly id: JobId
+  readonly owner: string
+  readonly attempt: number
+  readonly epoch: number
+}
+
+/**
+ * A job handed to a worker by a claim.
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export interface ClaimedJob {
+  readonly lease: Lease
+  readonly queue: string
+  readonly kind: string
+  readonly payload: unknown
+  readonly priority: number
+  readonly maxAttempts: number
+  readonly dedupKey: Option.Option<string>
+  readonly enqueuedAt: Date
+  /** When it became due (for the wait histogram). */
+  readonly runAt: Date
+  /** The backend's clock at claim time. */
+  readonly claimedAt: Date
+  readonly leaseExpiresAt: Date
+}
+
+/**
+ * How a worker reports a failed attempt. `retryIn: None` sends the job to
+ * the dead-letter queue (a terminal failure, or no attempts left).
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export interface FailRequest {
+  readonly lease: Lease
+  readonly error: {
+    readonly tag: string
+    readonly message: string
+    readonly cause: string | null
+    readonly verdict: Verdict
+  }
+  readonly retryIn: Option.Option<Duration.Duration>
+}
+
+/**
+ * What a failure report did: `retrying` (with the new due time), `dead`
+ * (moved to the dead-letter queue) or `rejected` (the lease no longer
+ * matched: a late report from a worker that lost the job).
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export type FailOutcome =
+  | { readonly _tag: "Retrying"; readonly runAt: Date }
+  | { readonly _tag: "Dead" }
+  | { readonly _tag: "Rejected" }
+
+/**
+ * A job whose lease lapsed and that a reclaim put back (`Retrying`) or, with
+ * no attempts left, dead-lettered (`Dead`).
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export interface Reclaimed {
+  readonly id: JobId
+  readonly queue: string
+  readonly outcome: "Retrying" | "Dead"
+  readonly previousOwner: string
+}
+
+/**
+ * The storage contract every backend implements ({@link layerMemory},
+ * `SqlJobQueue`). Workers and the dead-letter API use it; applications use
+ * the {@link JobQueue} service instead. Each operation is atomic: one SQL
+ * statement on Postgres, one synchronous step in memory.
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export interface JobStore {
+  /** `"memory"` or `"postgres"`. */
+  readonly backend: string
+  /** Stores jobs all-or-nothing; a `dedupKey` already present in the queue returns that job. Results in input order. */
+  readonly insert: (
+    jobs: ReadonlyArray<NewJob>
+  ) => Effect.Effect<ReadonlyArray<{ readonly id: JobId; readonly deduplicated: boolean }>, JobStoreError>
+  /** Leases up to `limit` due jobs of a queue, highest priority then oldest due first (`FOR UPDATE SKIP LOCKED`). */
+  readonly claim: (request: {
+    readonly queue: string
+    readonly limit: number
+    readonly owner: string
+    readonly lease: Duration.Duration
+  }) => Effect.Effect<ReadonlyArray<ClaimedJob>, JobStoreError>
+  /** Extends the leases still held; returns their ids (a missing id = lease lost). */
+  readonly heartbeat: (
+    leases: ReadonlyArray<Lease>,
+    lease: Duration.Duration
+  ) => Effect.Effect<ReadonlyArray<JobId>, JobStoreError>
+  /** Marks jobs succeeded; returns the ids accepted (the others' leases no longer matched). */
+  readonly complete: (leases: ReadonlyArray<Lease>) => Effect.Effect<ReadonlyArray<JobId>, JobStoreError>
+  /** Records a failed attempt: schedules the retry or dead-letters the job. */
+  readonly fail: (request: FailRequest) => Effect.Effect<FailOutcome, JobStoreError>
+  /** Hands leases back without burning the attempt (graceful shutdown); returns the ids released. */
+  readonly release: (leases: ReadonlyArray<Lease>) => Effect.Effect<ReadonlyArray<JobId>, JobStoreError>
+  /** Puts running jobs of these queues whose lease lapsed back to retrying (or dead), up to `limit`. */
+  readonly reclaim: (
+    queues: ReadonlyArray<string>,
+    limit: number
+  ) => Effect.Effect<ReadonlyArray<Reclaimed>, JobStoreError>
+  readonly status: (id: JobId) => Effect.Effect<Option.Option<JobInfo>, JobStoreError>
+  /** One aggregate read of every queue's counts (queues without jobs are absent). */
+  readonly stats: Effect.Effect<ReadonlyArray<QueueStats>, JobStoreError>
+  /**
+   * Wake-ups: the name of a queue that got new due jobs. Best effort (a lost
+   * notification costs at most one poll interval); while subscribed, a
+   * backend keeps its listener alive and reconnects it.
+   */
+  readonly wakeups: Stream.Stream<string>
+  /** Whether the wake-up listener is connected (`true` for memory; `false` on Postgres while reconnecting or idle). */
+  readonly listening: Effect.Effect<boolean>
+  readonly listDeadLetters: (query: DeadLetter.Query) => Effect.Effect<DeadLetter.Page, JobStoreError>
+  readonly getDeadLetter: (id: JobId) => Effect.Effect<Option.Option<DeadLetter.Entry>, JobStoreError>
+  /** Replays entries as fresh jobs in their source queues, atomically per call; idempotent per entry. */
+  readonly replayDeadLetters: (
+    requests: ReadonlyArray<DeadLetter.ReplayRequest>
+  ) => Effect.Effect<ReadonlyArray<DeadLetter.ReplayResult>, JobStoreError>
+  readonly discardDeadLetters: (
+    ids: ReadonlyArray<JobId>
+  ) => Effect.Effect<ReadonlyArray<DeadLetter.DiscardResult>, JobStoreError>
+}
+
+// -----------------------------------------------------------------------------
+// Service
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category Symbols
+ */
+export const TypeId: unique symbol = Symbol.for("@bulwark/resilience/JobQueue")
+
+/**
+ * @since 0.1.0
+ * @category Symbols
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * Per-job enqueue options.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface EnqueueOptions {
+  /** Idempotency: the same key in the same queue returns the existing job. 1–512 characters. */
+  readonly dedupKey?: string
+  /** Run no earlier than this. */
+  readonly runAt?: Date | DateTime.DateTime
+  /** Run no earlier than this long from now (ignored when `runAt` is given). */
+  readonly delay?: Duration.DurationInput
+  /** −32,768 to 32,767, higher first. Default: the definition's. */
+  readonly priority?: number
+  /** Another configured queue than the definition's. */
+  readonly queue?: string
+  /** Attempts before the dead-letter queue, 1–1,000. Default: the definition's, else the queue's. */
+  readonly maxAttempts?: number
+}
+
+/**
+ * A confirmed enqueue: the job is stored. `deduplicated` is `true` when its
+ * `dedupKey` matched an existing job, whose id this is.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Enqueued {
+  readonly id: JobId
+  readonly queue: string
+  readonly deduplicated: boolean
+}
+
+/**
+ * One job for {@link enqueueMany}, typed at creation by {@link job}.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface JobRequest {
+  readonly definition: JobDefinition.Any
+  readonly payload: unknown
+  readonly options: EnqueueOptions
+}
+
+/**
+ * A dedup key from an owner (a user, tenant or aggregate id) and the
+ * operation: `<owner>:<SHA-256 of the operation as canonical JSON>`, so the
+ * same operation for the same owner always maps to the same key, whatever
+ * the key order of its fields. 44 characters plus the owner.
+ *
+ * @example
+ * ```ts
+ * import { JobQueue } from "@bulwark/resilience"
+ *
+ * JobQueue.dedupKey("user-42", { op: "welcome-email", campaign: 7 }) === JobQueue.dedupKey("user-42", {
+ *   campaign: 7,
+ *   op: "welcome-email"
+ * }) // true
+ * ```
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const dedupKey: (owner: string, operation: unknown) => string = definition.dedupKey
+
+/**
+ * Pairs a definition with a payload (type-checked against its Schema) for {@link enqueueMany}.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const job: <D extends JobDefinition.Any>(
+  definition: D,
+  payload: JobDefinition.Payload<D>,
+  options?: EnqueueOptions
+) => JobRequest = definition.job
+
+/**
+ * The job queue service: enqueue, status, statistics, on one backend.
+ *
+ * On Postgres, enqueue runs on the `SqlClient` in context, so inside
+ * `sql.withTransaction` the job commits or rolls back with your own writes
+ * (and its wake-up is sent at commit).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface JobQueue {
+  readonly [TypeId]: TypeId
+  readonly config: Config
+  readonly store: JobStore
+  readonly enqueue: <D extends JobDefinition.Any>(
+    definition: D,
+    payload: JobDefinition.Payload<D>,
+    options?: EnqueueOptions
+  ) => Effect.Effect<Enqueued, EnqueueError>
+  readonly enqueueMany: (jobs: ReadonlyArray<JobRequest>) => Effect.Effect<ReadonlyArray<Enqueued>, EnqueueError>
+  readonly status: (id: JobId) => Effect.Effect<Option.Option<JobInfo>, JobStoreError>
+  readonly stats: Effect.Effect<ReadonlyArray<QueueStats>, JobStoreError>
+}
+
+/**
+ * The {@link JobQueue} service tag.
+ *
+ * @since 0.1.0
+ * @category Tags
+ */
+export const JobQueue: Context.Tag<JobQueue, JobQueue> = internal.tag
+
+/**
+ * Builds the service on a backend store (for backend authors; use
+ * {@link layerMemory} or `SqlJobQueue.layer`).
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make: (config: Config, store: JobStore) => JobQueue = internal.make
+
+/**
+ * Enqueues one job and returns once it is stored.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { JobQueue } from "@bulwark/resilience"
+ *
+ * const SendReceipt = JobQueue.define({
+ *   kind: "send-receipt",
+ *   queue: "default",
+ *   payload: Schema.Struct({ orderId: Schema.String })
+ * })
+ *
+ * const program = JobQueue.enqueue(SendReceipt, { orderId: "o-1" }, { dedupKey: "receipt:o-1" }).pipe(
+ *   Effect.provide(JobQueue.layerMemory({ queues: { default: {} } }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category Enqueue
+ */
+export const enqueue: <D extends JobDefinition.Any>(
+  definition: D,
+  payload: JobDefinition.Payload<D>,
+  options?: EnqueueOptions
+) => Effect.Effect<Enqueued, EnqueueError, JobQueue> = internal.enqueue
+
+/**
+ * Enqueues many jobs at once, all or nothing (one statement on Postgres).
+ * Results are in input order; duplicates of a `dedupKey` inside the batch get
+ * the same job. The first invalid job fails the whole batch (errors carry
+ * its `index`).
+ *
+ * @since 0.1.0
+ * @category Enqueue
+ */
+export const enqueueMany: (
+  jobs: ReadonlyArray<JobRequest>
+) => Effect.Effect<ReadonlyArray<Enqueued>, EnqueueError, JobQueue> = internal.enqueueMany
+
+/**
+ * A job's status, or `None` for an unknown id.
+ *
+ * @since 0.1.0
+ * @category Inspection
+ */
+export const status: (id: JobId) => Effect.Effect<Option.Option<JobInfo>, JobStoreError, JobQueue> = internal.status
+
+/**
+ * Counts per queue (ready, scheduled, retrying, running, dead letters), from
+ * one aggregate read of the backend. Every configured queue is listed.
+ *
+ * @since 0.1.0
+ * @category Inspection
+ */
+export const stats: Effect.Effect<ReadonlyArray<QueueStats>, JobStoreError, JobQueue> = internal.stats
+
+// -----------------------------------------------------------------------------
+// Backends and metrics
+// -----------------------------------------------------------------------------
+
+/**
+ * An in-memory backend for one process, on Effect's `Clock` (so `TestClock`
+ * drives its leases and backoffs). Same contract as the Postgres backend.
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerMemory: (options: Options) => Layer.Layer<JobQueue, InvalidOptionsError> = memoryStore.layer
+
+/**
+ * Builds an in-memory store (the state of {@link layerMemory}).
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export const makeMemoryStore: Effect.Effect<JobStore> = memoryStore.make
+
+/**
+ * Sets `bulwark_job_queue_depth{queue,state}` (ready, scheduled — not-yet-due
+ * jobs and retries waiting out their backoff —, running) and
+ * `bulwark_dead_letter_depth{queue}` from one aggregate read of the backend
+ * every `interval` (default 15 seconds), for every configured queue, while
+ * the scope is open. A failed read is logged and retried at the next tick.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const reportMetrics: (
+  options?: { readonly interval?: Duration.DurationInput }
+) => Effect.Effect<void, InvalidOptionsError, JobQueue | Scope.Scope> = metrics.reportMetrics
+
+/**
+ * {@link reportMetrics} as a layer.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const layerMetrics: (
+  options?: { readonly interval?: Duration.DurationInput }
+) => Layer.Layer<never, InvalidOptionsError, JobQueue> = metrics.layerMetrics

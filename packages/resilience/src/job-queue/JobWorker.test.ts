@@ -1,0 +1,237 @@
+/**
+ * Time-dependent worker behaviour on the memory backend, driven by TestClock:
+ * backoff delays, reclaiming lapsed leases (and not a moment earlier),
+ * heartbeats over a long job, and the grace period of a shutdown. The
+ * backend-independent contract is in test/job-queue/conformance.ts.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as TestClock from "effect/TestClock"
+import * as fc from "fast-check"
+import * as JobQueue from "./JobQueue.js"
+import * as JobWorker from "./JobWorker.js"
+
+const Task = JobQueue.define({ kind: "task", queue: "default", payload: Schema.Struct({ n: Schema.Number }) })
+
+class Boom extends Data.TaggedError("Boom")<{ readonly message: string }> {}
+
+/** Moves the TestClock forward in small steps, letting the worker's fibers run between them. */
+const advance = (total: Duration.DurationInput, step: Duration.DurationInput = "100 millis") =>
+  Effect.gen(function*() {
+    const end = Duration.toMillis(total)
+    const stride = Duration.toMillis(step)
+    for (let done = 0; done < end; done += stride) {
+      yield* TestClock.adjust(Math.min(stride, end - done))
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+    }
+  })
+
+const statusOf = (id: string) =>
+  JobQueue.status(id).pipe(
+    Effect.flatMap(Option.match({ onNone: () => Effect.die(new Error(`no job ${id}`)), onSome: Effect.succeed }))
+  )
+
+const settle = Effect.gen(function*() {
+  for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
+})
+
+describe("JobWorker on the TestClock", () => {
+  it.effect("waits base·2^(n-1) between attempts (no jitter), then dead-letters after the last", () =>
+    Effect.gen(function*() {
+      const starts: Array<number> = []
+      const { id } = yield* JobQueue.enqueue(Task, { n: 1 })
+      yield* JobWorker.make({
+        handlers: [
+          JobWorker.handler(Task, () =>
+            Clock.currentTimeMillis.pipe(
+              Effect.flatMap((now) => {
+                starts.push(now)
+                return Effect.fail(new Boom({ message: "again" }))
+              })
+            ))
+        ]
+      })
+      yield* settle
+      assert.deepStrictEqual(starts, [0])
+      // 5 s, 10 s, 20 s, 40 s: each retry starts exactly when due (the poll interval is 1 s).
+      yield* advance("4999 millis")
+      assert.strictEqual(starts.length, 1, "not before 5 s")
+      yield* advance("71 seconds", "250 millis")
+      const gaps = starts.slice(1).map((start, n) => start - (starts[n] ?? 0))
+      assert.strictEqual(starts.length, 5)
+      gaps.forEach((gap, n) => {
+        const expected = 5000 * 2 ** n
+        assert.isTrue(gap >= expected && gap <= expected + 1000, `retry ${n + 1}: ${gap} ms`)
+      })
+      const dead = yield* statusOf(id)
+      assert.strictEqual(dead.status, "dead")
+      assert.strictEqual(dead.attempts, 5)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(JobQueue.layerMemory({ queues: { default: { retry: { jitter: 0 } } } }))
+    ))
+
+  it.effect("caps the delay and keeps jittered delays within ±25 %", () =>
+    Effect.gen(function*() {
+      const ids = yield* JobQueue.enqueueMany(Array.from({ length: 30 }, (_, n) => JobQueue.job(Task, { n })))
+      yield* JobWorker.make({ handlers: [JobWorker.handler(Task, () => Effect.fail(new Boom({ message: "x" })))] })
+      yield* settle
+      for (const { id } of ids) {
+        const info = yield* statusOf(id)
+        assert.strictEqual(info.status, "retrying")
+        const delay = info.runAt.getTime() - (info.errors[0]?.failedAt.getTime() ?? 0)
+        assert.isTrue(delay >= 3750 && delay <= 6250, `${delay}`)
+      }
+      // Drive every job to its 4th failure (by 3 · 1.25 · (5 + 10 + 20) s plus polls; the 5th cannot come before
+      // 0.75 · 35 s + 22.5 s): the nominal 40 s of the 4th retry is capped at 30 s.
+      yield* advance("47500 millis", "500 millis")
+      for (const { id } of ids) {
+        const info = yield* statusOf(id)
+        assert.strictEqual(info.errors.length, 4)
+        const delay = info.runAt.getTime() - (info.errors[3]?.failedAt.getTime() ?? 0)
+        assert.isTrue(delay >= 30_000 * 0.75 && delay <= 30_000, `capped: ${delay}`)
+      }
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(JobQueue.layerMemory({
+        queues: { default: { concurrency: 30, retry: { cap: "30 seconds", maxAttempts: 10 } } }
+      }))
+    ))
+
+  it.effect("reclaims a crashed worker's job once its lease lapses, not before", () =>
+    Effect.gen(function*() {
+      const queue = yield* JobQueue.JobQueue
+      const { id } = yield* JobQueue.enqueue(Task, { n: 1 })
+      const [crashed] = yield* queue.store.claim({
+        queue: "default",
+        limit: 1,
+        owner: "crashed",
+        lease: Duration.seconds(30)
+      })
+      const ran = yield* Deferred.make<number>()
+      const worker = yield* JobWorker.make({
+        workerId: "survivor",
+        handlers: [JobWorker.handler(Task, (_, job) => Deferred.succeed(ran, job.attempt))]
+      })
+      yield* advance("29 seconds", "1 second")
+      assert.strictEqual((yield* statusOf(id)).status, "running")
+      assert.isFalse(yield* Deferred.isDone(ran))
+      yield* advance("7 seconds", "500 millis")
+      assert.strictEqual(yield* Deferred.await(ran), 2)
+      const info = yield* statusOf(id)
+      assert.strictEqual(info.status, "succeeded")
+      assert.deepStrictEqual(info.errors.map((e) => [e.tag, e.workerId]), [["LeaseExpired", "crashed"]])
+      assert.deepInclude(yield* worker.stats, { reclaimed: 1, succeeded: 1 })
+      assert.deepStrictEqual(yield* queue.store.complete(crashed === undefined ? [] : [crashed.lease]), [])
+    }).pipe(Effect.scoped, Effect.provide(JobQueue.layerMemory({ queues: { default: {} } }))))
+
+  it.effect("heartbeats hold a long job's lease for as long as it runs", () =>
+    Effect.gen(function*() {
+      const { id } = yield* JobQueue.enqueue(Task, { n: 1 })
+      const runner = yield* JobWorker.make({
+        workerId: "long",
+        handlers: [JobWorker.handler(Task, () => Effect.sleep("3 minutes"))]
+      })
+      // A second worker sweeps for lapsed leases the whole time.
+      const sweeper = yield* JobWorker.make({
+        workerId: "sweeper",
+        handlers: [JobWorker.handler(Task, () => Effect.void)]
+      })
+      yield* advance("190 seconds", "5 seconds")
+      const info = yield* statusOf(id)
+      assert.strictEqual(info.status, "succeeded")
+      assert.strictEqual(info.attempts, 1)
+      assert.deepStrictEqual(info.errors, [])
+      assert.deepInclude(yield* sweeper.stats, { reclaimed: 0, claimed: 0 })
+      assert.deepInclude(yield* runner.stats, { succeeded: 1, leasesLost: 0 })
+    }).pipe(Effect.scoped, Effect.provide(JobQueue.layerMemory({ queues: { default: {} } }))))
+
+  it.effect("stops a handler whose lease could not be renewed once it surely lapsed", () =>
+    Effect.gen(function*() {
+      const healthy = yield* JobQueue.JobQueue
+      // The database is unreachable for renewals from this worker only.
+      const cutOff = JobQueue.make(healthy.config, {
+        ...healthy.store,
+        heartbeat: () => Effect.fail(new JobQueue.JobStoreError({ operation: "heartbeatJobs", cause: "unreachable" }))
+      })
+      const interruptedAt = yield* Deferred.make<number>()
+      yield* JobQueue.enqueue(Task, { n: 1 })
+      const worker = yield* JobWorker.make({
+        // The reclaimed job runs again (and hangs again): shut down without waiting for it.
+        gracePeriod: 0,
+        handlers: [
+          JobWorker.handler(Task, () =>
+            Effect.never.pipe(
+              Effect.onInterrupt(() =>
+                Effect.flatMap(Clock.currentTimeMillis, (now) => Deferred.succeed(interruptedAt, now))
+              )
+            ))
+        ]
+      }).pipe(Effect.provideService(JobQueue.JobQueue, cutOff))
+      yield* advance("29 seconds", "1 second")
+      assert.isFalse(yield* Deferred.isDone(interruptedAt), "the lease is still valid")
+      yield* advance("11 seconds", "1 second")
+      const at = yield* Deferred.await(interruptedAt)
+      // The lease (30 s) ran out; the next heartbeat tick (every 10 s) stops the handler.
+      assert.isTrue(at >= 30_000 && at <= 40_000, `${at}`)
+      assert.strictEqual((yield* worker.stats).leasesLost, 1)
+    }).pipe(Effect.scoped, Effect.provide(JobQueue.layerMemory({ queues: { default: {} } }))))
+
+  it.effect("shutdown waits the grace period, then hands the lease back", () =>
+    Effect.gen(function*() {
+      const { id } = yield* JobQueue.enqueue(Task, { n: 1 })
+      const worker = yield* JobWorker.make({
+        gracePeriod: "10 seconds",
+        handlers: [JobWorker.handler(Task, () => Effect.sleep("1 minute"))]
+      })
+      yield* settle
+      assert.strictEqual((yield* statusOf(id)).status, "running")
+      const stopping = yield* Effect.fork(worker.shutdown)
+      yield* advance("9 seconds", "1 second")
+      assert.isTrue(Option.isNone(yield* Fiber.poll(stopping)), "still within the grace period")
+      assert.strictEqual((yield* statusOf(id)).status, "running")
+      yield* advance("2 seconds", "1 second")
+      yield* Fiber.join(stopping)
+      const info = yield* statusOf(id)
+      assert.deepStrictEqual([info.status, info.attempts], ["queued", 0])
+    }).pipe(Effect.scoped, Effect.provide(JobQueue.layerMemory({ queues: { default: {} } }))))
+})
+
+describe("JobQueue.retryDelay", () => {
+  const policy = (jitter: number, cap = 300_000) => ({
+    base: Duration.seconds(5),
+    cap: Duration.millis(cap),
+    jitter,
+    maxAttempts: 5
+  })
+
+  it("is base·2^(n-1) at the midpoint of the jitter range", () => {
+    assert.deepStrictEqual(
+      [1, 2, 3, 4, 5, 6, 7].map((n) => Duration.toMillis(JobQueue.retryDelay(policy(0.25), n, 0.5))),
+      [5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000]
+    )
+  })
+
+  it("stays within ±jitter of the nominal delay and never above the cap", () =>
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 100 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.integer({ min: 5_000, max: 3_600_000 }),
+        (attempt, random, jitter, cap) => {
+          const delay = Duration.toMillis(JobQueue.retryDelay(policy(jitter, cap), attempt, random))
+          const nominal = 5_000 * 2 ** Math.min(attempt - 1, 60)
+          return delay <= cap && delay >= Math.min(nominal * (1 - jitter), cap) - 1e-6 &&
+            delay <= nominal * (1 + jitter) + 1e-6
+        }
+      )
+    ))
+})

@@ -1,0 +1,272 @@
+/**
+ * Pull workers for the job queue.
+ *
+ * A worker serves one or more queues (tiers), each with a dedicated pool of
+ * `concurrency` slots, so a flood of batch jobs can never take a slot of a
+ * latency-sensitive tier. Each pool:
+ *
+ * - **claims in batches**: one statement leases as many due jobs as it has
+ *   free slots (highest priority, then oldest due first; `FOR UPDATE SKIP
+ *   LOCKED` on Postgres), so workers never block each other;
+ * - **wakes up** on a notification when a job is enqueued (LISTEN/NOTIFY on
+ *   Postgres, reconnected when the listener drops) and otherwise polls every
+ *   `pollInterval`;
+ * - **keeps its leases**: a heartbeat fiber renews the lease of every running
+ *   job each `heartbeatInterval`; a job whose lease was lost (it lapsed and
+ *   another worker reclaimed it) is interrupted, and its late outcome is
+ *   rejected by the backend (every write is fenced by lease owner, attempt
+ *   and claim epoch);
+ * - **reclaims** jobs whose lease lapsed (a crashed worker) every
+ *   `reclaimInterval`: back to `retrying` with the attempt counted, or to the
+ *   dead-letter queue when none are left;
+ * - **retries** a transient failure after `min(base·2^(n-1)·(1±jitter), cap)`
+ *   and sends a terminal one (`Failure.Terminal`, a classifier verdict, a
+ *   payload that no longer decodes) straight to the dead-letter queue.
+ *
+ * Shutdown (closing the worker's scope, or {@link JobWorker.shutdown}) is
+ * graceful: claiming stops, running jobs get `gracePeriod` to finish, and the
+ * ones still running are interrupted and their leases handed back (the job
+ * is `queued` again and the attempt is not burned).
+ *
+ * Metrics: `bulwark_jobs_total{queue,outcome}` (succeeded, retried,
+ * dead_lettered), `bulwark_job_duration_seconds{queue}`,
+ * `bulwark_job_wait_seconds{queue}` (from due to start).
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type { InvalidOptionsError } from "../Failure.js"
+import { TerminalTypeId, TransientTypeId } from "../Failure.js"
+import * as internal from "./internal/worker.js"
+import type { JobDefinition, JobId, JobQueue, UnknownQueueError } from "./JobQueue.js"
+
+/**
+ * @since 0.1.0
+ * @category Symbols
+ */
+export const HandlerTypeId: unique symbol = Symbol.for("@bulwark/resilience/JobWorker/Handler")
+
+/**
+ * @since 0.1.0
+ * @category Symbols
+ */
+export type HandlerTypeId = typeof HandlerTypeId
+
+/**
+ * A stored payload no longer decodes with its kind's Schema (the Schema
+ * changed, or the row was edited). Terminal: the job goes straight to the
+ * dead-letter queue, where it can be replayed with a corrected payload.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class PayloadDecodeError extends Data.TaggedError("PayloadDecodeError")<{
+  readonly kind: string
+  readonly issue: string
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `The stored payload of job "${this.kind}" does not decode: ${this.issue}`
+  }
+}
+
+/**
+ * A worker claimed a job whose kind it has no handler for. Transient: in a
+ * mixed deployment (a rolling upgrade) another worker may know the kind; if
+ * none does, the job ends in the dead-letter queue after its attempts.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class NoHandlerError extends Data.TaggedError("NoHandlerError")<{
+  readonly kind: string
+  readonly workerId: string
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Worker ${this.workerId} has no handler for job kind "${this.kind}"`
+  }
+}
+
+/**
+ * What a handler knows about the job it runs.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface JobContext {
+  readonly id: JobId
+  readonly queue: string
+  readonly kind: string
+  /** 1 for the first attempt. */
+  readonly attempt: number
+  readonly maxAttempts: number
+  readonly enqueuedAt: Date
+  readonly dedupKey: Option.Option<string>
+  /** The worker running it (the lease owner). */
+  readonly workerId: string
+}
+
+/**
+ * Runs the jobs of one kind. Build it with {@link handler}.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Handler<out R = never> {
+  readonly [HandlerTypeId]: HandlerTypeId
+  readonly definition: JobDefinition.Any
+  /** Decodes the stored payload and runs the handler (decoding failures are terminal). */
+  readonly run: (payload: unknown, job: JobContext) => Effect.Effect<void, unknown, R>
+}
+
+/**
+ * A handler for one job definition. Fail with a transient error (or any
+ * unclassified one) to retry with backoff, with a terminal one
+ * (`Failure.TerminalError`, or anything the `Failure` classifier calls
+ * terminal) to dead-letter at once. Interruption is reserved for shutdown and
+ * lost leases.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { JobQueue, JobWorker } from "@bulwark/resilience"
+ *
+ * const SendReceipt = JobQueue.define({
+ *   kind: "send-receipt",
+ *   queue: "default",
+ *   payload: Schema.Struct({ orderId: Schema.String })
+ * })
+ *
+ * const sendReceipt = JobWorker.handler(SendReceipt, (payload, job) =>
+ *   Effect.log(`receipt for ${payload.orderId}, attempt ${job.attempt}`))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const handler: <D extends JobDefinition.Any, A, E, R>(
+  definition: D,
+  run: (payload: JobDefinition.Payload<D>, job: JobContext) => Effect.Effect<A, E, R>
+) => Handler<R> = internal.handler
+
+/**
+ * Worker options.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options<R> {
+  /** One handler per kind (a kind listed twice is an `InvalidOptionsError`). */
+  readonly handlers: ReadonlyArray<Handler<R>>
+  /**
+   * The queues to serve; each gets its own pool. Default: the queues of the handlers' definitions. A job whose kind
+   * has no handler here fails transiently (`UnknownJobKind`), so a mixed deployment retries it elsewhere or, in the
+   * end, dead-letters it.
+   */
+  readonly queues?: ReadonlyArray<string>
+  /** The lease owner recorded on claimed jobs. Default `<hostname>:<pid>:<random>`; 1–200 characters. */
+  readonly workerId?: string
+  /** Per-queue concurrency overrides for this worker (1–10,000). Default: each queue's `concurrency`. */
+  readonly concurrency?: Readonly<Record<string, number>>
+  /** How long shutdown waits for running jobs before interrupting them and handing back their leases. Default 30 s. */
+  readonly gracePeriod?: Duration.DurationInput
+}
+
+/**
+ * Counters of one worker since it started (in-process; the durable truth is
+ * the backend and the `bulwark_jobs_total` metric).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Stats {
+  readonly claimed: number
+  readonly succeeded: number
+  readonly retried: number
+  readonly deadLettered: number
+  /** Leases handed back at shutdown. */
+  readonly released: number
+  /** Lapsed leases (of any worker) this worker put back or dead-lettered. */
+  readonly reclaimed: number
+  /** Jobs whose lease this worker lost while running them (interrupted; their outcome discarded). */
+  readonly leasesLost: number
+  /** Completions or failures the backend refused because the lease no longer matched. */
+  readonly lateOutcomesRejected: number
+}
+
+/**
+ * A running worker.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface JobWorker {
+  readonly id: string
+  readonly queues: ReadonlyArray<string>
+  /** Graceful shutdown (idempotent); closing the worker's scope does the same. */
+  readonly shutdown: Effect.Effect<void>
+  /** Jobs running now. */
+  readonly inFlight: Effect.Effect<number>
+  /** Whether the backend's wake-up listener is connected. */
+  readonly listening: Effect.Effect<boolean>
+  readonly stats: Effect.Effect<Stats>
+}
+
+/**
+ * Starts a worker in the current scope on the {@link JobQueue} in context.
+ * Bad options fail with `InvalidOptionsError`, a queue the backend does not
+ * know with `UnknownQueueError`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { JobQueue, JobWorker } from "@bulwark/resilience"
+ *
+ * const Resize = JobQueue.define({ kind: "resize", queue: "batch", payload: Schema.Struct({ key: Schema.String }) })
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   yield* JobWorker.make({
+ *     handlers: [JobWorker.handler(Resize, ({ key }) => Effect.log(`resizing ${key}`))],
+ *     gracePeriod: "10 seconds"
+ *   })
+ *   yield* JobQueue.enqueue(Resize, { key: "cat.png" })
+ *   yield* Effect.sleep("1 second")
+ * })).pipe(Effect.provide(JobQueue.layerMemory({ queues: { batch: { concurrency: 2 } } })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make: <R>(
+  options: Options<R>
+) => Effect.Effect<JobWorker, InvalidOptionsError | UnknownQueueError, JobQueue | Scope.Scope | R> = internal.make
+
+/**
+ * {@link make} as a layer: the worker runs while the layer is alive.
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer: <R>(
+  options: Options<R>
+) => Layer.Layer<never, InvalidOptionsError | UnknownQueueError, JobQueue | Exclude<R, Scope.Scope>> = internal.layer

@@ -1,0 +1,85 @@
+/**
+ * The PostgreSQL backend of the job queue, on `@effect/sql-pg`. Schema:
+ * `packages/resilience/sql/0002_job_queue.sql` (run `Migrations.run` first):
+ * `bulwark_jobs` (one row per job, kept after success for status and
+ * deduplication) and `bulwark_dead_letters` (the dead-letter envelopes).
+ *
+ * - **One statement per operation**, each atomic on its own: `enqueueJobs`
+ *   (`INSERT … ON CONFLICT (queue, dedup_key)` returning the existing job, plus
+ *   `pg_notify`), `claimJobs` (the only `FOR UPDATE SKIP LOCKED`, in a CTE, over
+ *   a partial index of ready jobs), `completeJobs`, `failJob` (retry or move to
+ *   the dead-letter table), `heartbeatJobs`, `releaseJobs`, `reclaimJobs`,
+ *   `replayDeadLetters`, `discardDeadLetters`, `queueStats`.
+ * - **Fencing**: completions, failures, heartbeats and releases match `id`,
+ *   `state = 'running'`, `lease_owner`, `attempt` and `lease_epoch` (bumped by
+ *   every claim); reclaims re-check `lease_expires_at < now()` inside the
+ *   UPDATE. A late worker can never overwrite a newer outcome (River #1302,
+ *   Bull's "Missing lock").
+ * - **Time** is the database's `now()`: leases, backoffs and due times do not
+ *   depend on the clocks of the worker machines.
+ * - **Wake-ups**: enqueue sends `SELECT pg_notify(channel, queue)` (the
+ *   `PgClient.notify` of @effect/sql-pg 0.53 is broken), delivered at commit.
+ *   The listener (`PgClient.listen`, which neither reports a dropped
+ *   connection nor reconnects) is checked with a ping through the database
+ *   every `listenerCheckInterval`; when a ping does not come back it is torn
+ *   down and re-created with backoff. Meanwhile workers keep polling, so a
+ *   lost listener costs at most one poll interval of latency.
+ *
+ * Enqueue runs on the `SqlClient` in context: inside `sql.withTransaction`
+ * the job commits or rolls back with your writes. Notifications do not pass
+ * through PgBouncer in transaction mode: polling still works there.
+ *
+ * @example
+ * ```ts
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Effect, Layer, Redacted } from "effect"
+ * import { JobQueue, SqlJobQueue } from "@bulwark/resilience"
+ *
+ * const Jobs = SqlJobQueue.layer({
+ *   queues: { high_priority: { concurrency: 20 }, default: {}, batch: { concurrency: 2, visibilityTimeout: "5 minutes" } }
+ * }).pipe(Layer.provide(PgClient.layer({ url: Redacted.make("postgres://127.0.0.1/app") })))
+ *
+ * const program = JobQueue.stats.pipe(Effect.provide(Jobs))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type * as PgClient from "@effect/sql-pg/PgClient"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import type { InvalidOptionsError } from "../Failure.js"
+import * as internal from "./internal/sqlStore.js"
+import type { JobQueue, JobStore, Options as QueueOptions } from "./JobQueue.js"
+
+/**
+ * Options of the Postgres backend.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options extends QueueOptions {
+  /** The LISTEN/NOTIFY channel. Default `"bulwark_jobs"`; 1–63 characters of `a-z 0-9 _`. */
+  readonly channel?: string
+  /** How often the listener is proven alive with a ping: ≥ 10 ms. Default 5 seconds. */
+  readonly listenerCheckInterval?: Duration.DurationInput
+}
+
+/**
+ * The store alone (for tools and tests that work below the `JobQueue` service).
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const makeStore: (
+  options?: { readonly channel?: string; readonly listenerCheckInterval?: Duration.DurationInput }
+) => Effect.Effect<JobStore, InvalidOptionsError, PgClient.PgClient | Scope.Scope> = internal.makeStore
+
+/**
+ * The {@link JobQueue} service on PostgreSQL.
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer: (options: Options) => Layer.Layer<JobQueue, InvalidOptionsError, PgClient.PgClient> = internal.layer

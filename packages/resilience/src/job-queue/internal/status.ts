@@ -1,0 +1,35 @@
+import type { JobStatus } from "../JobQueue.js"
+
+/**
+ * A job's public status from its stored state (pure; both backends use it).
+ * A ready job that has been attempted is `retrying` whether or not its
+ * backoff has elapsed; one that has not is `queued` when due, else `scheduled`.
+ *
+ * @internal
+ */
+export const statusOf = (
+  state: StoredState,
+  attempt: number,
+  runAt: number,
+  now: number
+): JobStatus => {
+  switch (state) {
+    case "ready":
+      return attempt > 0 ? "retrying" : runAt > now ? "scheduled" : "queued"
+    case "running":
+      return "running"
+    case "succeeded":
+      return "succeeded"
+    case "dead":
+      return "dead"
+  }
+}
+
+/** @internal */
+export type StoredState = "ready" | "running" | "succeeded" | "dead"
+
+/** Causes are cut to this many characters before they are stored. @internal */
+export const MAX_CAUSE = 8192
+
+/** @internal */
+export const truncate = (text: string, max: number): string => text.length <= max ? text : `${text.slice(0, max - 1)}…`

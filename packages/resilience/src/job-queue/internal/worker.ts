@@ -1,0 +1,546 @@
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Queue from "effect/Queue"
+import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { hostname } from "node:os"
+import type { InvalidOptionsError, Verdict } from "../../Failure.js"
+import * as Failure from "../../Failure.js"
+import * as Metric from "../../internal/metric.js"
+import * as check from "../../internal/options.js"
+import * as Metrics from "../../Metrics.js"
+import type { ClaimedJob, JobDefinition, JobQueue, JobStore, Lease, QueueConfig } from "../JobQueue.js"
+import type * as JobQueueApi from "../JobQueue.js"
+import type { Handler, JobContext, JobWorker, Options, Stats } from "../JobWorker.js"
+import * as JobWorkerApi from "../JobWorker.js"
+import { retryDelay } from "./backoff.js"
+import { findQueue, tag } from "./jobQueue.js"
+import { MAX_CAUSE, truncate } from "./status.js"
+import { attributes } from "../../observability/internal/tracingAttributes.js"
+
+// JobWorker.ts imports this module, so values from it are only touched inside functions.
+
+/** @internal */
+export const handler = <D extends JobDefinition.Any, A, E, R>(
+  definition: D,
+  run: (payload: JobDefinition.Payload<D>, job: JobContext) => Effect.Effect<A, E, R>
+): Handler<R> => {
+  const decode = Schema.decodeUnknown(definition.payload)
+  return {
+    [JobWorkerApi.HandlerTypeId]: JobWorkerApi.HandlerTypeId,
+    definition,
+    run: (payload, job) =>
+      decode(payload).pipe(
+        Effect.mapError((error) =>
+          new JobWorkerApi.PayloadDecodeError({
+            kind: definition.kind,
+            issue: ParseResult.TreeFormatter.formatErrorSync(error)
+          })
+        ),
+        Effect.flatMap((decoded: JobDefinition.Payload<D>) => run(decoded, job)),
+        Effect.asVoid
+      )
+  }
+}
+
+const COMPONENT = "JobWorker"
+/** Most completions written by one statement. */
+const MAX_COMPLETIONS = 500
+const field = (option: string): check.Field => ({ component: COMPONENT, option })
+
+interface Resolved<R> {
+  readonly id: string
+  readonly handlers: ReadonlyMap<string, Handler<R>>
+  readonly pools: ReadonlyArray<{ readonly queue: QueueConfig; readonly concurrency: number }>
+  readonly gracePeriod: Duration.Duration
+}
+
+const isList = (u: unknown): u is ReadonlyArray<unknown> => Array.isArray(u)
+
+const resolve = <R>(
+  options: Options<R>,
+  queue: JobQueue
+): Either.Either<Resolved<R>, InvalidOptionsError | JobQueueApi.UnknownQueueError> =>
+  Either.gen(function*() {
+    if (typeof options !== "object" || options === null || !isList(options.handlers)) {
+      return yield* Either.left(check.invalid(field("handlers"), options, "an array of JobWorker.handler(...)"))
+    }
+    const handlers = new Map<string, Handler<R>>()
+    for (const [index, candidate] of options.handlers.entries()) {
+      if (typeof candidate !== "object" || candidate === null || !(JobWorkerApi.HandlerTypeId in candidate)) {
+        return yield* Either.left(check.invalid(field(`handlers[${index}]`), candidate, "a JobWorker.handler(...)"))
+      }
+      const kind = candidate.definition.kind
+      if (handlers.has(kind)) {
+        return yield* Either.left(check.invalid(field(`handlers[${index}]`), kind, "one handler per job kind"))
+      }
+      handlers.set(kind, candidate)
+    }
+    const names = options.queues ?? [...new Set([...handlers.values()].map((h) => h.definition.queue))]
+    if (names.length === 0) {
+      return yield* Either.left(check.invalid(field("queues"), names, "at least one queue (or one handler)"))
+    }
+    const pools: Array<{ queue: QueueConfig; concurrency: number }> = []
+    for (const name of new Set(names)) {
+      const config = yield* findQueue(queue.config, name)
+      const override = options.concurrency?.[name]
+      const concurrency = override === undefined
+        ? config.concurrency
+        : yield* check.number(field(`concurrency.${name}`), override, { min: 1, max: 10_000, integer: true })
+      pools.push({ queue: config, concurrency })
+    }
+    for (const name of Object.keys(options.concurrency ?? {})) {
+      if (!names.includes(name)) {
+        return yield* Either.left(check.invalid(field(`concurrency.${name}`), name, "a queue this worker serves"))
+      }
+    }
+    const id = options.workerId ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`
+    if (typeof id !== "string" || id.length === 0 || id.length > 200) {
+      return yield* Either.left(check.invalid(field("workerId"), id, "1 to 200 characters"))
+    }
+    const gracePeriod = yield* check.duration(field("gracePeriod"), options.gracePeriod ?? Duration.seconds(30))
+    return { id, handlers, pools, gracePeriod }
+  })
+
+/** A job this worker is running. */
+interface Running {
+  readonly lease: Lease
+  /** `running` while the handler runs; `reporting` while its outcome is written (heartbeats continue). */
+  phase: "running" | "reporting"
+  /** The heartbeat found the lease gone: the handler was interrupted and its outcome is dropped. */
+  lost: boolean
+  /** Shutdown interrupted the handler: the lease is handed back. */
+  stopped: boolean
+  fiber: Fiber.RuntimeFiber<void, unknown> | undefined
+  /**
+   * When the lease surely lapsed, on this process's clock: the last successful claim or heartbeat plus the lease,
+   * counted from just before the request was sent (so never later than the backend's own expiry).
+   */
+  deadline: number
+}
+
+interface Completion {
+  readonly lease: Lease
+  readonly done: Deferred.Deferred<Option.Option<boolean>>
+}
+
+interface Pool {
+  readonly queue: QueueConfig
+  readonly concurrency: number
+  readonly running: Map<string, Running>
+  /** New work may be due, or a slot was freed. Sliding: one pending ring is enough. */
+  readonly doorbell: Queue.Queue<void>
+  /** Completions waiting to be written; one statement writes all that piled up (`Some(accepted)`, `None`: gave up). */
+  readonly completions: Queue.Queue<Completion>
+  readonly succeeded: () => void
+  readonly retried: () => void
+  readonly deadLettered: () => void
+  readonly duration: (seconds: number) => void
+  readonly wait: (seconds: number) => void
+}
+
+const errorTag = (error: unknown): string => {
+  if (typeof error === "object" && error !== null) {
+    if ("_tag" in error && typeof error._tag === "string") return error._tag
+    if (error instanceof Error) return error.name
+  }
+  return "Error"
+}
+
+const errorMessage = (error: unknown): string => {
+  if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string") {
+    return error.message
+  }
+  return String(error)
+}
+
+/**
+ * What a failed attempt was: the first typed failure decides (branded
+ * errors keep their brand, then the classifier, then the queue's
+ * `unclassified` verdict); a defect or a stray interruption is `unclassified`.
+ */
+const describeFailure = (
+  cause: Cause.Cause<unknown>,
+  classifier: Failure.Classifier,
+  unclassified: Verdict
+): { tag: string; message: string; cause: string; verdict: Verdict } => {
+  const pretty = truncate(Cause.pretty(cause), MAX_CAUSE)
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value
+    const verdict: Verdict = Failure.isTerminal(error)
+      ? "terminal"
+      : Failure.isTransient(error)
+      ? "transient"
+      : Option.getOrElse(Failure.classifyError(error, classifier), () => unclassified)
+    return { tag: errorTag(error), message: truncate(errorMessage(error), 2048), cause: pretty, verdict }
+  }
+  const defect = Cause.dieOption(cause)
+  if (Option.isSome(defect)) {
+    return {
+      tag: "Defect",
+      message: truncate(errorMessage(defect.value), 2048),
+      cause: pretty,
+      verdict: unclassified
+    }
+  }
+  return { tag: "Interrupted", message: "the handler was interrupted", cause: pretty, verdict: unclassified }
+}
+
+const ring = (pool: Pool) => Queue.offer(pool.doorbell, undefined)
+
+/** @internal */
+export const make = <R>(
+  options: Options<R>
+): Effect.Effect<JobWorker, InvalidOptionsError | JobQueueApi.UnknownQueueError, JobQueue | Scope.Scope | R> =>
+  Effect.gen(function*() {
+    const queue = yield* tag
+    const resolved = yield* Either.match(resolve(options, queue), { onLeft: Effect.fail, onRight: Effect.succeed })
+    const context = yield* Effect.context<R>()
+    const classifier = yield* Failure.CurrentClassifier
+    const store: JobStore = queue.store
+    const workerId = resolved.id
+    const counters = {
+      claimed: 0,
+      succeeded: 0,
+      retried: 0,
+      deadLettered: 0,
+      released: 0,
+      reclaimed: 0,
+      leasesLost: 0,
+      lateOutcomesRejected: 0
+    }
+
+    const pools = new Map<string, Pool>()
+    for (const { concurrency, queue: config } of resolved.pools) {
+      const labels = { queue: config.name }
+      pools.set(config.name, {
+        queue: config,
+        concurrency,
+        running: new Map(),
+        doorbell: yield* Queue.sliding<void>(1),
+        completions: yield* Queue.unbounded<Completion>(),
+        succeeded: Metric.counter(Metrics.jobs, { ...labels, outcome: "succeeded" }),
+        retried: Metric.counter(Metrics.jobs, { ...labels, outcome: "retried" }),
+        deadLettered: Metric.counter(Metrics.jobs, { ...labels, outcome: "dead_lettered" }),
+        duration: Metric.histogram(Metrics.jobDuration, labels),
+        wait: Metric.histogram(Metrics.jobWait, labels)
+      })
+    }
+
+    // Order matters: finalizers run in reverse, so `shutdown` (added last) runs before these sets are interrupted.
+    const runners = yield* FiberSet.make<void, never>()
+    const services = yield* FiberSet.make<void, never>()
+    const claimLoops = yield* FiberSet.make<void, never>()
+
+    const log = <A, E, R2>(effect: Effect.Effect<A, E, R2>) =>
+      effect.pipe(Effect.annotateLogs({ module: "JobWorker", workerId }))
+
+    // Reports outlive a flaky connection: retried until they land or the lease would have lapsed anyway.
+    const persist = <A>(pool: Pool, operation: string, effect: Effect.Effect<A, JobQueueApi.JobStoreError>) =>
+      effect.pipe(
+        Effect.retry(
+          Schedule.exponential(Duration.millis(50)).pipe(
+            Schedule.union(Schedule.spaced(Duration.seconds(1))),
+            Schedule.upTo(pool.queue.visibilityTimeout)
+          )
+        ),
+        Effect.tapError((error) => log(Effect.logError(`Could not ${operation}; the lease will lapse`, error))),
+        Effect.option
+      )
+
+    const report = (pool: Pool, job: ClaimedJob, entry: Running, exit: Exit.Exit<void, unknown>, runMillis: number) =>
+      Effect.gen(function*() {
+        entry.phase = "reporting"
+        if (Exit.isSuccess(exit)) {
+          pool.duration(runMillis / 1000)
+          const done = yield* Deferred.make<Option.Option<boolean>>()
+          yield* Queue.offer(pool.completions, { lease: job.lease, done })
+          const accepted = yield* Deferred.await(done)
+          if (Option.isSome(accepted) && accepted.value) {
+            counters.succeeded += 1
+            pool.succeeded()
+          } else if (Option.isSome(accepted)) {
+            counters.lateOutcomesRejected += 1
+            yield* log(Effect.logWarning(`Completion of job ${job.lease.id} rejected: its lease was lost`))
+          }
+          return
+        }
+        if (entry.stopped && Cause.isInterruptedOnly(exit.cause)) {
+          const released = yield* persist(pool, "hand back a lease", store.release([job.lease]))
+          if (Option.isSome(released) && released.value.length > 0) counters.released += 1
+          return
+        }
+        if (entry.lost && Cause.isInterruptedOnly(exit.cause)) {
+          counters.leasesLost += 1
+          return
+        }
+        pool.duration(runMillis / 1000)
+        const failure = describeFailure(exit.cause, classifier, pool.queue.unclassified)
+        const exhausted = job.lease.attempt >= job.maxAttempts
+        const retryIn = failure.verdict === "terminal" || exhausted
+          ? Option.none()
+          : Option.some(retryDelay(pool.queue.retry, job.lease.attempt, yield* Random.next))
+        const outcome = yield* persist(
+          pool,
+          "record a failed job",
+          store.fail({ lease: job.lease, error: failure, retryIn })
+        )
+        if (Option.isNone(outcome)) return
+        switch (outcome.value._tag) {
+          case "Retrying":
+            counters.retried += 1
+            pool.retried()
+            return
+          case "Dead":
+            counters.deadLettered += 1
+            pool.deadLettered()
+            yield* log(
+              Effect.logWarning(
+                `Job ${job.lease.id} (${job.kind}) moved to the dead-letter queue after attempt ${job.lease.attempt}: ` +
+                  `${failure.tag}: ${failure.message}`
+              )
+            )
+            return
+          case "Rejected":
+            counters.lateOutcomesRejected += 1
+            yield* log(Effect.logWarning(`Failure of job ${job.lease.id} rejected: its lease was lost`))
+            return
+        }
+      })
+
+    const runJob = (pool: Pool, job: ClaimedJob, entry: Running): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const handler = resolved.handlers.get(job.kind)
+        const jobContext: JobContext = {
+          id: job.lease.id,
+          queue: job.queue,
+          kind: job.kind,
+          attempt: job.lease.attempt,
+          maxAttempts: job.maxAttempts,
+          enqueuedAt: job.enqueuedAt,
+          dedupKey: job.dedupKey,
+          workerId
+        }
+        const work: Effect.Effect<void, unknown> = handler === undefined
+          ? Effect.fail(new JobWorkerApi.NoHandlerError({ kind: job.kind, workerId }))
+          : Effect.provide(handler.run(job.payload, jobContext), context)
+        const traced = Effect.withSpan(work, `bulwark.job ${job.kind}`, {
+          kind: "consumer",
+          attributes: {
+            [attributes.jobId]: job.lease.id,
+            [attributes.jobQueue]: job.queue,
+            [attributes.jobKind]: job.kind,
+            [attributes.jobAttempt]: job.lease.attempt
+          }
+        })
+        const started = yield* Clock.currentTimeMillis
+        const fiber = yield* Effect.fork(Effect.interruptible(traced))
+        entry.fiber = fiber
+        // A lease lost or a shutdown that came before the fork is honoured now.
+        if (entry.lost || entry.stopped) yield* Fiber.interruptFork(fiber)
+        const exit = yield* Fiber.await(fiber)
+        const finished = yield* Clock.currentTimeMillis
+        yield* report(pool, job, entry, exit, finished - started)
+      }).pipe(
+        Effect.ensuring(Effect.suspend(() => {
+          pool.running.delete(job.lease.id)
+          return ring(pool)
+        })),
+        Effect.uninterruptible,
+        Effect.annotateLogs({ jobId: job.lease.id, kind: job.kind, queue: job.queue })
+      )
+
+    /** Claims and starts as one uninterruptible step, so a claimed job is always either run or released. */
+    const claimAndStart = (pool: Pool, limit: number) =>
+      Effect.gen(function*() {
+        const sentAt = yield* Clock.currentTimeMillis
+        const claimed = yield* store.claim({
+          queue: pool.queue.name,
+          limit,
+          owner: workerId,
+          lease: pool.queue.visibilityTimeout
+        })
+        for (const job of claimed) {
+          counters.claimed += 1
+          pool.wait(Math.max(0, job.claimedAt.getTime() - job.runAt.getTime()) / 1000)
+          const entry: Running = {
+            lease: job.lease,
+            phase: "running",
+            lost: false,
+            stopped: false,
+            fiber: undefined,
+            deadline: sentAt + Duration.toMillis(pool.queue.visibilityTimeout)
+          }
+          pool.running.set(job.lease.id, entry)
+          yield* FiberSet.run(runners, runJob(pool, job, entry))
+        }
+        return claimed.length
+      }).pipe(Effect.uninterruptible)
+
+    const claimLoop = (pool: Pool): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const waitForRing = Queue.take(pool.doorbell).pipe(Effect.timeout(pool.queue.pollInterval), Effect.ignore)
+        while (true) {
+          const free = pool.concurrency - pool.running.size
+          if (free <= 0) {
+            yield* Queue.take(pool.doorbell)
+            continue
+          }
+          const limit = Math.min(free, pool.queue.batchSize)
+          const claimed = yield* claimAndStart(pool, limit).pipe(
+            // A failed claim (even a defect) must never end the loop: log it and try again after a poll.
+            Effect.catchAllCause((cause) =>
+              log(Effect.logWarning(`Could not claim jobs from queue ${pool.queue.name}`, cause)).pipe(Effect.as(0))
+            )
+          )
+          if (claimed < limit) yield* waitForRing
+        }
+      })
+
+    const heartbeatLoop = (pool: Pool): Effect.Effect<void> => {
+      const leaseMillis = Duration.toMillis(pool.queue.visibilityTimeout)
+      const lose = (entry: Running, why: string) =>
+        Effect.gen(function*() {
+          if (entry.lost || entry.phase !== "running" || !pool.running.has(entry.lease.id)) return
+          entry.lost = true
+          if (entry.fiber !== undefined) yield* Fiber.interruptFork(entry.fiber)
+          yield* log(Effect.logWarning(`Lost the lease of job ${entry.lease.id} (${why}); interrupting it`))
+        })
+      // Renewals that fail (the database is unreachable from here) must not let a handler run on past its lease
+      // while another worker may already have reclaimed the job: once the lease surely lapsed, the handler stops.
+      const expire = Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        for (const entry of pool.running.values()) {
+          if (entry.deadline <= now) yield* lose(entry, "it could not be renewed in time")
+        }
+      })
+      const beat = Effect.gen(function*() {
+        yield* expire
+        const entries = [...pool.running.values()].filter((entry) => !entry.lost && !entry.stopped)
+        if (entries.length === 0) return
+        const sentAt = yield* Clock.currentTimeMillis
+        const held = new Set(yield* store.heartbeat(entries.map((entry) => entry.lease), pool.queue.visibilityTimeout))
+        for (const entry of entries) {
+          if (held.has(entry.lease.id)) entry.deadline = sentAt + leaseMillis
+          else yield* lose(entry, "another worker holds it now")
+        }
+      }).pipe(Effect.catchAllCause((cause) => log(Effect.logWarning("Could not renew job leases", cause))))
+      return Effect.repeat(beat, Schedule.spaced(pool.queue.heartbeatInterval)).pipe(Effect.asVoid)
+    }
+
+    /**
+     * Writes completions in batches: whatever piled up while the previous
+     * statement ran goes in the next one, so an idle pool completes a job at
+     * once and a busy one completes many per round trip.
+     */
+    const completeLoop = (pool: Pool): Effect.Effect<void> =>
+      Effect.forever(
+        Effect.gen(function*() {
+          const batch = Chunk.toReadonlyArray(yield* Queue.takeBetween(pool.completions, 1, MAX_COMPLETIONS))
+          yield* persist(pool, "complete jobs", store.complete(batch.map((item) => item.lease))).pipe(
+            Effect.map(Option.map((ids) => new Set(ids))),
+            Effect.catchAllCause((cause) =>
+              log(Effect.logError("Could not complete jobs", cause)).pipe(Effect.as(Option.none()))
+            ),
+            Effect.flatMap((accepted) =>
+              Effect.forEach(
+                batch,
+                (item) => Deferred.succeed(item.done, Option.map(accepted, (ids) => ids.has(item.lease.id))),
+                { discard: true }
+              )
+            ),
+            Effect.uninterruptible
+          )
+        })
+      )
+
+    const reclaimLoop = (pool: Pool): Effect.Effect<void> => {
+      const sweep = Effect.gen(function*() {
+        const reclaimed = yield* store.reclaim([pool.queue.name], 100)
+        for (const job of reclaimed) {
+          counters.reclaimed += 1
+          if (job.outcome === "Dead") {
+            counters.deadLettered += 1
+            pool.deadLettered()
+          } else {
+            counters.retried += 1
+            pool.retried()
+          }
+        }
+        if (reclaimed.length > 0) {
+          yield* log(Effect.logWarning(`Reclaimed ${reclaimed.length} job(s) whose lease lapsed`, reclaimed))
+          yield* ring(pool)
+        }
+      }).pipe(Effect.catchAllCause((cause) => log(Effect.logWarning("Could not reclaim lapsed leases", cause))))
+      return Effect.repeat(sweep, Schedule.spaced(pool.queue.reclaimInterval)).pipe(Effect.asVoid)
+    }
+
+    const wakeups = store.wakeups.pipe(
+      Stream.runForEach((name) => {
+        const pool = pools.get(name)
+        return pool === undefined ? Effect.void : ring(pool)
+      })
+    )
+
+    yield* FiberSet.run(services, wakeups)
+    for (const pool of pools.values()) {
+      yield* FiberSet.run(services, heartbeatLoop(pool))
+      yield* FiberSet.run(services, completeLoop(pool))
+      yield* FiberSet.run(services, reclaimLoop(pool))
+      yield* FiberSet.run(claimLoops, claimLoop(pool))
+    }
+
+    const allRunning = () => [...pools.values()].flatMap((pool) => [...pool.running.values()])
+
+    const drain = Effect.gen(function*() {
+      yield* FiberSet.clear(claimLoops)
+      // Shutdown usually runs as a finalizer (uninterruptible): the wait itself must stay interruptible for the
+      // timeout to end it.
+      const finished = yield* FiberSet.awaitEmpty(runners).pipe(
+        Effect.interruptible,
+        Effect.timeoutOption(resolved.gracePeriod)
+      )
+      if (Option.isNone(finished)) {
+        const left = allRunning().filter((entry) => entry.phase === "running")
+        yield* log(Effect.logWarning(`Grace period over: handing back ${left.length} running job(s)`))
+        for (const entry of left) {
+          entry.stopped = true
+          if (entry.fiber !== undefined) yield* Fiber.interruptFork(entry.fiber)
+        }
+        yield* FiberSet.awaitEmpty(runners)
+      }
+      yield* FiberSet.clear(services)
+    }).pipe(log)
+    const shutdown = yield* Effect.cached(drain)
+    yield* Effect.addFinalizer(() => shutdown)
+
+    return {
+      id: workerId,
+      queues: [...pools.keys()],
+      shutdown,
+      inFlight: Effect.sync(() => allRunning().length),
+      listening: store.listening,
+      stats: Effect.sync((): Stats => ({ ...counters }))
+    }
+  })
+
+/** @internal */
+export const layer = <R>(
+  options: Options<R>
+): Layer.Layer<never, InvalidOptionsError | JobQueueApi.UnknownQueueError, JobQueue | Exclude<R, Scope.Scope>> =>
+  Layer.scopedDiscard(make(options))

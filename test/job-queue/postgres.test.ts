@@ -1,0 +1,26 @@
+/**
+ * The job-queue conformance suite on PostgreSQL (a scratch database, emptied
+ * before each test). Fails, never skips, when PostgreSQL is not there.
+ */
+import * as SqlJobQueue from "@bulwark/resilience/SqlJobQueue"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { describe, layer } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ScratchPostgres from "../support/postgres.js"
+import { conformance } from "./conformance.js"
+
+const truncate = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql`TRUNCATE bulwark_jobs, bulwark_dead_letters RESTART IDENTITY`
+)
+
+describe("PostgreSQL backend", () => {
+  layer(ScratchPostgres.layer({ maxConnections: 12 }), { excludeTestServices: true })((it) => {
+    conformance({
+      name: "postgres",
+      test: it.effect,
+      layer: (options) => Layer.unwrapEffect(Effect.as(Effect.orDie(truncate), SqlJobQueue.layer(options)))
+    })
+  })
+})
