@@ -9,6 +9,7 @@
  * the Lua scripts compute what `internal/algorithms.ts` computes.
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -36,35 +37,62 @@ const algorithms: ReadonlyArray<
   ["GCRA", (limit, window) => RateLimiter.gcra({ limit, window })]
 ]
 
-/** The pure decision function for an algorithm, keeping its state to itself. */
+/** The pure decision and refund functions for an algorithm, keeping its state to themselves. */
 const pureDecider = (algorithm: RateLimiter.Algorithm) => {
   const spec = getOrThrow(validateAlgorithm(algorithm))
-  const decide = <S>(
-    f: (s: S | undefined, now: number, cost: number, maxDelay: number) => readonly [
+  const model = <S>(
+    decide: (s: S | undefined, now: number, cost: number, maxDelay: number) => readonly [
       Algorithms.Decision,
       S | undefined
-    ]
+    ],
+    refund: (s: S | undefined, now: number, cost: number, reservation: Algorithms.Reservation) => S | undefined
   ) => {
     let state: S | undefined = undefined
-    return (now: number, cost: number, maxDelay: number): Algorithms.Decision => {
-      const [decision, next] = f(state, now, cost, maxDelay)
-      state = next
-      return decision
+    return {
+      decide: (now: number, cost: number, maxDelay: number): Algorithms.Decision => {
+        const [decision, next] = decide(state, now, cost, maxDelay)
+        state = next
+        return decision
+      },
+      refund: (now: number, cost: number, reservation: Algorithms.Reservation): boolean => {
+        const next = refund(state, now, cost, reservation)
+        const changed = next !== state
+        state = next
+        return changed
+      }
     }
   }
   switch (spec._tag) {
     case "TokenBucket":
-      return decide<Algorithms.TokenBucketState>((s, n, c, m) => Algorithms.tokenBucket(s, n, c, spec, m))
+      return model<Algorithms.TokenBucketState>(
+        (s, n, c, m) => Algorithms.tokenBucket(s, n, c, spec, m),
+        (s, n, c, r) => Algorithms.refundTokenBucket(s, n, c, spec, r)
+      )
     case "FixedWindow":
-      return decide<Algorithms.FixedWindowState>((s, n, c, m) => Algorithms.fixedWindow(s, n, c, spec, m))
+      return model<Algorithms.FixedWindowState>(
+        (s, n, c, m) => Algorithms.fixedWindow(s, n, c, spec, m),
+        (s, n, c, r) => Algorithms.refundFixedWindow(s, n, c, spec, r)
+      )
     case "SlidingWindowLog":
-      return decide<Algorithms.LogState>((s, n, c, m) => Algorithms.slidingWindowLog(s, n, c, spec, m))
+      return model<Algorithms.LogState>(
+        (s, n, c, m) => Algorithms.slidingWindowLog(s, n, c, spec, m),
+        (s, n, c, r) => Algorithms.refundSlidingWindowLog(s, n, c, spec, r)
+      )
     case "SlidingWindowCounter":
-      return decide<Algorithms.CounterState>((s, n, c, m) => Algorithms.slidingWindowCounter(s, n, c, spec, m))
+      return model<Algorithms.CounterState>(
+        (s, n, c, m) => Algorithms.slidingWindowCounter(s, n, c, spec, m),
+        (s, n, c, r) => Algorithms.refundSlidingWindowCounter(s, n, c, spec, r)
+      )
     case "LeakyBucket":
-      return decide<Algorithms.TatState>((s, n, c, m) => Algorithms.leakyBucket(s, n, c, spec, m))
+      return model<Algorithms.TatState>(
+        (s, n, c, m) => Algorithms.leakyBucket(s, n, c, spec, m),
+        (s, n, c, r) => Algorithms.refundTat(s, n, c, spec, r)
+      )
     case "Gcra":
-      return decide<Algorithms.TatState>((s, n, c, m) => Algorithms.gcra(s, n, c, spec, m))
+      return model<Algorithms.TatState>(
+        (s, n, c, m) => Algorithms.gcra(s, n, c, spec, m),
+        (s, n, c, r) => Algorithms.refundTat(s, n, c, spec, r)
+      )
   }
 }
 
@@ -83,13 +111,24 @@ const differentialArb = FastCheck.record({
   limit: FastCheck.integer({ min: 1, max: 6 }),
   window: FastCheck.integer({ min: 1, max: 2_000 }),
   extra: FastCheck.integer({ min: 1, max: 6 }),
-  maxWait: FastCheck.oneof(FastCheck.constant(0), FastCheck.integer({ min: 1, max: 3_000 })),
+  // Often long enough for several waiters in a row, so that refunds meet later reservations.
+  maxWait: FastCheck.oneof(
+    FastCheck.constant(0),
+    FastCheck.integer({ min: 1, max: 3_000 }),
+    FastCheck.integer({ min: 3_000, max: 12_000 })
+  ),
   start: FastCheck.integer({ min: 0, max: 10_000_000 }),
   steps: FastCheck.array(
     FastCheck.record({
-      gap: FastCheck.oneof(FastCheck.constant(0), FastCheck.integer({ min: 0, max: 2_500 })),
+      gap: FastCheck.oneof(
+        FastCheck.constant(0),
+        FastCheck.integer({ min: 0, max: 300 }),
+        FastCheck.integer({ min: 0, max: 2_500 })
+      ),
       cost: FastCheck.integer({ min: 1, max: 6 }),
-      key: FastCheck.constantFrom<"a" | "b">("a", "b")
+      key: FastCheck.constantFrom<"a" | "b">("a", "b"),
+      // Before deciding, give back the n-th latest reservation not given back yet (as an interrupted waiter does).
+      refund: FastCheck.option(FastCheck.integer({ min: 0, max: 2 }), { nil: undefined, freq: 2 })
     }),
     { minLength: 1, maxLength: 25 }
   )
@@ -120,6 +159,21 @@ const manualClock = (time: { readonly now: number }): Clock.Clock => ({
   currentTimeNanos: Effect.sync(() => BigInt(time.now) * 1_000_000n),
   sleep: () => Effect.void
 })
+
+/**
+ * The wake-up times of the fibers sleeping on the TestClock, once there are
+ * `count` of them. A store may answer over the network, so this waits a
+ * little real time between looks (bounded).
+ */
+const sleepingUntil = (count: number) =>
+  Effect.gen(function*() {
+    for (let attempt = 0; attempt < 2_000; attempt++) {
+      const sleeps = Chunk.toReadonlyArray(yield* TestClock.sleeps())
+      if (sleeps.length === count) return sleeps
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 1)))
+    }
+    return assert.fail(`expected ${count} sleeping fibers`)
+  })
 
 /**
  * Registers the conformance suite for a store. `layer` is built afresh for
@@ -237,6 +291,91 @@ export const storeContract = <E>(
         assert.strictEqual(Duration.toMillis((yield* Fiber.join(third)).delay), 2_000)
       })))
 
+    // After a first call at 0 (the whole quota, one unit for the shaper), one more call waits for a later slot.
+    const waiting: ReadonlyArray<readonly [string, RateLimiter.Algorithm, number]> = [
+      ["token bucket", RateLimiter.tokenBucket({ limit: 1, window: "1 second" }), 1],
+      ["fixed window", RateLimiter.fixedWindow({ limit: 1, window: "1 second" }), 1],
+      ["sliding window log", RateLimiter.slidingWindowLog({ limit: 1, window: "1 second" }), 1],
+      ["sliding window counter", RateLimiter.slidingWindowCounter({ limit: 4, window: "1 second" }), 4],
+      ["GCRA", RateLimiter.gcra({ limit: 1, window: "1 second" }), 1],
+      ["leaky bucket", RateLimiter.leakyBucket({ limit: 1, window: "1 second", capacity: 3 }), 1]
+    ]
+    for (const [label, algorithm, fill] of waiting) {
+      it.effect(`${label}: an interrupted waiter's slot goes to the next caller`, () =>
+        withStore(Effect.gen(function*() {
+          yield* TestClock.setTime(600_000)
+          const limiter = yield* RateLimiter.make({
+            name: uniqueName("refund"),
+            algorithm,
+            onExceeded: "wait",
+            maxWait: "10 seconds"
+          })
+          yield* limiter.consume("k", fill)
+          const waiter = yield* Effect.fork(limiter.consume("k"))
+          const [slot] = yield* sleepingUntil(1)
+          if (slot === undefined) return assert.fail("the waiter sleeps towards its slot")
+          yield* TestClock.adjust("100 millis")
+          yield* Fiber.interrupt(waiter)
+          // The next caller gets the interrupted waiter's slot, not the one after it. (The TestClock keeps listing
+          // the interrupted sleep until its time passes.)
+          const next = yield* Effect.fork(limiter.consume("k"))
+          assert.deepStrictEqual(yield* sleepingUntil(2), [slot, slot])
+          yield* TestClock.setTime(slot)
+          const decision = yield* Fiber.join(next)
+          assert.strictEqual(decision.outcome, "delayed")
+          assert.strictEqual(Duration.toMillis(decision.delay), slot - 600_100)
+          // Given back once: the slot is taken again, and the caller after waits for a later one.
+          assert.strictEqual((yield* limiter.tryConsume("k")).outcome, "rejected")
+        })))
+    }
+
+    it.effect("a waiter that is not interrupted keeps its slot, and a timed-out one gives it back", () =>
+      withStore(Effect.gen(function*() {
+        yield* TestClock.setTime(600_000)
+        const limiter = yield* RateLimiter.make({
+          name: uniqueName("refund-timeout"),
+          algorithm: RateLimiter.slidingWindowLog({ limit: 1, window: "1 second" }),
+          onExceeded: "wait",
+          maxWait: "10 seconds"
+        })
+        yield* limiter.consume("k")
+        // Gives up after 300 ms of its 1 s wait: Effect.timeout interrupts it.
+        const impatient = yield* Effect.fork(Effect.timeout(limiter.consume("k"), "300 millis"))
+        yield* sleepingUntil(2)
+        yield* TestClock.adjust("300 millis")
+        assert.isTrue(Exit.isFailure(yield* Fiber.await(impatient)))
+        const patient = yield* Effect.fork(limiter.consume("k"))
+        // the interrupted sleep is still listed until its time passes
+        assert.deepStrictEqual(yield* sleepingUntil(2), [601_000, 601_000])
+        yield* TestClock.setTime(601_000)
+        assert.strictEqual(Duration.toMillis((yield* Fiber.join(patient)).delay), 700)
+        assert.strictEqual((yield* limiter.tryConsume("k")).outcome, "rejected")
+      })))
+
+    it.effect("waiters interrupted together give back exactly their slots, each once", () =>
+      withStore(Effect.gen(function*() {
+        yield* TestClock.setTime(600_000)
+        const limiter = yield* RateLimiter.make({
+          name: uniqueName("refund-many"),
+          algorithm: RateLimiter.slidingWindowLog({ limit: 3, window: "1 second" }),
+          onExceeded: "wait",
+          maxWait: "10 seconds"
+        })
+        yield* limiter.consume("k", 3)
+        const waiters = yield* Effect.forEach(Array.from({ length: 3 }), () => Effect.fork(limiter.consume("k")))
+        assert.deepStrictEqual(yield* sleepingUntil(3), [601_000, 601_000, 601_000])
+        yield* Fiber.interruptAll(waiters)
+        // Interrupting again finds the fibers done: nothing more is given back.
+        yield* Fiber.interruptAll(waiters)
+        const next = yield* Effect.forEach(Array.from({ length: 4 }), () => Effect.fork(limiter.consume("k")))
+        const sleeps = yield* sleepingUntil(7)
+        // three callers take the three slots at 1 s, the fourth waits for the next free one at 2 s
+        assert.deepStrictEqual([...sleeps.slice(0, 4)].sort((a, b) => a - b), [601_000, 601_000, 601_000, 602_000])
+        yield* TestClock.setTime(602_000)
+        const delays = (yield* Fiber.joinAll(next)).map((d) => Duration.toMillis(d.delay))
+        assert.deepStrictEqual(delays, [1_000, 1_000, 1_000, 2_000])
+      })))
+
     it.effect("many concurrent calls never take more than the limit", () =>
       withStore(Effect.gen(function*() {
         const limiter = yield* RateLimiter.make({
@@ -251,24 +390,38 @@ export const storeContract = <E>(
       })))
 
     it.effect.prop(
-      "decides exactly as the pure algorithms, decision by decision",
+      "decides and refunds exactly as the pure algorithms, step by step",
       [differentialArb],
       ([scenario]) =>
         withStore(Effect.gen(function*() {
           const algorithm = algorithmOf(scenario.tag, scenario.limit, scenario.window, scenario.extra)
           const config = getOrThrow(validate({ name: uniqueName("diff"), algorithm, maxWait: scenario.maxWait }))
           const store = yield* RateLimiter.RateLimiterStore
-          const decide = yield* store.bind(config)
+          const { decide, refund } = yield* store.bind(config)
           const models = { a: pureDecider(algorithm), b: pureDecider(algorithm) }
+          const reserved: Array<
+            { readonly key: "a" | "b"; readonly cost: number; readonly at: Algorithms.Reservation }
+          > = []
           // A hand-moved clock: TestClock.setTime yields to the timer on every move, too slow for hundreds of steps.
           const time = { now: scenario.start }
           const clock = manualClock(time)
           for (const step of scenario.steps) {
             time.now += step.gap
+            const taken = step.refund === undefined || step.refund >= reserved.length
+              ? []
+              : reserved.splice(reserved.length - 1 - step.refund, 1)
+            for (const r of taken) {
+              const expected = models[r.key].refund(time.now, r.cost, r.at)
+              const actual = yield* Effect.withClock(refund(r.key, r.cost, r.at), clock)
+              // A store may have dropped a key past its reset, where a refund changes no decision: it then
+              // reports nothing given back, while the model still changes its (equivalent) state.
+              if (actual) assert.isTrue(expected, `${scenario.tag} refund at ${time.now}`)
+            }
             const cost = Math.min(step.cost, config.quota)
-            const expected = models[step.key](time.now, cost, scenario.maxWait)
+            const expected = models[step.key].decide(time.now, cost, scenario.maxWait)
             const actual = yield* Effect.withClock(decide(step.key, cost, scenario.maxWait), clock)
             assert.deepStrictEqual(actual, expected, `${scenario.tag} at ${time.now}`)
+            if (actual.reservation !== undefined) reserved.push({ key: step.key, cost, at: actual.reservation })
           }
         })),
       { fastCheck: { numRuns: options.propertyRuns ?? 100 } }

@@ -20,7 +20,14 @@
  * Two modes: `onExceeded: "reject"` (the default) fails at once with
  * {@link RateLimitedError}; `"wait"` reserves the next free slot and sleeps
  * until then, when that is at most `maxWait` away, and rejects otherwise.
- * {@link admit} always waits (backpressure for a job queue's enqueue).
+ * {@link admit} always waits (backpressure for a job queue's enqueue). A
+ * waiter interrupted before its slot (a timeout, a client gone) gives the
+ * slot back to the next caller, atomically and once, wherever that cannot
+ * let more through than the limit: always for the sliding log and counter,
+ * when no later waiter queued behind it for the token bucket, GCRA and the
+ * leaky bucket, and when it is in the last window holding reservations for
+ * the fixed window. Otherwise the slot stays taken (the limiter admits less,
+ * never more).
  *
  * ```text
  * consume(key, cost) ──▶ store decides (atomic) ──▶ allowed ──────────────▶ Decision
@@ -321,13 +328,33 @@ export interface Store {
 }
 
 /**
- * Decides for one key: `(key, cost, maxDelayMillis)`. Never fails: an
- * unreachable store answers with its failure policy (`degraded: true`).
+ * A limiter bound to a store. Neither function fails: an unreachable store
+ * decides with its failure policy (`degraded: true`), and a refund it cannot
+ * make leaves the slot taken.
  *
  * @since 0.1.0
  * @category Models
  */
-export type Binding = (key: string, cost: number, maxDelay: number) => Effect.Effect<StoreDecision>
+export interface Binding {
+  /** Decides for one key: `(key, cost, maxDelayMillis)`, atomically. */
+  readonly decide: (key: string, cost: number, maxDelay: number) => Effect.Effect<StoreDecision>
+  /**
+   * Gives back a delayed decision's slot that its caller will not use (it
+   * was interrupted while waiting), atomically and where the algorithm
+   * allows it (see the README's per-algorithm table); `true` when something
+   * was given back. Call it at most once per decision.
+   */
+  readonly refund: (key: string, cost: number, reservation: Reservation) => Effect.Effect<boolean>
+}
+
+/**
+ * What a delayed decision reserved, as the store's state recorded it; only
+ * meaningful to the store's refund.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Reservation = Algorithms.Reservation
 
 /**
  * A store's raw answer, in milliseconds; `degraded` is set when the store's

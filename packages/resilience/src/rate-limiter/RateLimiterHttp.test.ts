@@ -48,6 +48,13 @@ const withServer = <A, E>(
   store: Layer.Layer<RateLimiter.RateLimiterStore> = RateLimiter.layerMemory().pipe(Layer.orDie)
 ) => effect.pipe(Effect.provide(Layer.merge(ServerLive, store)), Effect.scoped)
 
+/** A store that cannot reach its backend and fails closed. */
+const unavailable: RateLimiter.Binding = {
+  decide: () =>
+    Effect.succeed({ allowed: false, delay: 0, remaining: 0, reset: 2_500, retryAfter: 2_500, degraded: true }),
+  refund: () => Effect.succeed(false)
+}
+
 describe("RateLimiterHttp.middleware over a real server", () => {
   it.live("puts the rate-limit headers on allowed responses and answers 429 with Retry-After and a problem", () =>
     withServer(Effect.gen(function*() {
@@ -118,10 +125,7 @@ describe("RateLimiterHttp.middleware over a real server", () => {
       }),
       Layer.succeed(RateLimiter.RateLimiterStore, {
         backend: "down",
-        bind: () =>
-          Effect.succeed(() =>
-            Effect.succeed({ allowed: false, delay: 0, remaining: 0, reset: 2_500, retryAfter: 2_500, degraded: true })
-          )
+        bind: () => Effect.succeed(unavailable)
       })
     ))
 

@@ -63,7 +63,7 @@ const uniqueName = (label: string) => `${label}-${++counter}`
 storeContract(
   "redis",
   () => RedisRateLimiter.layer({ redis: REDIS, prefix: `${prefix}contract:`, clock: "local" }),
-  { propertyRuns: 60 }
+  { propertyRuns: 100 }
 )
 
 // ---------------------------------------------------------------------------
@@ -118,6 +118,51 @@ describe("RedisRateLimiter on Redis server time", () => {
       assert.strictEqual(decision.remaining, 0)
       assert.isFalse(decision.degraded)
       assert.strictEqual(lost, 2)
+    }).pipe(Effect.scoped))
+})
+
+describe("RedisRateLimiter on the wire", () => {
+  it.live("sends a tick's decisions in a few socket writes, each reply settling its own call", () =>
+    Effect.gen(function*() {
+      const client = new Redis({ ...REDIS, lazyConnect: true })
+      yield* Effect.acquireRelease(Effect.promise(() => client.connect()), () => Effect.promise(() => client.quit()))
+      const limiter = yield* RateLimiter.make({
+        name: uniqueName("wire"),
+        algorithm: RateLimiter.fixedWindow({ limit: 30, window: "1 minute" })
+      }).pipe(Effect.provide(RedisRateLimiter.layer({ client, prefix: `${prefix}wire:` })))
+      yield* limiter.tryConsume("warm-up")
+      // Count the socket's writes: `_write` per chunk, `_writev` per batch of corked chunks (the hooks Node's
+      // Writable calls; overriding them on the instance leaves the socket's behaviour as it was).
+      const socket = client.stream
+      const single = socket._write.bind(socket)
+      const batch = socket._writev?.bind(socket)
+      const writes: Array<number> = []
+      socket._write = (chunk, encoding, callback) => {
+        writes.push(1)
+        single(chunk, encoding, callback)
+      }
+      socket._writev = (chunks, callback) => {
+        writes.push(chunks.length)
+        if (batch === undefined) throw new Error("net.Socket has _writev")
+        batch(chunks, callback)
+      }
+      const decisions = yield* Effect.all(
+        Array.from({ length: 40 }, () => limiter.tryConsume("k")),
+        { concurrency: "unbounded" }
+      ).pipe(Effect.ensuring(Effect.sync(() => {
+        socket._write = single
+        if (batch !== undefined) socket._writev = batch
+      })))
+      assert.deepStrictEqual(
+        decisions.map((d) => d.remaining),
+        Array.from({ length: 40 }, (_, i) => Math.max(0, 29 - i))
+      )
+      assert.strictEqual(decisions.filter((d) => d.outcome === "allowed").length, 30)
+      // 40 commands issued in one tick: flushed after 16 and 32, and the last 8 at the end of the tick
+      // ([16, 16, 8]; a tick cut short by the scheduler would only split a batch, never add a write per command).
+      assert.strictEqual(writes.reduce((sum, n) => sum + n, 0), 40)
+      assert.isAtMost(Math.max(...writes), 16)
+      assert.isAtMost(writes.length, 4, `writes: ${writes.join(", ")}`)
     }).pipe(Effect.scoped))
 })
 

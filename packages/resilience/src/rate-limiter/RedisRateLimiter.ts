@@ -20,6 +20,14 @@
  * breaker's bookkeeping (a run of successes counts as one for a
  * consecutive-failure breaker), so its `success` count is not a call count.
  *
+ * Commands issued in the same tick leave in a few socket writes rather than
+ * one each (the store corks the client's socket, and flushes it every 16
+ * commands and at the end of the tick), while each reply settles its own call
+ * as soon as it arrives; this applies to a client passed in too.
+ * A waiter interrupted before its slot gives the slot back with a refund
+ * script, where the algorithm allows it; if Redis cannot be reached the slot
+ * stays taken.
+ *
  * @since 0.1.0
  */
 import type * as Duration from "effect/Duration"

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as FastCheck from "effect/FastCheck"
-import type { Decision, LogState, Spec, TatState } from "./algorithms.js"
+import type { Decision, LogState, Reservation, Spec, TatState } from "./algorithms.js"
 import * as Algorithms from "./algorithms.js"
 
 // ---------------------------------------------------------------------------
@@ -403,7 +403,12 @@ describe("algorithm properties", () => {
       if (spec._tag !== "Gcra") return
       const gcra = simulate(spec, arrivals, maxDelay, start)
       const bucket = simulate({ ...spec, _tag: "TokenBucket" }, arrivals, maxDelay, start)
-      assert.deepStrictEqual(gcra.steps.map((s) => s.decision), bucket.steps.map((s) => s.decision))
+      // The reservations differ by design: a bucket's is the admission time, GCRA's the arrival time it moved to.
+      const withoutReservation = ({ reservation: _, ...decision }: Decision) => decision
+      assert.deepStrictEqual(
+        gcra.steps.map((s) => withoutReservation(s.decision)),
+        bucket.steps.map((s) => withoutReservation(s.decision))
+      )
     },
     { fastCheck: runs }
   )
@@ -506,4 +511,264 @@ describe("algorithm properties", () => {
     },
     { fastCheck: runs }
   )
+})
+
+// ---------------------------------------------------------------------------
+// refunds: a waiter interrupted before its slot gives the slot back
+// ---------------------------------------------------------------------------
+
+/** An algorithm with its state kept to itself. */
+interface Machine {
+  readonly decide: (now: number, cost: number, maxDelay: number) => Decision
+  readonly refund: (now: number, cost: number, reservation: Reservation) => boolean
+}
+
+const machine = <S>(
+  decide: Decide<S>,
+  refund: (state: S | undefined, now: number, cost: number, reservation: Reservation) => S | undefined
+): Machine => {
+  let state: S | undefined = undefined
+  return {
+    decide: (now, cost, maxDelay) => {
+      const [decision, next] = decide(state, now, cost, maxDelay)
+      state = next
+      return decision
+    },
+    refund: (now, cost, reservation) => {
+      const next = refund(state, now, cost, reservation)
+      const changed = next !== state
+      state = next
+      return changed
+    }
+  }
+}
+
+const machineFor = (spec: Spec): Machine => {
+  switch (spec._tag) {
+    case "TokenBucket":
+      return machine<Algorithms.TokenBucketState>(
+        (s, now, c, m) => Algorithms.tokenBucket(s, now, c, spec, m),
+        (s, now, c, r) => Algorithms.refundTokenBucket(s, now, c, spec, r)
+      )
+    case "FixedWindow":
+      return machine<Algorithms.FixedWindowState>(
+        (s, now, c, m) => Algorithms.fixedWindow(s, now, c, spec, m),
+        (s, now, c, r) => Algorithms.refundFixedWindow(s, now, c, spec, r)
+      )
+    case "SlidingWindowLog":
+      return machine<LogState>(
+        (s, now, c, m) => Algorithms.slidingWindowLog(s, now, c, spec, m),
+        (s, now, c, r) => Algorithms.refundSlidingWindowLog(s, now, c, spec, r)
+      )
+    case "SlidingWindowCounter":
+      return machine<Algorithms.CounterState>(
+        (s, now, c, m) => Algorithms.slidingWindowCounter(s, now, c, spec, m),
+        (s, now, c, r) => Algorithms.refundSlidingWindowCounter(s, now, c, spec, r)
+      )
+    case "LeakyBucket":
+      return machine<TatState>(
+        (s, now, c, m) => Algorithms.leakyBucket(s, now, c, spec, m),
+        (s, now, c, r) => Algorithms.refundTat(s, now, c, spec, r)
+      )
+    case "Gcra":
+      return machine<TatState>(
+        (s, now, c, m) => Algorithms.gcra(s, now, c, spec, m),
+        (s, now, c, r) => Algorithms.refundTat(s, now, c, spec, r)
+      )
+  }
+}
+
+/** Arrivals, some of which give up `cancelAfter` ms into their wait (before their slot) and are refunded then. */
+const simulateWithRefunds = (
+  spec: Spec,
+  arrivals: ReadonlyArray<Arrival & { readonly cancelAfter: number | undefined }>,
+  maxDelay: number,
+  start: number
+) => {
+  const m = machineFor(spec)
+  const due: Array<{ readonly at: number; readonly cost: number; readonly reservation: Reservation }> = []
+  const admitted: Array<{ at: number; cost: number }> = []
+  let refunded = 0
+  const settle = (until: number) => {
+    due.sort((a, b) => a.at - b.at)
+    for (let next = due[0]; next !== undefined && next.at <= until; next = due[0]) {
+      due.shift()
+      if (m.refund(next.at, next.cost, next.reservation)) refunded++
+    }
+  }
+  let now = start
+  for (const arrival of arrivals) {
+    now += arrival.gap
+    settle(now)
+    const decision = m.decide(now, arrival.cost, maxDelay)
+    if (!decision.allowed) continue
+    assert.strictEqual(decision.reservation !== undefined, decision.delay > 0, "a reservation exactly when delayed")
+    if (
+      decision.reservation !== undefined && arrival.cancelAfter !== undefined && arrival.cancelAfter < decision.delay
+    ) {
+      due.push({ at: now + arrival.cancelAfter, cost: arrival.cost, reservation: decision.reservation })
+    } else {
+      admitted.push({ at: now + decision.delay, cost: arrival.cost })
+    }
+  }
+  return { admitted: admitted.sort((a, b) => a.at - b.at), refunded }
+}
+
+const refundScenarioArb = anySpecArb.chain((spec) =>
+  FastCheck.record({
+    spec: FastCheck.constant(spec),
+    arrivals: FastCheck.array(
+      FastCheck.record({
+        gap: FastCheck.oneof(
+          FastCheck.constant(0),
+          FastCheck.integer({ min: 0, max: Math.max(1, Math.ceil(spec.window / 4)) }),
+          FastCheck.integer({ min: 0, max: spec.window * 2 })
+        ),
+        cost: FastCheck.integer({ min: 1, max: Algorithms.quotaOf(spec) }),
+        cancelAfter: FastCheck.option(FastCheck.integer({ min: 0, max: spec.window * 3 }), { nil: undefined })
+      }),
+      { maxLength: 60 }
+    ),
+    maxDelay: FastCheck.integer({ min: 1, max: spec.window * 4 }),
+    start: FastCheck.integer({ min: 0, max: 1_000_000 })
+  })
+)
+
+/** Each algorithm's guarantee over the calls actually admitted. */
+const assertGuarantee = (spec: Spec, admitted: ReadonlyArray<{ at: number; cost: number }>) => {
+  switch (spec._tag) {
+    case "SlidingWindowLog":
+      for (const a of admitted) assert.isAtMost(unitsIn(admitted, a.at - spec.window, a.at), spec.limit)
+      return
+    case "FixedWindow":
+    case "SlidingWindowCounter": {
+      const used = new Map<number, number>()
+      for (const a of admitted) {
+        const window = Math.floor(a.at / spec.window)
+        used.set(window, (used.get(window) ?? 0) + a.cost)
+        assert.isAtMost(used.get(window) ?? 0, spec.limit, `window ${window}`)
+      }
+      return
+    }
+    case "TokenBucket":
+    case "Gcra":
+      for (let i = 0; i < admitted.length; i++) {
+        let units = 0
+        for (let j = i; j < admitted.length; j++) {
+          const from = admitted[i]
+          const to = admitted[j]
+          if (from === undefined || to === undefined) continue
+          units += to.cost
+          assert.isAtMost(units * spec.window, spec.burst * spec.window + spec.limit * (to.at - from.at))
+        }
+      }
+      return
+    case "LeakyBucket":
+      for (let i = 1; i < admitted.length; i++) {
+        const previous = admitted[i - 1]
+        const current = admitted[i]
+        if (previous === undefined || current === undefined) continue
+        assert.isAtLeast((current.at - previous.at) * spec.limit, previous.cost * spec.window)
+      }
+      return
+  }
+}
+
+describe("refunds", () => {
+  it.prop(
+    "keep every algorithm's guarantee over the calls actually admitted",
+    [refundScenarioArb],
+    ([{ arrivals, maxDelay, spec, start }]) => {
+      const { admitted } = simulateWithRefunds(spec, arrivals, maxDelay, start)
+      assertGuarantee(spec, admitted)
+    },
+    { fastCheck: { numRuns: 1_000 } }
+  )
+
+  it.prop(
+    "give nothing when nothing was reserved, and never turn a state into something else",
+    [refundScenarioArb],
+    ([{ arrivals, maxDelay, spec, start }]) => {
+      // A reservation from an unrelated time changes nothing.
+      const m = machineFor(spec)
+      let now = start
+      for (const arrival of arrivals) {
+        now += arrival.gap
+        m.decide(now, arrival.cost, maxDelay)
+        assert.isFalse(m.refund(now, arrival.cost, { at: now + 10 * spec.window + 7, frac: 1 }))
+      }
+    },
+    { fastCheck: runs }
+  )
+
+  // Specs where, after a first call at 0 (the whole quota, but one unit for the shaper), two more calls of
+  // cost 1 both wait for later slots.
+  const fill = (spec: Spec) => (spec._tag === "LeakyBucket" ? 1 : Algorithms.quotaOf(spec))
+  const specs: ReadonlyArray<readonly [string, Spec]> = [
+    ["token bucket", { _tag: "TokenBucket", limit: 1, window: 1_000, burst: 1 }],
+    ["fixed window", { _tag: "FixedWindow", limit: 1, window: 1_000 }],
+    ["sliding window log", { _tag: "SlidingWindowLog", limit: 1, window: 1_000 }],
+    ["sliding window counter", { _tag: "SlidingWindowCounter", limit: 4, window: 1_000 }],
+    ["GCRA", { _tag: "Gcra", limit: 1, window: 1_000, burst: 1 }],
+    ["leaky bucket", { _tag: "LeakyBucket", limit: 1, window: 1_000, capacity: 3 }]
+  ]
+
+  for (const [label, spec] of specs) {
+    it(`${label}: the latest waiter's slot goes to the next caller`, () => {
+      const m = machineFor(spec)
+      assert.isTrue(m.decide(0, fill(spec), 5_000).allowed)
+      const waiter = m.decide(0, 1, 5_000)
+      assert.isAbove(waiter.delay, 400)
+      if (waiter.reservation === undefined) return assert.fail("a delayed decision carries its reservation")
+      assert.isTrue(m.refund(400, 1, waiter.reservation))
+      assert.strictEqual(m.decide(400, 1, 5_000).delay, waiter.delay - 400, "the next caller takes the slot")
+      assert.isAbove(m.decide(400, 1, 5_000).delay, waiter.delay - 400, "the one after it the slot after")
+    })
+  }
+
+  it("a reservation behind a later one is given back only where that is sound", () => {
+    const given = specs.map(([label, spec]) => {
+      const m = machineFor(spec)
+      m.decide(0, fill(spec), 5_000)
+      const first = m.decide(0, 1, 5_000)
+      const second = m.decide(0, 1, 5_000)
+      assert.isTrue(first.delay > 0 && second.delay > first.delay, `${label}: two waiters, one after the other`)
+      if (first.reservation === undefined) return assert.fail(`${label}: a delayed decision`)
+      return [label, m.refund(100, 1, first.reservation)] as const
+    })
+    assert.deepStrictEqual(Object.fromEntries(given), {
+      "token bucket": false,
+      "fixed window": false,
+      "sliding window log": true,
+      "sliding window counter": true,
+      "GCRA": false,
+      "leaky bucket": false
+    })
+  })
+
+  it("the token bucket gives back a reservation sharing its instant with a later one", () => {
+    // 5 units per 2 ms: a wait of one whole millisecond refills more than one call needs.
+    const m = machineFor({ _tag: "TokenBucket", limit: 5, window: 2, burst: 2 })
+    m.decide(0, 2, 5_000)
+    const first = m.decide(0, 1, 5_000)
+    const second = m.decide(0, 1, 5_000)
+    assert.deepStrictEqual([first.delay, second.delay], [1, 1])
+    if (first.reservation === undefined) return assert.fail("a delayed decision")
+    assert.isTrue(m.refund(0, 1, first.reservation))
+    assert.strictEqual(m.decide(0, 1, 5_000).delay, 1)
+    assert.strictEqual(m.decide(0, 1, 5_000).delay, 2)
+  })
+
+  it("the sliding log takes a waiter's units out even behind a later waiter", () => {
+    const m = machineFor({ _tag: "SlidingWindowLog", limit: 2, window: 1_000 })
+    m.decide(0, 1, 5_000)
+    m.decide(500, 1, 5_000)
+    const first = m.decide(500, 1, 5_000)
+    const second = m.decide(500, 1, 5_000)
+    assert.deepStrictEqual([first.delay, second.delay], [500, 1_000])
+    if (first.reservation === undefined) return assert.fail("a delayed decision")
+    assert.isTrue(m.refund(600, 1, first.reservation))
+    // Without the refund the window (500, 1500] would hold both waiters, and this call would wait until 2 s.
+    assert.strictEqual(m.decide(600, 1, 5_000).delay, 900)
+  })
 })

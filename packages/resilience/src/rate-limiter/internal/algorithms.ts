@@ -21,6 +21,32 @@
  * formulas on the same integers, and a differential test checks that both
  * agree decision by decision.
  *
+ * A reservation a waiter will not use (it was interrupted while sleeping
+ * towards its slot) can be given back with the algorithm's refund:
+ *
+ * ```text
+ * refund(state | undefined, now, cost, spec, reservation) -> state | undefined
+ * ```
+ *
+ * A refund must be sound: the new state may never admit more than the state
+ * the key would have had if the reservation had never been made. What that
+ * allows differs per algorithm (see each refund below):
+ *
+ * - sliding window log: always (its units leave the log);
+ * - sliding window counter: always (its window's count goes down);
+ * - fixed window: when its window is the last one holding reservations
+ *   (counts are packed window after window, so an earlier window cannot
+ *   shrink under later ones);
+ * - token bucket: when no later reservation was made (one at the same
+ *   instant is fine), since the bucket refilled towards its capacity for a
+ *   later waiter, and tokens given back after it would add a burst on top;
+ * - GCRA and leaky bucket: when no later reservation was made, since a
+ *   later waiter's slot is fixed and one handed out before it would break
+ *   the spacing.
+ *
+ * Otherwise the slot stays taken: the limiter then admits less than it
+ * could, never more.
+ *
  * @internal
  */
 
@@ -105,6 +131,21 @@ export interface Decision {
   readonly reset: number
   /** When rejected: until this call could be admitted, other traffic aside. 0 when allowed. */
   readonly retryAfter: number
+  /** Only when `delay > 0`: what a refund needs to give the reserved slot back. */
+  readonly reservation?: Reservation
+}
+
+/**
+ * Where a delayed decision's reservation left the key's state, so that a
+ * refund can tell whether it is still the latest one: the admission time
+ * (`frac = 0`), or for GCRA and the leaky bucket the theoretical arrival
+ * time it moved the key to (`at + frac / limit` ms).
+ *
+ * @internal
+ */
+export interface Reservation {
+  readonly at: number
+  readonly frac: number
 }
 
 /** @internal */
@@ -123,6 +164,12 @@ const decision = (allowed: boolean, delay: number, remaining: number, reset: num
   reset,
   retryAfter
 })
+
+/** An admission: at once, or later with the reservation that slot holds. */
+const admitted = (delay: number, remaining: number, reset: number, at: number, frac: number): Decision =>
+  delay === 0
+    ? { allowed: true, delay, remaining, reset, retryAfter: 0 }
+    : { allowed: true, delay, remaining, reset, retryAfter: 0, reservation: { at, frac } }
 
 /**
  * The quota a decision's `limit` and `remaining` count in: what a caller can
@@ -219,7 +266,7 @@ export const tokenBucket = (
   if (delay <= maxDelay) {
     const left = Math.min(full, tokens + wait * L) - need
     return [
-      decision(true, delay, Math.floor(left / W), delay + Math.ceil((full - left) / L), 0),
+      admitted(delay, Math.floor(left / W), delay + Math.ceil((full - left) / L), admitAt, 0),
       { tokens: left, at: admitAt }
     ]
   }
@@ -234,6 +281,27 @@ export const tokenBucket = (
     state
   ]
 }
+
+/**
+ * A reservation at the bucket's latest instant (`state.at`) is the last one,
+ * or shares its instant with the later ones: giving its tokens back then
+ * yields exactly the bucket without it. Behind a later reservation nothing is
+ * given back: the later waiter's slot was computed with the bucket refilling
+ * towards its capacity in between, and tokens added at the end would let a
+ * burst through on top of that waiter.
+ *
+ * @internal
+ */
+export const refundTokenBucket = (
+  state: TokenBucketState | undefined,
+  _now: number,
+  cost: number,
+  spec: TokenBucketSpec,
+  reservation: Reservation
+): TokenBucketState | undefined =>
+  state === undefined || state.at !== reservation.at
+    ? state
+    : { tokens: Math.min(spec.burst * spec.window, state.tokens + cost * spec.window), at: state.at }
 
 // -----------------------------------------------------------------------------
 // Fixed window
@@ -280,7 +348,7 @@ export const fixedWindow = (
   const delay = Math.max(0, start + target * W - now)
   if (delay <= maxDelay) {
     return [
-      decision(true, delay, Math.max(0, L - after), start + Math.max(1, Math.ceil(after / L)) * W - now, 0),
+      admitted(delay, Math.max(0, L - after), start + Math.max(1, Math.ceil(after / L)) * W - now, now + delay, 0),
       { start, count: after }
     ]
   }
@@ -288,6 +356,36 @@ export const fixedWindow = (
     decision(false, 0, Math.max(0, L - count), start + Math.max(1, Math.ceil(count / L)) * W - now, delay),
     state
   ]
+}
+
+/**
+ * Units are packed into windows of `limit` in order of reservation, so only
+ * the last window holding units can shrink: taking units out of an earlier
+ * one would move later reservations, in the count, into windows they do not
+ * occupy. `reservation.at` is the start of the reservation's window.
+ *
+ * @internal
+ */
+export const refundFixedWindow = (
+  state: FixedWindowState | undefined,
+  now: number,
+  cost: number,
+  spec: FixedWindowSpec,
+  reservation: Reservation
+): FixedWindowState | undefined => {
+  if (state === undefined) return state
+  const L = spec.limit
+  const W = spec.window
+  const current = now - (now % W)
+  let start = state.start
+  let count = state.count
+  if (start < current) {
+    count = Math.max(0, count - ((current - start) / W) * L)
+    start = current
+  }
+  const index = (reservation.at - start) / W
+  if (count === 0 || index !== Math.floor((count - 1) / L) || count - index * L < cost) return state
+  return { start, count: count - cost }
 }
 
 // -----------------------------------------------------------------------------
@@ -386,12 +484,53 @@ export const slidingWindowLog = (
         last: at
       }
       : { front: base.front, back: { at, cost, next: base.back }, total: base.total + cost, last: at }
-    return [decision(true, delay, Math.max(0, L - next.total), at + W - now, 0), next]
+    return [admitted(delay, Math.max(0, L - next.total), at + W - now, at, 0), next]
   }
   return [
     decision(false, 0, Math.max(0, L - total), total === 0 ? 0 : last + W - now, delay),
     log === undefined || total === 0 ? undefined : log
   ]
+}
+
+/**
+ * Takes the reservation's units out of the log: every window then holds
+ * fewer units, and later calls are still checked against every entry, so
+ * this is sound wherever the reservation lies. Entries at the same time are
+ * indistinguishable, as on Redis, where any `cost` members of that score go.
+ *
+ * @internal
+ */
+export const refundSlidingWindowLog = (
+  state: LogState | undefined,
+  _now: number,
+  cost: number,
+  _spec: SlidingWindowLogSpec,
+  reservation: Reservation
+): LogState | undefined => {
+  if (state === undefined) return state
+  let left = cost
+  let front: LogNode | undefined = undefined
+  let last = -Infinity
+  // Rebuilt newest first, then reversed: refunds are rare, a copy of the log is fine.
+  const entries = logEntries(state)
+  let total = state.total
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const entry = entries[i]
+    if (entry === undefined) continue
+    const at = entry[0]
+    let units = entry[1]
+    if (at === reservation.at && left > 0) {
+      const taken = Math.min(units, left)
+      left -= taken
+      units -= taken
+      total -= taken
+    }
+    if (units === 0) continue
+    if (last === -Infinity) last = at
+    front = { at, cost: units, next: front }
+  }
+  if (left === cost) return state
+  return front === undefined ? undefined : { front, back: undefined, total, last }
 }
 
 /** Every admission still in the log, oldest first (for tests and diagnostics). @internal */
@@ -489,11 +628,11 @@ export const slidingWindowCounter = (
     const newCur = inNext ? cur : cur + cost
     const newNext = inNext ? next + cost : next
     return [
-      decision(
-        true,
+      admitted(
         delay,
         counterEstimate(L, W, now, start, prev, newCur + newNext),
         counterReset(W, now, start, prev, newCur, newNext),
+        at,
         0
       ),
       { start, prev, cur: newCur, next: newNext, last: at }
@@ -509,6 +648,40 @@ export const slidingWindowCounter = (
     ),
     state
   ]
+}
+
+/**
+ * Takes the reservation's units out of its window's count (current, next, or
+ * the previous one if its slot has passed). Counts only go down, so every
+ * estimate does too; `last` stays, so later calls still queue behind the
+ * waiters before them, and the refunded slot goes to the next caller.
+ *
+ * @internal
+ */
+export const refundSlidingWindowCounter = (
+  state: CounterState | undefined,
+  now: number,
+  cost: number,
+  spec: SlidingWindowCounterSpec,
+  reservation: Reservation
+): CounterState | undefined => {
+  if (state === undefined) return state
+  const W = spec.window
+  const current = now - (now % W)
+  let { cur, next, prev, start } = state
+  if (start < current) {
+    const elapsed = (current - start) / W
+    prev = elapsed === 1 ? cur : elapsed === 2 ? next : 0
+    cur = elapsed === 1 ? next : 0
+    next = 0
+    start = current
+  }
+  const window = reservation.at - (reservation.at % W)
+  if (window === start) cur = Math.max(0, cur - cost)
+  else if (window === start + W) next = Math.max(0, next - cost)
+  else if (window === start - W) prev = Math.max(0, prev - cost)
+  else return state
+  return { start, prev, cur, next, last: state.last }
 }
 
 // Module-level helpers rather than closures: a closure over the reassigned locals above would move
@@ -569,15 +742,41 @@ export const gcra = (
   const wait = early <= 0 ? 0 : Math.ceil(early / L)
   if (wait <= maxDelay) {
     const after = Math.max(ahead, wait * L) + cost * W
+    const tat = tatAfter(now, after, L)
     return [
-      decision(true, wait, Math.floor((tolerance - after + wait * L) / W), Math.ceil(after / L), 0),
-      tatAfter(now, after, L)
+      admitted(wait, Math.floor((tolerance - after + wait * L) / W), Math.ceil(after / L), tat.at, tat.frac),
+      tat
     ]
   }
   return [
     decision(false, 0, Math.max(0, Math.floor((tolerance - ahead) / W)), Math.ceil(ahead / L), wait),
     state
   ]
+}
+
+/**
+ * GCRA and the leaky bucket: a reservation that is still the latest (the
+ * state is the very time it moved the key to) gives back its `c·T`. That
+ * lands at or after the time before the reservation (a delayed call arrives
+ * at its whole millisecond, which rounding may place past the earlier
+ * time), so it never admits more than that earlier state. Behind a later
+ * reservation nothing is given back: the later waiter's slot is fixed, and a
+ * slot handed out before it would break the spacing.
+ *
+ * @internal
+ */
+export const refundTat = (
+  state: TatState | undefined,
+  _now: number,
+  cost: number,
+  spec: GcraSpec | LeakyBucketSpec,
+  reservation: Reservation
+): TatState | undefined => {
+  if (state === undefined || state.at !== reservation.at || state.frac !== reservation.frac) return state
+  const L = spec.limit
+  const ticks = state.frac - cost * spec.window
+  const whole = Math.floor(ticks / L)
+  return { at: state.at + whole, frac: ticks - whole * L }
 }
 
 /**
@@ -603,9 +802,10 @@ export const leakyBucket = (
   const wait = Math.ceil(ahead / L)
   if (ahead + cost * W <= room && wait <= maxDelay) {
     const after = wait * L + cost * W
+    const tat = tatAfter(now, after, L)
     return [
-      decision(true, wait, Math.max(0, Math.floor((room - after) / W)), Math.ceil(after / L), 0),
-      tatAfter(now, after, L)
+      admitted(wait, Math.max(0, Math.floor((room - after) / W)), Math.ceil(after / L), tat.at, tat.frac),
+      tat
     ]
   }
   // Rejected means units are queued (cost ≤ capacity), so this is at least 1 ms: when the bucket is empty.

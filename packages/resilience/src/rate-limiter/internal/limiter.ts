@@ -86,7 +86,7 @@ export const build = (
   ): Effect.Effect<Decision, RateLimitedError | InvalidOptionsError> => {
     const invalid = invalidInput(key, cost)
     if (invalid !== undefined) return Effect.fail(invalid)
-    return Effect.flatMap(binding(key, cost, maxDelay), (raw) => {
+    return Effect.flatMap(binding.decide(key, cost, maxDelay), (raw) => {
       if (!raw.allowed) {
         counted.rejected()
         return Effect.fail(
@@ -105,14 +105,18 @@ export const build = (
         return Effect.succeed(decisionOf(raw, "allowed"))
       }
       counted.delayed()
-      return Effect.as(Effect.sleep(Duration.millis(raw.delay)), decisionOf(raw, "delayed"))
+      const waited = Effect.as(Effect.sleep(Duration.millis(raw.delay)), decisionOf(raw, "delayed"))
+      const reservation = raw.reservation
+      if (reservation === undefined) return waited
+      // A waiter interrupted before its slot gives the slot back; the finalizer runs once, so at most one refund.
+      return Effect.onInterrupt(waited, () => binding.refund(key, cost, reservation))
     })
   }
 
   const tryConsume = (key: string, cost = 1): Effect.Effect<Decision, InvalidOptionsError> => {
     const invalid = invalidInput(key, cost)
     if (invalid !== undefined) return Effect.fail(invalid)
-    return Effect.map(binding(key, cost, 0), (raw) => {
+    return Effect.map(binding.decide(key, cost, 0), (raw) => {
       if (raw.allowed) {
         counted.allowed()
         return decisionOf(raw, "allowed")

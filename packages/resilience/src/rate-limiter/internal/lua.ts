@@ -2,36 +2,96 @@
  * The Lua scripts of the Redis store: the algorithms of `algorithms.ts`,
  * formula for formula, run atomically inside Redis.
  *
- * Every script takes one key and
- * `ARGV = [now, cost, maxDelay, limit, window, burst|capacity, slack]` and
- * returns `{ allowed, delay, remaining, reset, retryAfter }` as integers.
- * `now < 0` means "read the clock with `TIME`": one clock for every process,
- * so skewed application hosts cannot disagree about a window. State is
- * packed as IEEE doubles with `struct.pack` (no decimal round-trip), and
- * every value stays an integer below 2^53, so Lua's doubles compute exactly
- * what JavaScript computes. State expires `reset + slack` milliseconds after
- * it was last written; a state past its reset decides like no state at all.
+ * A decision script takes one key and
+ * `ARGV = [now?, cost, maxDelay, limit, window, burst|capacity?]`: `now`
+ * only when the store uses the application's clock (with Redis' clock the
+ * script reads `TIME`: one clock for every process, so skewed application
+ * hosts cannot disagree about a window), the last one only for the
+ * algorithms that have it. The expiry slack is written into the script, one
+ * variant per clock. It answers with as few integers as the decision needs:
+ *
+ * ```text
+ * { 0, remaining, reset }                  allowed now
+ * { delay, remaining, reset, at, frac }    allowed after `delay` ms, holding the reservation (at, frac)
+ * { -1 - retryAfter, remaining, reset }    rejected
+ * ```
+ *
+ * Every argument and every value sent back is encoded, sent and parsed on
+ * the hot path, and each costs Redis' single thread too (`tonumber` alone
+ * is tens of nanoseconds); so is a Lua closure, which is why the helpers
+ * below are spliced in as text rather than defined as local functions.
+ *
+ * A refund script takes the key and
+ * `ARGV = [now, cost, at, frac, limit, window, burst|capacity]` (`now < 0`:
+ * read `TIME`) and answers 1 when it gave the reservation back, 0 when it
+ * left the state alone. It keeps the key's time-to-live (`KEEPTTL`): a
+ * refund only brings the time the state matters closer.
+ *
+ * State is packed as IEEE doubles with `struct.pack` (no decimal
+ * round-trip), and every value stays an integer below 2^53, so Lua's doubles
+ * compute exactly what JavaScript computes. State expires `reset + slack`
+ * milliseconds after it was last written; a state past its reset decides
+ * like no state at all.
  *
  * @internal
  */
 
-const prologue = `
+/**
+ * Where a decision script takes the time from, and how long state outlives
+ * its reset (a whole number of milliseconds).
+ *
+ * @internal
+ */
+export interface Clock {
+  readonly source: "redis" | "local"
+  readonly slack: number
+}
+
+const redisTime = `
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+const prologue = (clock: Clock, extra: boolean): string => {
+  const at = clock.source === "redis" ? 0 : 1
+  return `${clock.source === "redis" ? redisTime : "\nlocal now = tonumber(ARGV[1])\n"}
+local cost = tonumber(ARGV[${at + 1}])
+local maxDelay = tonumber(ARGV[${at + 2}])
+local L = tonumber(ARGV[${at + 3}])
+local W = tonumber(ARGV[${at + 4}])
+${extra ? `local B = tonumber(ARGV[${at + 5}])` : ""}
+local slack = ${Math.trunc(clock.slack)}
+local key = KEYS[1]
+`
+}
+
+/** Statements answering an admission (see the formats above). */
+const admitted = (delay: string, remaining: string, reset: string, at: string, frac: string): string =>
+  `if ${delay} == 0 then return { 0, ${remaining}, ${reset} } end
+  return { ${delay}, ${remaining}, ${reset}, ${at}, ${frac} }`
+
+/** A statement answering a rejection. */
+const rejected = (remaining: string, reset: string, retryAfter: string): string =>
+  `return { -1 - (${retryAfter}), ${remaining}, ${reset} }`
+
+const refundPrologue = `
 local now = tonumber(ARGV[1])
 if now < 0 then
   local t = redis.call("TIME")
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local cost = tonumber(ARGV[2])
-local maxDelay = tonumber(ARGV[3])
-local L = tonumber(ARGV[4])
-local W = tonumber(ARGV[5])
-local B = tonumber(ARGV[6])
-local slack = tonumber(ARGV[7])
+local resAt = tonumber(ARGV[3])
+local resFrac = tonumber(ARGV[4])
+local L = tonumber(ARGV[5])
+local W = tonumber(ARGV[6])
+local B = tonumber(ARGV[7])
 local key = KEYS[1]
 `
 
 /** @internal */
-export const tokenBucket = `${prologue}
+export const tokenBucket = (clock: Clock): string =>
+  `${prologue(clock, true)}
 local full = B * W
 local tokens = full
 local at = now
@@ -52,13 +112,30 @@ if delay <= maxDelay then
   local left = math.min(full, tokens + wait * L) - need
   local reset = delay + math.ceil((full - left) / L)
   redis.call("SET", key, struct.pack("dd", left, admitAt), "PX", reset + slack)
-  return { 1, delay, math.floor(left / W), reset, 0 }
+  ${admitted("delay", "math.floor(left / W)", "reset", "admitAt", "0")}
 end
-return { 0, 0, math.max(0, math.floor((tokens - (at - now) * L) / W)), at - now + math.ceil((full - tokens) / L), delay }
+${
+    rejected(
+      "math.max(0, math.floor((tokens - (at - now) * L) / W))",
+      "at - now + math.ceil((full - tokens) / L)",
+      "delay"
+    )
+  }
 `
 
 /** @internal */
-export const fixedWindow = `${prologue}
+export const refundTokenBucket = `${refundPrologue}
+local raw = redis.call("GET", key)
+if not raw then return 0 end
+local tokens, at = struct.unpack("dd", raw)
+if at ~= resAt then return 0 end
+redis.call("SET", key, struct.pack("dd", math.min(B * W, tokens + cost * W), at), "KEEPTTL")
+return 1
+`
+
+/** @internal */
+export const fixedWindow = (clock: Clock): string =>
+  `${prologue(clock, false)}
 local current = now - (now % W)
 local start = current
 local count = 0
@@ -81,9 +158,25 @@ local delay = math.max(0, start + target * W - now)
 if delay <= maxDelay then
   local reset = start + math.max(1, math.ceil(after / L)) * W - now
   redis.call("SET", key, struct.pack("dd", start, after), "PX", reset + slack)
-  return { 1, delay, math.max(0, L - after), reset, 0 }
+  ${admitted("delay", "math.max(0, L - after)", "reset", "now + delay", "0")}
 end
-return { 0, 0, math.max(0, L - count), start + math.max(1, math.ceil(count / L)) * W - now, delay }
+${rejected("math.max(0, L - count)", "start + math.max(1, math.ceil(count / L)) * W - now", "delay")}
+`
+
+/** @internal */
+export const refundFixedWindow = `${refundPrologue}
+local raw = redis.call("GET", key)
+if not raw then return 0 end
+local start, count = struct.unpack("dd", raw)
+local current = now - (now % W)
+if start < current then
+  count = math.max(0, count - ((current - start) / W) * L)
+  start = current
+end
+local index = (resAt - start) / W
+if count == 0 or index ~= math.floor((count - 1) / L) or count - index * L < cost then return 0 end
+redis.call("SET", key, struct.pack("dd", start, count - cost), "KEEPTTL")
+return 1
 `
 
 /**
@@ -93,7 +186,8 @@ return { 0, 0, math.max(0, L - count), start + math.max(1, math.ceil(count / L))
  *
  * @internal
  */
-export const slidingWindowLog = `${prologue}
+export const slidingWindowLog = (clock: Clock): string =>
+  `${prologue(clock, false)}
 redis.call("ZREMRANGEBYSCORE", key, "-inf", now - W)
 local total = redis.call("ZCARD", key)
 local last = nil
@@ -113,32 +207,65 @@ if excess > 0 then
 end
 local delay = at - now
 if delay <= maxDelay then
-  local i = 0
-  while i < cost do
-    local args = {}
-    local n = math.min(cost - i, 500)
-    for j = 0, n - 1 do
-      args[2 * j + 1] = at
-      args[2 * j + 2] = string.format("%012x", seq + i + j)
+  if cost == 1 then
+    redis.call("ZADD", key, at, string.format("%012x", seq))
+  else
+    local i = 0
+    while i < cost do
+      local args = {}
+      local n = math.min(cost - i, 500)
+      for j = 0, n - 1 do
+        args[2 * j + 1] = at
+        args[2 * j + 2] = string.format("%012x", seq + i + j)
+      end
+      redis.call("ZADD", key, unpack(args))
+      i = i + n
     end
-    redis.call("ZADD", key, unpack(args))
-    i = i + n
   end
   redis.call("PEXPIRE", key, at + W - now + slack)
-  return { 1, delay, math.max(0, L - (total + cost)), at + W - now, 0 }
+  ${admitted("delay", "math.max(0, L - (total + cost))", "at + W - now", "at", "0")}
 end
 local reset = 0
 if total > 0 then reset = last + W - now end
-return { 0, 0, math.max(0, L - total), reset, delay }
+${rejected("math.max(0, L - total)", "reset", "delay")}
 `
 
-/** @internal */
-export const slidingWindowCounter = `${prologue}
-local current = now - (now % W)
-local start, prev, cur, nxt, last = current, 0, 0, 0, -math.huge
-local raw = redis.call("GET", key)
-if raw then
-  start, prev, cur, nxt, last = struct.unpack("ddddd", raw)
+/**
+ * Any `cost` members scored at the reservation's time go (units admitted at
+ * one time are indistinguishable); the sequence of later members continues
+ * from the highest one left, which only ever grows past removed names.
+ *
+ * @internal
+ */
+export const refundSlidingWindowLog = `${refundPrologue}
+local removed = 0
+while removed < cost do
+  local members = redis.call("ZRANGEBYSCORE", key, resAt, resAt, "LIMIT", 0, math.min(cost - removed, 500))
+  if #members == 0 then break end
+  redis.call("ZREM", key, unpack(members))
+  removed = removed + #members
+end
+if removed > 0 then return 1 end
+return 0
+`
+
+// The counter's helpers, as Lua expressions (`a and b or c` is a conditional: no value here is false or nil).
+
+/** The earliest slot from `from` in the window starting at `s` (`math.huge` when `c + cost > L`). */
+const counterSlot = (s: string, p: string, c: string, from: string): string =>
+  `((${c} + cost > L) and math.huge or ((${p} == 0) and ${from} or ` +
+  `math.max(${from}, ${s} + W - math.floor(((L - ${c} - cost) * W) / ${p}))))`
+
+/** Units left under the weighted estimate at `now`. */
+const counterEstimate = (counted: string): string =>
+  `math.max(0, math.floor((L * W - prev * (W - (now - start)) - (${counted}) * W) / W))`
+
+/** Until every count has left the sliding window. */
+const counterReset = (c: string, n: string): string =>
+  `((${n}) > 0 and start + 3 * W - now or ((${c}) > 0 and start + 2 * W - now or ` +
+  `(prev > 0 and start + W - now or 0)))`
+
+const counterRotate = `
   if start < current then
     local elapsed = (current - start) / W
     if elapsed == 1 then
@@ -154,57 +281,79 @@ if raw then
     nxt = 0
     start = current
   end
-end
-local function slot(s, p, c, from)
-  if c + cost > L then return math.huge end
-  if p == 0 then return from end
-  return math.max(from, s + W - math.floor(((L - c - cost) * W) / p))
-end
-local function estimate(c)
-  return math.max(0, math.floor((L * W - prev * (W - (now - start)) - c * W) / W))
-end
-local function resetOf(c, n)
-  if n > 0 then return start + 3 * W - now end
-  if c > 0 then return start + 2 * W - now end
-  if prev > 0 then return start + W - now end
-  return 0
+`
+
+/** @internal */
+export const slidingWindowCounter = (clock: Clock): string =>
+  `${prologue(clock, false)}
+local current = now - (now % W)
+local start, prev, cur, nxt, last = current, 0, 0, 0, -math.huge
+local raw = redis.call("GET", key)
+if raw then
+  start, prev, cur, nxt, last = struct.unpack("ddddd", raw)
+${counterRotate}
 end
 local from = math.max(now, last)
 local nextStart = start + W
 local at = math.huge
 local inNext = false
-if nxt == 0 and from < nextStart then at = slot(start, prev, cur, from) end
+if nxt == 0 and from < nextStart then at = ${counterSlot("start", "prev", "cur", "from")} end
 if at >= nextStart then
   inNext = true
-  at = slot(nextStart, cur, nxt, math.max(from, nextStart))
+  local fromNext = math.max(from, nextStart)
+  at = ${counterSlot("nextStart", "cur", "nxt", "fromNext")}
   if at == math.huge then at = math.max(from, nextStart + W) end
 end
 local delay = at - now
 if at < nextStart + W and delay <= maxDelay then
   local newCur, newNext = cur, nxt
   if inNext then newNext = nxt + cost else newCur = cur + cost end
-  local reset = resetOf(newCur, newNext)
+  local reset = ${counterReset("newCur", "newNext")}
   redis.call("SET", key, struct.pack("ddddd", start, prev, newCur, newNext, at), "PX", reset + slack)
-  return { 1, delay, estimate(newCur + newNext), reset, 0 }
+  ${admitted("delay", counterEstimate("newCur + newNext"), "reset", "at", "0")}
 end
-return { 0, 0, estimate(cur + nxt), resetOf(cur, nxt), delay }
+${rejected(counterEstimate("cur + nxt"), counterReset("cur", "nxt"), "delay")}
 `
 
-const tatPrologue = `
+/** @internal */
+export const refundSlidingWindowCounter = `${refundPrologue}
+local raw = redis.call("GET", key)
+if not raw then return 0 end
+local start, prev, cur, nxt, last = struct.unpack("ddddd", raw)
+local current = now - (now % W)
+${counterRotate}
+local window = resAt - (resAt % W)
+if window == start then
+  cur = math.max(0, cur - cost)
+elseif window == start + W then
+  nxt = math.max(0, nxt - cost)
+elseif window == start - W then
+  prev = math.max(0, prev - cost)
+else
+  return 0
+end
+redis.call("SET", key, struct.pack("ddddd", start, prev, cur, nxt, last), "KEEPTTL")
+return 1
+`
+
+const ticksAhead = `
 local ahead = 0
 local raw = redis.call("GET", key)
 if raw then
   local a, f = struct.unpack("dd", raw)
   ahead = math.max(0, (a - now) * L + f)
 end
-local function store(after, reset)
-  local whole = math.floor(after / L)
-  redis.call("SET", key, struct.pack("dd", now + whole, after - whole * L), "PX", reset + slack)
-end
 `
 
+/** Statements storing the arrival time `after` ticks from now, as `at` and `frac`. */
+const storeTat = (after: string, reset: string): string =>
+  `local whole = math.floor(${after} / L)
+  local at, frac = now + whole, ${after} - whole * L
+  redis.call("SET", key, struct.pack("dd", at, frac), "PX", ${reset} + slack)`
+
 /** @internal */
-export const gcra = `${prologue}${tatPrologue}
+export const gcra = (clock: Clock): string =>
+  `${prologue(clock, true)}${ticksAhead}
 local tolerance = B * W
 local early = ahead + cost * W - tolerance
 local wait = 0
@@ -212,21 +361,39 @@ if early > 0 then wait = math.ceil(early / L) end
 if wait <= maxDelay then
   local after = math.max(ahead, wait * L) + cost * W
   local reset = math.ceil(after / L)
-  store(after, reset)
-  return { 1, wait, math.floor((tolerance - after + wait * L) / W), reset, 0 }
+  ${storeTat("after", "reset")}
+  ${admitted("wait", "math.floor((tolerance - after + wait * L) / W)", "reset", "at", "frac")}
 end
-return { 0, 0, math.max(0, math.floor((tolerance - ahead) / W)), math.ceil(ahead / L), wait }
+${rejected("math.max(0, math.floor((tolerance - ahead) / W))", "math.ceil(ahead / L)", "wait")}
 `
 
 /** @internal */
-export const leakyBucket = `${prologue}${tatPrologue}
+export const leakyBucket = (clock: Clock): string =>
+  `${prologue(clock, true)}${ticksAhead}
 local room = B * W
 local wait = math.ceil(ahead / L)
 if ahead + cost * W <= room and wait <= maxDelay then
   local after = wait * L + cost * W
   local reset = math.ceil(after / L)
-  store(after, reset)
-  return { 1, wait, math.max(0, math.floor((room - after) / W)), reset, 0 }
+  ${storeTat("after", "reset")}
+  ${admitted("wait", "math.max(0, math.floor((room - after) / W))", "reset", "at", "frac")}
 end
-return { 0, 0, math.max(0, math.floor((room - ahead) / W)), wait, wait }
+${rejected("math.max(0, math.floor((room - ahead) / W))", "wait", "wait")}
+`
+
+/**
+ * GCRA and the leaky bucket: only the latest reservation (the state is the
+ * very time it moved the key to) gives back its `cost · T`.
+ *
+ * @internal
+ */
+export const refundTat = `${refundPrologue}
+local raw = redis.call("GET", key)
+if not raw then return 0 end
+local a, f = struct.unpack("dd", raw)
+if a ~= resAt or f ~= resFrac then return 0 end
+local ticks = f - cost * W
+local whole = math.floor(ticks / L)
+redis.call("SET", key, struct.pack("dd", a + whole, ticks - whole * L), "KEEPTTL")
+return 1
 `

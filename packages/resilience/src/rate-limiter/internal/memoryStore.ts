@@ -2,7 +2,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as RateLimiter from "../RateLimiter.js"
-import type { Decision, Spec } from "./algorithms.js"
+import type { Decision, Reservation, Spec } from "./algorithms.js"
 import * as Algorithms from "./algorithms.js"
 import type { Config } from "./config.js"
 import { validateMaxKeys } from "./config.js"
@@ -16,6 +16,15 @@ interface Entry<S> {
   expiresAt: number
   prev: Entry<S> | undefined
   next: Entry<S> | undefined
+}
+
+/** One algorithm's pure functions, its spec applied. */
+interface Kind<S> {
+  readonly decide: (state: S | undefined, now: number, cost: number, maxDelay: number) => readonly [
+    Decision,
+    S | undefined
+  ]
+  readonly refund: (state: S | undefined, now: number, cost: number, reservation: Reservation) => S | undefined
 }
 
 /** Keys looked at for expiry per decision: amortised O(1), and enough to keep up since each key is swept once. */
@@ -42,10 +51,7 @@ export class Table<S> {
 
   constructor(
     readonly maxKeys: number,
-    private readonly decideWith: (state: S | undefined, now: number, cost: number, maxDelay: number) => readonly [
-      Decision,
-      S | undefined
-    ]
+    private readonly kind: Kind<S>
   ) {}
 
   get size(): number {
@@ -69,12 +75,26 @@ export class Table<S> {
       this.append(entry)
       this.sweep(now)
     }
-    const [decision, state] = this.decideWith(entry.state, now, cost, maxDelay)
+    const [decision, state] = this.kind.decide(entry.state, now, cost, maxDelay)
     if (state !== entry.state) {
       entry.state = state
       entry.expiresAt = now + decision.reset
     }
     return decision
+  }
+
+  /**
+   * Gives a reservation back (synchronously, so atomically); `true` when the
+   * state changed. The entry keeps its place and its expiry: a refund only
+   * brings the time the state matters closer.
+   */
+  refund(key: string, now: number, cost: number, reservation: Reservation): boolean {
+    const entry = this.entries.get(key)
+    if (entry === undefined) return false
+    const state = this.kind.refund(entry.state, now, cost, reservation)
+    if (state === entry.state) return false
+    entry.state = state
+    return true
   }
 
   private sweep(now: number): void {
@@ -119,41 +139,42 @@ export interface AnyTable {
   readonly evictedLive: number
   readonly expired: number
   decide(key: string, now: number, cost: number, maxDelay: number): Decision
+  refund(key: string, now: number, cost: number, reservation: Reservation): boolean
 }
 
 /** @internal */
 export const makeTable = (spec: Spec, maxKeys: number): AnyTable => {
   switch (spec._tag) {
     case "TokenBucket":
-      return new Table<Algorithms.TokenBucketState>(
-        maxKeys,
-        (s, now, cost, maxDelay) => Algorithms.tokenBucket(s, now, cost, spec, maxDelay)
-      )
+      return new Table<Algorithms.TokenBucketState>(maxKeys, {
+        decide: (s, now, cost, maxDelay) => Algorithms.tokenBucket(s, now, cost, spec, maxDelay),
+        refund: (s, now, cost, reservation) => Algorithms.refundTokenBucket(s, now, cost, spec, reservation)
+      })
     case "FixedWindow":
-      return new Table<Algorithms.FixedWindowState>(
-        maxKeys,
-        (s, now, cost, maxDelay) => Algorithms.fixedWindow(s, now, cost, spec, maxDelay)
-      )
+      return new Table<Algorithms.FixedWindowState>(maxKeys, {
+        decide: (s, now, cost, maxDelay) => Algorithms.fixedWindow(s, now, cost, spec, maxDelay),
+        refund: (s, now, cost, reservation) => Algorithms.refundFixedWindow(s, now, cost, spec, reservation)
+      })
     case "SlidingWindowLog":
-      return new Table<Algorithms.LogState>(
-        maxKeys,
-        (s, now, cost, maxDelay) => Algorithms.slidingWindowLog(s, now, cost, spec, maxDelay)
-      )
+      return new Table<Algorithms.LogState>(maxKeys, {
+        decide: (s, now, cost, maxDelay) => Algorithms.slidingWindowLog(s, now, cost, spec, maxDelay),
+        refund: (s, now, cost, reservation) => Algorithms.refundSlidingWindowLog(s, now, cost, spec, reservation)
+      })
     case "SlidingWindowCounter":
-      return new Table<Algorithms.CounterState>(
-        maxKeys,
-        (s, now, cost, maxDelay) => Algorithms.slidingWindowCounter(s, now, cost, spec, maxDelay)
-      )
+      return new Table<Algorithms.CounterState>(maxKeys, {
+        decide: (s, now, cost, maxDelay) => Algorithms.slidingWindowCounter(s, now, cost, spec, maxDelay),
+        refund: (s, now, cost, reservation) => Algorithms.refundSlidingWindowCounter(s, now, cost, spec, reservation)
+      })
     case "LeakyBucket":
-      return new Table<Algorithms.TatState>(
-        maxKeys,
-        (s, now, cost, maxDelay) => Algorithms.leakyBucket(s, now, cost, spec, maxDelay)
-      )
+      return new Table<Algorithms.TatState>(maxKeys, {
+        decide: (s, now, cost, maxDelay) => Algorithms.leakyBucket(s, now, cost, spec, maxDelay),
+        refund: (s, now, cost, reservation) => Algorithms.refundTat(s, now, cost, spec, reservation)
+      })
     case "Gcra":
-      return new Table<Algorithms.TatState>(
-        maxKeys,
-        (s, now, cost, maxDelay) => Algorithms.gcra(s, now, cost, spec, maxDelay)
-      )
+      return new Table<Algorithms.TatState>(maxKeys, {
+        decide: (s, now, cost, maxDelay) => Algorithms.gcra(s, now, cost, spec, maxDelay),
+        refund: (s, now, cost, reservation) => Algorithms.refundTat(s, now, cost, spec, reservation)
+      })
   }
 }
 
@@ -182,13 +203,19 @@ export const unsafeMake = (maxKeys: number): MemoryStore => {
     backend: "memory",
     tables,
     bind: (config) =>
-      Effect.sync(() => {
+      Effect.sync((): RateLimiter.Binding => {
         const table = tableFor(config)
-        // The algorithm's decision is the store's answer as it is: no copy on the hot path.
-        return (key, cost, maxDelay) =>
-          Effect.clockWith((clock) =>
-            Effect.succeed(table.decide(key, clock.unsafeCurrentTimeMillis(), cost, maxDelay))
-          )
+        return {
+          // The algorithm's decision is the store's answer as it is: no copy on the hot path.
+          decide: (key, cost, maxDelay) =>
+            Effect.clockWith((clock) =>
+              Effect.succeed(table.decide(key, clock.unsafeCurrentTimeMillis(), cost, maxDelay))
+            ),
+          refund: (key, cost, reservation) =>
+            Effect.clockWith((clock) =>
+              Effect.sync(() => table.refund(key, clock.unsafeCurrentTimeMillis(), cost, reservation))
+            )
+        }
       })
   }
 }

@@ -5,6 +5,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { InvalidOptionsError } from "../../Failure.js"
+import { problem } from "../../internal/problem.js"
 import type { Decision, Policy, RateLimitedError, RateLimiter } from "../RateLimiter.js"
 import type { KeyFunction, MiddlewareOptions } from "../RateLimiterHttp.js"
 
@@ -42,19 +43,6 @@ export const headersOf = (
   "x-ratelimit-remaining": String(state.remaining),
   "x-ratelimit-reset": String(seconds(state.reset))
 })
-
-const problem = (
-  status: number,
-  title: string,
-  detail: string,
-  type: string,
-  headers: Record<string, string>
-): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.unsafeJson({ type, title, status, detail }, {
-    status,
-    contentType: "application/problem+json",
-    headers
-  })
 
 /** @internal */
 export const rejectedResponse = (
