@@ -27,7 +27,9 @@
  * newcomers never overtake the queue, and each release wakes one fiber.
  *
  * Metrics (label `bulkhead`): `bulwark_bulkhead_active`,
- * `bulwark_bulkhead_queued`, `bulwark_bulkhead_rejected_total`.
+ * `bulwark_bulkhead_queued`, `bulwark_bulkhead_rejected_total`. Traces (with
+ * `Tracing.layer`): `bulwark.bulkhead.name` on the call's span, and
+ * `bulwark.bulkhead.queued_ms` when the call waited in the queue.
  *
  * @since 0.1.0
  */

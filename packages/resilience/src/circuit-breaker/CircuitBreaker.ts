@@ -25,6 +25,11 @@
  * Defaults: 5 consecutive failures open the breaker for 30 seconds; then 3
  * probe calls are let through and 3 successes close it again.
  *
+ * Traces: with `Tracing.layer`, each call gets one span (shared with the
+ * bulkhead, retry and timeout layers of the same stack) with
+ * `bulwark.circuit_breaker.name` and `.state`: the state that admitted the
+ * call, or that refused it (`open`, …, with outcome `circuit_open`).
+ *
  * @since 0.1.0
  */
 import type * as Config from "effect/Config"

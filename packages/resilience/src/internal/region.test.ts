@@ -9,6 +9,7 @@ import * as Option from "effect/Option"
 import { hasProperty } from "effect/Predicate"
 import * as TestClock from "effect/TestClock"
 import * as Region from "./region.js"
+import * as Trace from "./trace.js"
 
 class Refusal extends Data.TaggedError("Refusal")<{ readonly gate: string }> {}
 
@@ -68,6 +69,9 @@ const recordingGate = (
 
 const always = (decision: Decision) => () => decision
 
+/** The traced form a retry would hand a region's first attempt: never taken here, as nothing switches tracing on. */
+const notTraced = () => Effect.dieMessage("a region took the traced path while tracing is off")
+
 describe("Region", () => {
   it.effect("enters gates outermost first and exits them innermost first, then runs their effects in that order", () =>
     Effect.gen(function*() {
@@ -88,6 +92,43 @@ describe("Region", () => {
         "inner after 1",
         "outer after 1"
       ])
+    }))
+
+  it.effect("when the fiber traces its layers, the gates run nested, one region each, with the same outcome", () =>
+    Effect.gen(function*() {
+      const log: Array<string> = []
+      const call = Region.protect(
+        Region.protect(
+          Region.protect(
+            Effect.sync(() => log.push("run")).pipe(Effect.as("ok")),
+            recordingGate("c", log, always("admit"))
+          ),
+          recordingGate("b", log, always("wait"))
+        ),
+        recordingGate("a", log, always("announce"))
+      )
+      assert.strictEqual(yield* call.pipe(Effect.provide(Trace.layer)), "ok")
+      // nested: each gate's exit and its effect come before the next gate out (a waiting gate exits on its own)
+      assert.deepStrictEqual(log, [
+        "a enter 1",
+        "a announce",
+        "b enter 1",
+        "b waits",
+        "c enter 1",
+        "run",
+        "c exit 1 success ok",
+        "c after 1",
+        "b slow exit Success",
+        "a exit 1 success ok",
+        "a after 1"
+      ])
+      const refused = Region.protect(
+        Region.protect(Effect.succeed("never"), recordingGate("inner", log, always("refuse"))),
+        recordingGate("outer", log, always("admit"))
+      )
+      // (an error failed inside a span is a proxy carrying the span: compared by its fields)
+      const error = yield* Effect.flip(refused.pipe(Effect.provide(Trace.layer)))
+      assert.isTrue(error instanceof Refusal && error.gate === "inner")
     }))
 
   it.effect("a gate put around a region joins it: one region, whatever the depth", () =>
@@ -264,10 +305,10 @@ describe("Region", () => {
       const dying = Region.fusable(Region.protect(Effect.die("bug"), gate))
       assert(ok !== undefined && failing !== undefined && dying !== undefined)
       yield* TestClock.adjust("1 second")
-      assert.strictEqual(yield* ok.firstTry(() => firsts++, recover), "ok")
+      assert.strictEqual(yield* ok.firstTry(() => firsts++, recover, notTraced), "ok")
       assert.strictEqual(firsts, 1)
-      assert.strictEqual(yield* failing.firstTry(() => firsts++, recover), "recovered boom from 1000")
-      const defect = yield* Effect.exit(dying.firstTry(() => firsts++, recover))
+      assert.strictEqual(yield* failing.firstTry(() => firsts++, recover, notTraced), "recovered boom from 1000")
+      const defect = yield* Effect.exit(dying.firstTry(() => firsts++, recover, notTraced))
       assert.isTrue(Exit.isFailure(defect) && Cause.isDie(defect.cause))
       assert.strictEqual(firsts, 1)
       // The gate saw the failure before the recovery ran.
@@ -280,7 +321,8 @@ describe("Region", () => {
       const refused = Region.fusable(Region.protect(Effect.succeed("ok"), recordingGate("g", log, always("refuse"))))
       assert(refused !== undefined)
       yield* TestClock.adjust("2 seconds")
-      const recovered = yield* refused.firstTry(() => {}, (error, startedAt) => Effect.succeed([error, startedAt]))
+      const recovered = yield* refused.firstTry(() => {}, (error, startedAt) =>
+        Effect.succeed([error, startedAt]), notTraced)
       assert.deepStrictEqual(recovered, [new Refusal({ gate: "g" }), 2000])
     }))
 
@@ -289,7 +331,7 @@ describe("Region", () => {
       const log: Array<string> = []
       const failing = Region.fusable(Region.protect(Effect.fail("boom"), recordingGate("g", log, always("admit"))))
       assert(failing !== undefined)
-      const recovery = failing.firstTry(() => {}, () => Effect.checkInterruptible(Effect.succeed))
+      const recovery = failing.firstTry(() => {}, () => Effect.checkInterruptible(Effect.succeed), notTraced)
       assert.isTrue(yield* recovery)
       assert.isFalse(yield* Effect.uninterruptible(recovery))
     }))
@@ -309,7 +351,9 @@ describe("Region", () => {
       )
       const region = Region.fusable(Region.protect(work, recordingGate("g", log, always("admit"))))
       assert(region !== undefined)
-      const fiber = yield* Effect.fork(region.firstTry(() => {}, (error) => Effect.sync(() => recovered.push(error))))
+      const fiber = yield* Effect.fork(
+        region.firstTry(() => {}, (error) => Effect.sync(() => recovered.push(error)), notTraced)
+      )
       yield* Deferred.await(started)
       const interruption = yield* Effect.fork(Fiber.interrupt(fiber))
       yield* Effect.yieldNow()

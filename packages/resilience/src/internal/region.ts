@@ -37,6 +37,11 @@
  * `catchAll` around the region would (see {@link recovering}), so the retry's
  * happy path adds no step of its own.
  *
+ * When the fiber traces Bulwark's layers (see `internal/trace.ts`), a region
+ * runs its gates nested instead, one region each, inside one span for the
+ * call: the same behaviour, slower, and only then. The question costs one
+ * read of a counter per call while no `Tracing` layer is open.
+ *
  * @internal
  */
 import * as Cause from "effect/Cause"
@@ -46,6 +51,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Trace from "./trace.js"
 
 /** The `restore` of `Effect.uninterruptibleMask`. */
 export type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
@@ -88,12 +94,26 @@ export interface Span {
   endedAt(): number
 }
 
+/** What a gate adds to a traced call (see `internal/trace.ts`). Called with interruption off; must not throw. */
+export interface GateTrace {
+  /** The span's name when this gate is the call's outermost layer. */
+  readonly spanName: () => string
+  /** Adds the gate's own attributes (its name) with `Trace.setOnce`. */
+  readonly describe: (attributes: Trace.Attributes) => void
+  /** Records what entering found (a breaker's state), once `enter` has answered. */
+  readonly entered?: (call: Trace.Call) => void
+  /** Records how long the call waited after `enter` answered {@link Wait}, once it is admitted. */
+  readonly waited?: (call: Trace.Call, millis: number) => void
+}
+
 /**
  * One isolation layer's synchronous steps. `A` and `E` are what the effect
  * inside it produces; `E2` is the error its refusals add. Every step is
  * called with interruption off and must not throw.
  */
 export interface Gate<in A, in E, out E2> {
+  /** What the gate adds to a traced call; nothing when left out. */
+  readonly trace?: GateTrace
   /** Whether this call needs its start time: `false` for never, or asked once per call, just before `enter`. */
   readonly needsStart: false | (() => boolean)
   readonly enter: (span: Span) => Admission<A, E, E2>
@@ -110,11 +130,14 @@ export interface Fusable<A, E, R> {
   /**
    * The region as a retry's first attempt, equal to
    * `Effect.catchAll(Effect.tap(region, succeeded), (error) => recover(error, startedAt))`
-   * where `startedAt` is the Clock's time when the region was entered.
+   * where `startedAt` is the Clock's time when the region was entered. When
+   * the fiber traces the call, `traced()` runs instead: the retry's traced
+   * form, which runs this region as its effect.
    */
   readonly firstTry: <A2, E2, R2>(
     succeeded: () => void,
-    recover: (error: E, startedAt: number) => Effect.Effect<A2, E2, R2>
+    recover: (error: E, startedAt: number) => Effect.Effect<A2, E2, R2>,
+    traced: () => Effect.Effect<A | A2, E2, R | R2>
   ) => Effect.Effect<A | A2, E2, R | R2>
 }
 
@@ -237,6 +260,12 @@ interface Stack<A, E, R, EX extends E> {
   readonly enter: (call: Call, restore: Restore) => typeof ADMITTED | Effect.Effect<A, E, R>
   readonly exitSuccess: (call: Call, value: A, afters: Afters) => Afters
   readonly exitFailure: (call: Call, cause: Cause.Cause<EX>, afters: Afters) => Afters
+  /** These layers for a traced call: one region per gate, nested; built on first use. */
+  readonly traced: () => Effect.Effect<A, E, R>
+  /** The name of a traced call's span when these layers are the outermost. */
+  readonly spanName: () => string
+  /** Adds the attributes of these layers and of the layers inside the bottom effect. */
+  readonly describe: (attributes: Trace.Attributes) => void
 }
 
 const push = (afters: Afters, after: Effect.Effect<void> | undefined): Afters => {
@@ -260,8 +289,14 @@ const bottomOf = <A, E, R>(self: Effect.Effect<A, E, R>): Stack<A, E, R, E> => (
   single: undefined,
   enter: () => ADMITTED,
   exitSuccess: (_call, _value, afters) => afters,
-  exitFailure: (_call, _cause, afters) => afters
+  exitFailure: (_call, _cause, afters) => afters,
+  traced: () => Trace.operation(self),
+  spanName: () => Trace.traceableOf(self)?.spanName() ?? UNNAMED,
+  describe: (attributes) => Trace.describeInner(self, attributes)
 })
+
+/** The span's name for a call whose outermost layer has no name of its own. */
+const UNNAMED = "bulwark.protect"
 
 const needsStartOf = (
   gate: false | (() => boolean),
@@ -296,6 +331,7 @@ const layerOf = <A, EB, E2, R, EX extends EB>(
     })
 
   let region: Effect.Effect<A, EB | E2, R> | undefined
+  let traced: Effect.Effect<A, EB | E2, R> | undefined
   const stack: Stack<A, EB | E2, R, EX> = {
     size: index + 1,
     bottom: below.bottom,
@@ -325,10 +361,59 @@ const layerOf = <A, EB, E2, R, EX extends EB>(
     exitSuccess: (call, value, afters) =>
       push(below.exitSuccess(call, value, afters), gate.exitSuccess(call.token(index), value, call)),
     exitFailure: (call, cause, afters) =>
-      push(below.exitFailure(call, cause, afters), gate.exitFailure(call.token(index), cause, call))
+      push(below.exitFailure(call, cause, afters), gate.exitFailure(call.token(index), cause, call)),
+    traced: () => traced ??= untracedRegion(recordingGate(gate), below.traced()),
+    spanName: () => gate.trace?.spanName() ?? UNNAMED,
+    describe: (attributes) => {
+      gate.trace?.describe(attributes)
+      below.describe(attributes)
+    }
   }
   return stack
 }
+
+/**
+ * `gate` recording into the fiber's traced call what entering found and how
+ * long a call waited to be admitted.
+ */
+const recordingGate = <A, E, E2>(gate: Gate<A, E, E2>): Gate<A, E, E2> => {
+  const trace = gate.trace
+  if (trace === undefined) return gate
+  return {
+    trace,
+    needsStart: gate.needsStart,
+    enter: (span) => {
+      const admission = gate.enter(span)
+      const call = Trace.current()
+      if (call === undefined) return admission
+      trace.entered?.(call)
+      if (typeof admission === "number" || admission instanceof Admitted || admission instanceof Refused) {
+        return admission
+      }
+      const waited = trace.waited
+      const since = currentClock()?.unsafeCurrentTimeMillis()
+      if (waited === undefined || since === undefined) return admission
+      const timed: Wait<A, E, E2> = {
+        _tag: "Wait",
+        run: (restore, self) =>
+          admission.run(
+            restore,
+            Effect.suspend(() => {
+              waited(call, (currentClock()?.unsafeCurrentTimeMillis() ?? since) - since)
+              return self
+            })
+          )
+      }
+      return timed
+    },
+    exitSuccess: gate.exitSuccess,
+    exitFailure: gate.exitFailure
+  }
+}
+
+/** `self` under `gate` in a region of its own that never takes the traced path (it is part of one). */
+const untracedRegion = <A, E, R, E2>(gate: Gate<A, E, E2>, self: Effect.Effect<A, E, R>): Effect.Effect<A, E | E2, R> =>
+  run(layerOf(gate, bottomOf(self)), plain(undefined))
 
 /**
  * A value built once for each of the two `restore` functions effect hands out
@@ -355,7 +440,9 @@ const perRestore = <T>(build: (restore: Restore) => T): (restore: Restore) => T 
 }
 
 /** How a region ends: on its own, or as a retry's first attempt. */
-interface Ending<A, E, EX extends E, A2, E2, R2> {
+interface Ending<A, E, R, EX extends E, A2, E2, R2> {
+  /** What runs instead, under `restore`, when the fiber traces the call; `undefined` for a region already traced. */
+  readonly traced: (() => Effect.Effect<A | A2, E2, R | R2>) | undefined
   /** Whether every call needs its start time. */
   readonly needsStart: boolean
   readonly succeeded: () => void
@@ -371,7 +458,10 @@ interface Ending<A, E, EX extends E, A2, E2, R2> {
 
 const noop = (): void => {}
 
-const plain = <A, E, EX extends E>(): Ending<A, E, EX, never, E, never> => ({
+const plain = <A, E, R, EX extends E>(
+  traced: (() => Effect.Effect<A, E, R>) | undefined
+): Ending<A, E, R, EX, never, E, never> => ({
+  traced,
   needsStart: false,
   succeeded: noop,
   failed: (cause) => Effect.failCause(cause),
@@ -398,10 +488,12 @@ const recovering = <E, A2, E2, R2>(
     : restore(Effect.suspend(() => recover(failure.left)))
 }
 
-const firstAttempt = <A, E, EX extends E, A2, E2, R2>(
+const firstAttempt = <A, E, R, EX extends E, A2, E2, R2>(
   succeeded: () => void,
-  recover: (error: E, startedAt: number) => Effect.Effect<A2, E2, R2>
-): Ending<A, E, EX, A2, E2, R2> => ({
+  recover: (error: E, startedAt: number) => Effect.Effect<A2, E2, R2>,
+  traced: () => Effect.Effect<A | A2, E2, R | R2>
+): Ending<A, E, R, EX, A2, E2, R2> => ({
+  traced,
   needsStart: true,
   succeeded,
   failed: (cause, startedAt, restore) => recovering(cause, restore, (error) => recover(error, startedAt)),
@@ -420,10 +512,11 @@ const SCRATCH = new Call(Number.NaN)
 
 const run = <A, E, R, EX extends E, A2, E2, R2>(
   stack: Stack<A, E, R, EX>,
-  ending: Ending<A, E, EX, A2, E2, R2>
+  ending: Ending<A, E, R, EX, A2, E2, R2>
 ): Effect.Effect<A | A2, E2, R | R2> => {
   const restored = perRestore((restore) => restore(stack.bottom))
   const needsStart = stack.needsStart
+  const traced = ending.traced
 
   const onFailure = (call: Call, cause: Cause.Cause<EX>, restore: Restore): Effect.Effect<A2, E2, R2> =>
     withAfters(stack.exitFailure(call, cause, undefined), ending.failed(cause, call.startedAt, restore))
@@ -472,6 +565,7 @@ const run = <A, E, R, EX extends E, A2, E2, R2>(
   const enter = single === undefined ? enterStack : singleEntry(single, stack.bottom, ending, restored)
 
   return Effect.uninterruptibleMask((restore) => {
+    if (traced !== undefined && Trace.tracing()) return restore(traced())
     if (ending.needsStart || (needsStart !== false && needsStart())) {
       const clock = currentClock()
       return clock === undefined
@@ -489,7 +583,7 @@ const run = <A, E, R, EX extends E, A2, E2, R2>(
 const singleEntry = <A, E, R, EX extends E, A2, E2, R2>(
   gate: Gate<A, EX, E>,
   bottom: Effect.Effect<A, EX, R>,
-  ending: Ending<A, E, EX, A2, E2, R2>,
+  ending: Ending<A, E, R, EX, A2, E2, R2>,
   restored: (restore: Restore) => Effect.Effect<A, EX, R>
 ) => {
   interface Last {
@@ -542,13 +636,42 @@ const withAnnounces = <A, E, R>(call: Call, self: Effect.Effect<A, E, R>): Effec
   return announces.length === 0 ? self : Effect.zipRight(runAll(announces), self)
 }
 
-const regionOf = <A, E, R, EX extends E>(stack: Stack<A, E, R, EX>): Effect.Effect<A, E, R> => {
-  const fusable: Fusable<A, E, R> = {
-    wrap: (gate) => layerOf(gate, stack).effect,
-    firstTry: (succeeded, recover) => run(stack, firstAttempt(succeeded, recover))
+/** What a region offers to the layer put around it, and to a traced call. */
+class Handle<A, E, R, EX extends E> implements Fusable<A, E, R>, Trace.Traceable {
+  private traced: Effect.Effect<A, E, R> | undefined
+
+  constructor(private readonly stack: Stack<A, E, R, EX>) {}
+
+  wrap<E2>(gate: Gate<A, E, E2>): Effect.Effect<A, E | E2, R> {
+    return layerOf(gate, this.stack).effect
   }
-  const effect: Effect.Effect<A, E, R> = run(stack, plain<A, E, EX>())
-  return Object.assign(effect, { [FusableId]: fusable })
+
+  firstTry<A2, E2, R2>(
+    succeeded: () => void,
+    recover: (error: E, startedAt: number) => Effect.Effect<A2, E2, R2>,
+    traced: () => Effect.Effect<A | A2, E2, R | R2>
+  ): Effect.Effect<A | A2, E2, R | R2> {
+    return run(this.stack, firstAttempt<A, E, R, EX, A2, E2, R2>(succeeded, recover, traced))
+  }
+
+  spanName(): string {
+    return this.stack.spanName()
+  }
+
+  describe(attributes: Trace.Attributes): void {
+    this.stack.describe(attributes)
+  }
+
+  /** The region for a traced call: its gates nested, in the fiber's call or in one it opens. */
+  tracedRegion(): Effect.Effect<A, E, R> {
+    return this.traced ??= Trace.inCall(this, this.stack.traced())
+  }
+}
+
+const regionOf = <A, E, R, EX extends E>(stack: Stack<A, E, R, EX>): Effect.Effect<A, E, R> => {
+  const handle = new Handle(stack)
+  const effect: Effect.Effect<A, E, R> = run(stack, plain<A, E, R, EX>(() => handle.tracedRegion()))
+  return Trace.mark(Object.assign(effect, { [FusableId]: handle }), handle)
 }
 
 /**

@@ -21,6 +21,11 @@
  * Timeouts compose around it: `op.pipe(Timeout.timeout(perAttempt),
  * Retry.retry(policy), Timeout.timeout(overall))`.
  *
+ * Traces (with `Tracing.layer`): the call's one span carries
+ * `bulwark.retry.policy` and `bulwark.retry.attempts`, and a `retry` event
+ * per retry with the attempt it announces (`bulwark.retry.attempt`), its
+ * delay (`bulwark.retry.delay_ms`) and the failure's `error.type`.
+ *
  * @since 0.1.0
  */
 import type * as Duration from "effect/Duration"

@@ -14,6 +14,9 @@
  * op.pipe(Timeout.timeout(perAttempt), Retry.retry(policy), Timeout.timeout(overall))
  * ```
  *
+ * Traces (with `Tracing.layer`): `bulwark.timeout.operation` and `.limit_ms`
+ * on the call's span, and a `timeout` event when the limit strikes.
+ *
  * @since 0.1.0
  */
 import * as Data from "effect/Data"

@@ -10,7 +10,9 @@ import * as Metric from "../../internal/metric.js"
 import * as Options from "../../internal/options.js"
 import * as Region from "../../internal/region.js"
 import * as Series from "../../internal/series.js"
+import * as Trace from "../../internal/trace.js"
 import * as Metrics from "../../Metrics.js"
+import { attributes as TraceAttributes } from "../../observability/internal/tracingAttributes.js"
 import * as Bulkhead from "../Bulkhead.js"
 import * as Timeouts from "./timeouts.js"
 import * as Waiters from "./waiters.js"
@@ -89,6 +91,15 @@ class BulkheadImpl extends Pipeable.Class() implements Bulkhead.Bulkhead {
    * counter decrement and a counter increment around a prebuilt bracket.
    */
   private readonly gate: Region.Gate<unknown, unknown, Bulkhead.BulkheadFullError> = {
+    trace: {
+      spanName: () => `bulwark.bulkhead ${this.name}`,
+      describe: (attributes) => Trace.setOnce(attributes, TraceAttributes.bulkheadName, this.name),
+      waited: (call, millis) => {
+        if (call.holds(TraceAttributes.bulkheadName, this.name)) {
+          call.attribute(TraceAttributes.bulkheadQueuedMs, millis)
+        }
+      }
+    },
     needsStart: false,
     enter: () => {
       // A free permit implies an empty queue (a released permit goes straight

@@ -12,7 +12,9 @@ import * as Failure from "../../Failure.js"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as Region from "../../internal/region.js"
 import * as Series from "../../internal/series.js"
+import * as Trace from "../../internal/trace.js"
 import * as Metrics from "../../Metrics.js"
+import { attributes as TraceAttributes } from "../../observability/internal/tracingAttributes.js"
 import type {
   CircuitBreaker as Breaker,
   CircuitOpenError,
@@ -407,7 +409,18 @@ const build = <E, A>(
    * happens to it, so a permit is always handed back. The token is the
    * permit's epoch.
    */
+  const spanName = `bulwark.circuit_breaker ${name}`
   const gate: Region.Gate<A, E, CircuitOpenError> = {
+    trace: {
+      spanName: () => spanName,
+      describe: (attributes) => Trace.setOnce(attributes, TraceAttributes.breakerName, name),
+      // After `enter`: the state that admitted the call (a probe: half_open) or refused it.
+      entered: (call) => {
+        if (call.holds(TraceAttributes.breakerName, name)) {
+          call.attribute(TraceAttributes.breakerState, STATE_LABELS[current._tag])
+        }
+      }
+    },
     // The start time is read only for what uses a call's duration or the time on entry (see `record`).
     needsStart: () => resolved.measureEveryCall || subscribers > 0 || quickPermit(current) === undefined,
     enter: (span) => {

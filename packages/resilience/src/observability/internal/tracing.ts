@@ -11,6 +11,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as Options from "../../internal/options.js"
+import * as Trace from "../../internal/trace.js"
 import type * as Tracing from "../Tracing.js"
 
 const component = "Tracing"
@@ -168,11 +169,17 @@ const otlpLayer = (resolved: Resolved, otlp: Extract<Export, { readonly _tag: "O
   ).pipe(Layer.provide(Layer.merge(OtlpSerialization.layerJson, FetchHttpClient.layer)))
 
 /** @internal */
+export const layerSpans: Layer.Layer<never> = Trace.layer
+
+/** @internal */
 export const layer = (options: Tracing.Options): Layer.Layer<never, InvalidOptionsError> =>
   Either.match(validate(options), {
     onLeft: (error) => Layer.fail(error),
     onRight: (resolved) =>
-      resolved.export._tag === "Sdk"
-        ? Layer.discard(sdkLayer(resolved, resolved.export.exporters, resolved.export.simple))
-        : otlpLayer(resolved, resolved.export)
+      Layer.merge(
+        resolved.export._tag === "Sdk"
+          ? Layer.discard(sdkLayer(resolved, resolved.export.exporters, resolved.export.simple))
+          : otlpLayer(resolved, resolved.export),
+        Trace.layer
+      )
   })

@@ -11,6 +11,7 @@ export const attributes = {
   breakerName: "bulwark.circuit_breaker.name",
   breakerState: "bulwark.circuit_breaker.state",
   bulkheadName: "bulwark.bulkhead.name",
+  bulkheadQueuedMs: "bulwark.bulkhead.queued_ms",
   retryPolicy: "bulwark.retry.policy",
   retryAttempt: "bulwark.retry.attempt",
   retryAttempts: "bulwark.retry.attempts",
@@ -28,5 +29,6 @@ export const attributes = {
   jobAttempt: "bulwark.job.attempt",
   httpClient: "bulwark.http.client",
   httpHost: "bulwark.http.host",
-  httpOutcome: "bulwark.http.outcome"
+  httpOutcome: "bulwark.http.outcome",
+  outcome: "bulwark.outcome"
 } as const

@@ -5,7 +5,9 @@ import { dual } from "effect/Function"
 import * as Metric from "effect/Metric"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as Options from "../../internal/options.js"
+import * as Trace from "../../internal/trace.js"
 import * as Metrics from "../../Metrics.js"
+import { attributes as A } from "../../observability/internal/tracingAttributes.js"
 import * as Timeout from "../Timeout.js"
 
 const component = "Timeout"
@@ -32,30 +34,60 @@ export const make = (options: Timeout.Timeout.Options): Effect.Effect<Timeout.Po
 export const unsafeMake = (options: Timeout.Timeout.Options): Timeout.Policy =>
   Either.getOrThrowWith(validate(options), (error) => error)
 
+/** A timeout as a layer of a traced call: it names the span when outermost, and adds its operation and limit. */
+class TimeoutLayer<A, E, R> implements Trace.Traceable {
+  constructor(private readonly policy: Timeout.Policy, private readonly self: Effect.Effect<A, E, R>) {}
+
+  spanName(): string {
+    return `bulwark.timeout ${this.policy.operation}`
+  }
+
+  describe(attributes: Trace.Attributes): void {
+    Trace.setOnce(attributes, A.timeoutOperation, this.policy.operation)
+    Trace.setOnce(attributes, A.timeoutLimitMs, Duration.toMillis(this.policy.limit))
+    Trace.describeInner(this.self, attributes)
+  }
+}
+
 const timeoutWith = <A, E, R>(
   self: Effect.Effect<A, E, R>,
   policy: Timeout.Policy
-): Effect.Effect<A, E | Timeout.TimeoutError, R> =>
-  Effect.flatten(
-    Effect.timeoutTo(self, {
-      duration: policy.limit,
-      onSuccess: Effect.succeed<A>,
-      onTimeout: () => {
-        const error = new Timeout.TimeoutError({ operation: policy.operation, limit: policy.limit })
-        return Metric.increment(policy.counter).pipe(
-          Effect.zipRight(
-            Effect.logWarning(error.message).pipe(
-              Effect.annotateLogs({
-                "timeout.operation": policy.operation,
-                "timeout.limit_ms": Duration.toMillis(policy.limit)
-              })
-            )
-          ),
-          Effect.zipRight(Effect.fail(error))
-        )
-      }
-    })
+): Effect.Effect<A, E | Timeout.TimeoutError, R> => {
+  const limited = (effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | Timeout.TimeoutError, R> =>
+    Effect.flatten(
+      Effect.timeoutTo(effect, {
+        duration: policy.limit,
+        onSuccess: Effect.succeed<A>,
+        onTimeout: () => {
+          const error = new Timeout.TimeoutError({ operation: policy.operation, limit: policy.limit })
+          // Called by the fiber that runs the timeout: its traced call, if any, records when the limit struck.
+          Trace.current()?.event("timeout", {
+            [A.timeoutOperation]: policy.operation,
+            [A.timeoutLimitMs]: Duration.toMillis(policy.limit)
+          })
+          return Metric.increment(policy.counter).pipe(
+            Effect.zipRight(
+              Effect.logWarning(error.message).pipe(
+                Effect.annotateLogs({
+                  "timeout.operation": policy.operation,
+                  "timeout.limit_ms": Duration.toMillis(policy.limit)
+                })
+              )
+            ),
+            Effect.zipRight(Effect.fail(error))
+          )
+        }
+      })
+    )
+  const layer = new TimeoutLayer(policy, self)
+  const untraced = limited(self)
+  let traced: Effect.Effect<A, E | Timeout.TimeoutError, R> | undefined
+  // A timeout costs a fiber per call: the question whether the call is traced is small beside it.
+  return Trace.mark(
+    Effect.suspend(() => Trace.tracing() ? traced ??= Trace.inCall(layer, limited(Trace.operation(self))) : untraced),
+    layer
   )
+}
 
 /** @internal */
 export const timeout = dual(2, timeoutWith)
