@@ -6,6 +6,8 @@
 import * as Bulkhead from "@bulwark/resilience/Bulkhead"
 import * as CircuitBreaker from "@bulwark/resilience/CircuitBreaker"
 import * as Failure from "@bulwark/resilience/Failure"
+import * as Idempotency from "@bulwark/resilience/Idempotency"
+import * as IdempotencyStore from "@bulwark/resilience/IdempotencyStore"
 import * as JobQueue from "@bulwark/resilience/JobQueue"
 import * as JobWorker from "@bulwark/resilience/JobWorker"
 import * as Retry from "@bulwark/resilience/Retry"
@@ -389,5 +391,27 @@ describe("spans of the primitives", () => {
       Effect.provide(JobQueue.layerMemory({ queues: { mail: {} } })),
       Effect.provide(tracing(exporter))
     )
+  })
+  it.effect("an idempotent run is a span with its scope and result: executed first, replayed after", () => {
+    const exporter = new InMemorySpanExporter()
+    const options: Idempotency.Options<string, string, never, never> = {
+      scope: "POST /charges",
+      key: "order-17",
+      fingerprint: "f1",
+      success: Schema.String,
+      failure: Schema.Never
+    }
+    return Effect.gen(function*() {
+      const first = yield* Idempotency.run(options)(() => Effect.succeed("charged"))
+      const second = yield* Idempotency.run(options)(() => Effect.succeed("must not run"))
+      assert.strictEqual(first._tag, "Executed")
+      assert.strictEqual(second._tag, "Replayed")
+      assert.strictEqual(second.value, "charged")
+      const spans = read(exporter).named("bulwark.idempotency POST /charges")
+      assert.deepStrictEqual(
+        spans.map((span) => [span.attributes[A.idempotencyScope], span.attributes[A.idempotencyResult]]),
+        [["POST /charges", "executed"], ["POST /charges", "replayed"]]
+      )
+    }).pipe(Effect.provide(IdempotencyStore.layerMemory), Effect.provide(tracing(exporter)))
   })
 })
