@@ -23,6 +23,7 @@ import * as Failure from "../../Failure.js"
 import * as Metric from "../../internal/metric.js"
 import * as check from "../../internal/options.js"
 import * as Metrics from "../../Metrics.js"
+import { attributes } from "../../observability/internal/tracingAttributes.js"
 import type { ClaimedJob, JobDefinition, JobQueue, JobStore, Lease, QueueConfig } from "../JobQueue.js"
 import type * as JobQueueApi from "../JobQueue.js"
 import type { Handler, JobContext, JobWorker, Options, Stats } from "../JobWorker.js"
@@ -30,7 +31,6 @@ import * as JobWorkerApi from "../JobWorker.js"
 import { retryDelay } from "./backoff.js"
 import { findQueue, tag } from "./jobQueue.js"
 import { MAX_CAUSE, truncate } from "./status.js"
-import { attributes } from "../../observability/internal/tracingAttributes.js"
 
 // JobWorker.ts imports this module, so values from it are only touched inside functions.
 
