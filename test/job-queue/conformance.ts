@@ -214,6 +214,45 @@ export const conformance = <R>(backend: Backend<R>): void => {
         assert.deepStrictEqual(due.map((job) => job.lease.id), [later.id])
       }))
 
+    test("concurrent enqueues and batches each get their own job, with their own payload and options", () =>
+      Effect.gen(function*() {
+        // Postgres combines concurrent single enqueues into shared statements: every caller must still get the
+        // id of its own job.
+        const singles = yield* Effect.all(
+          Array.from({ length: 120 }, (_, n) =>
+            JobQueue.enqueue(Email, { to: `s${n}`, n }, {
+              priority: n % 7,
+              maxAttempts: 1 + (n % 3),
+              ...(n % 10 === 0 ? { dedupKey: `single-${n}` } : {}),
+              ...(n % 11 === 0 ? { delay: "1 hour" } : {})
+            })),
+          { concurrency: "unbounded" }
+        )
+        const batches = yield* Effect.all(
+          Array.from({ length: 6 }, (_, b) =>
+            JobQueue.enqueueMany(
+              Array.from({ length: 25 }, (_, k) => JobQueue.job(Email, { to: `b${b}`, n: k }, { priority: k % 5 }))
+            )),
+          { concurrency: "unbounded" }
+        )
+        const ids = [...singles, ...batches.flat()].map((job) => job.id)
+        assert.strictEqual(new Set(ids).size, ids.length)
+        for (const [n, job] of singles.entries()) {
+          assert.isFalse(job.deduplicated)
+          const info = yield* statusOf(job.id)
+          assert.deepStrictEqual(info.payload, { to: `s${n}`, n })
+          assert.deepInclude(info, { priority: n % 7, maxAttempts: 1 + (n % 3) })
+          assert.deepStrictEqual(info.dedupKey, n % 10 === 0 ? Option.some(`single-${n}`) : Option.none())
+          assert.strictEqual(info.status, n % 11 === 0 ? "scheduled" : "queued")
+        }
+        for (const [b, batch] of batches.entries()) {
+          for (const [k, job] of batch.entries()) {
+            const info = yield* statusOf(job.id)
+            assert.deepStrictEqual([info.payload, info.priority], [{ to: `b${b}`, n: k }, k % 5])
+          }
+        }
+      }))
+
     test("the same dedup key in the same queue returns the existing job, even under concurrency", () =>
       Effect.gen(function*() {
         const key = JobQueue.dedupKey("owner-1", { op: "welcome", campaign: 9 })
@@ -1115,6 +1154,8 @@ export const conformance = <R>(backend: Backend<R>): void => {
           { queues: { q: { retry: { jitter: 1.5 } } } },
           { queues: { q: { retry: { maxAttempts: 0 } } } },
           { queues: { q: { maxPayloadBytes: 0 } } },
+          { queues: { q: { prefetch: -1 } } },
+          { queues: { q: { prefetch: 1.5 } } },
           { queues: { q: {} }, jobs: [JobQueue.define({ kind: "bad kind!", queue: "q", payload: Schema.String })] },
           { queues: { default: {} }, jobs: [Email, Email] }
         ]
@@ -1127,7 +1168,7 @@ export const conformance = <R>(backend: Backend<R>): void => {
         assert.isTrue(Either.isRight(good))
         if (Either.isRight(good)) {
           const queue = good.right.queues.get("default")
-          assert.deepInclude(queue, { concurrency: 10, batchSize: 10, maxPayloadBytes: 262_144 })
+          assert.deepInclude(queue, { concurrency: 10, prefetch: 10, batchSize: 20, maxPayloadBytes: 262_144 })
           assert.strictEqual(Duration.toMillis(queue?.visibilityTimeout ?? Duration.zero), 30_000)
           assert.strictEqual(Duration.toMillis(queue?.heartbeatInterval ?? Duration.zero), 10_000)
           assert.strictEqual(Duration.toMillis(queue?.retry.base ?? Duration.zero), 5_000)

@@ -13,8 +13,6 @@
  * It prints `ready` once the worker runs, then `running <n>` whenever a job
  * starts, so the test can SIGKILL it mid-job.
  */
-// JobQueue is imported (and used) before JobWorker on purpose: loading JobWorker first trips an ESM initialisation
-// cycle in the job-queue modules ("Cannot access 'tag' before initialization").
 import * as JobQueue from "@bulwark/resilience/JobQueue"
 import * as JobWorker from "@bulwark/resilience/JobWorker"
 import * as SqlJobQueue from "@bulwark/resilience/SqlJobQueue"

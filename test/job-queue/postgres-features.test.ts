@@ -18,6 +18,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -91,6 +92,73 @@ describe("PostgreSQL job queue", () => {
           listenerCheckInterval: "200 millis"
         }))
       ), 60_000)
+
+    it.effect(
+      "wake-ups sent after commit reach an idle worker for every burst of concurrent enqueues, none lost",
+      () =>
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const ran = yield* Queue.unbounded<number>()
+          const worker = yield* JobWorker.make({ handlers: [JobWorker.handler(Ping, ({ n }) => Queue.offer(ran, n))] })
+          yield* eventually(worker.listening, (up) => up, "10 seconds", "the listener")
+          // The queue polls once a minute: a job that runs within seconds was woken by a notification.
+          const take = (what: string) =>
+            Queue.take(ran).pipe(
+              Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error(`${what}: no wake-up`) })
+            )
+
+          // Latency of a wake-up: one job at a time, the worker idle in between.
+          const latencies: Array<number> = []
+          for (let n = 0; n < 15; n++) {
+            const sent = Date.now()
+            yield* JobQueue.enqueue(Ping, { n })
+            yield* take(`job ${n}`)
+            latencies.push(Date.now() - sent)
+          }
+
+          // Bursts: 16 enqueues (each its own transaction) spread over 16 ms, so commits keep landing while earlier
+          // wake-ups are in flight; the worker drains each burst before the next. A wake-up coalesced away without a
+          // later one would leave the burst's last jobs waiting for the one-minute poll.
+          for (let round = 0; round < 20; round++) {
+            yield* Effect.forEach(
+              Array.from({ length: 16 }, (_, k) => k),
+              (k) => Effect.zipRight(Effect.sleep(`${k} millis`), JobQueue.enqueue(Ping, { n: 1000 + round * 16 + k })),
+              { concurrency: "unbounded", discard: true }
+            )
+            for (let k = 0; k < 16; k++) yield* take(`burst ${round}`)
+          }
+
+          // Inside a transaction the wake-up joins it: it arrives with the commit, never before.
+          const committed = yield* Deferred.make<number>()
+          const enqueuing = yield* sql.withTransaction(
+            JobQueue.enqueue(Ping, { n: -1 }).pipe(
+              Effect.zipRight(Effect.sleep("300 millis")),
+              Effect.zipRight(Effect.sync(() => Date.now())),
+              Effect.tap((at) => Deferred.succeed(committed, at))
+            )
+          ).pipe(Effect.fork)
+          assert.strictEqual(yield* take("the job enqueued in a transaction"), -1)
+          const ranAt = Date.now()
+          yield* Fiber.join(enqueuing)
+          assert.isAtLeast(ranAt, yield* Deferred.await(committed), "not before its transaction committed")
+
+          const sorted = [...latencies].sort((a, b) => a - b)
+          console.log(
+            `[postgres] wake-up latency, enqueue to handler, idle worker (ms): median ${
+              sorted[Math.floor(sorted.length / 2)]
+            }, max ${sorted.at(-1)}; 20 bursts of 16 concurrent enqueues, none waited for the poll`
+          )
+          // Completions are written after the handlers return.
+          yield* eventually(worker.stats, (stats) => stats.succeeded === 15 + 20 * 16 + 1, "5 seconds", "completions")
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(jobs({
+            queues: { default: { pollInterval: "60 seconds", concurrency: 8 } },
+            listenerCheckInterval: "200 millis"
+          }))
+        ),
+      60_000
+    )
 
     it.effect("enqueue joins the caller's transaction", () =>
       Effect.gen(function*() {

@@ -27,14 +27,17 @@ CREATE TABLE bulwark_jobs (
   finished_at      timestamptz,
   -- Every failed attempt, oldest first: {attempt, tag, message, cause, verdict, workerId, startedAt, failedAt}.
   errors           jsonb       NOT NULL DEFAULT '[]'::jsonb,
-  -- The dead-letter entry (dead job id) this job replays; unique, so one entry can never yield two jobs.
-  replay_of        bigint      UNIQUE,
+  -- The dead-letter entry (dead job id) this job replays; unique (below), so one entry can never yield two jobs.
+  replay_of        bigint,
   CONSTRAINT bulwark_jobs_state CHECK (state IN ('ready', 'running', 'succeeded', 'dead')),
   CONSTRAINT bulwark_jobs_attempts CHECK (max_attempts >= 1 AND attempt >= 0),
-  CONSTRAINT bulwark_jobs_lease CHECK ((state = 'running') = (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL)),
-  -- NULL keys are distinct: only jobs with a dedup key are deduplicated.
-  CONSTRAINT bulwark_jobs_dedup UNIQUE (queue, dedup_key)
+  CONSTRAINT bulwark_jobs_lease CHECK ((state = 'running') = (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL))
 );
+
+-- Only jobs with a dedup key are deduplicated, and only replays have replay_of: partial unique indexes leave the other
+-- rows out, so inserts, claims and completions of ordinary jobs maintain two indexes fewer.
+CREATE UNIQUE INDEX bulwark_jobs_dedup ON bulwark_jobs (queue, dedup_key) WHERE dedup_key IS NOT NULL;
+CREATE UNIQUE INDEX bulwark_jobs_replay_of ON bulwark_jobs (replay_of) WHERE replay_of IS NOT NULL;
 
 -- The claim scans only runnable rows, in claim order (priority first, then due time).
 CREATE INDEX bulwark_jobs_ready ON bulwark_jobs (queue, priority DESC, run_at, id) WHERE state = 'ready';

@@ -30,9 +30,10 @@
  * `SqlJobQueue.layer` (PostgreSQL, many processes). Both implement
  * {@link JobStore} and pass one conformance suite (`test/job-queue/`).
  *
- * Defaults per queue: concurrency 10, lease (visibility timeout) 30 s renewed
- * every 10 s, poll every 1 s, 5 attempts, retry delay from 5 s doubling up to 5
- * minutes with ±25 % jitter, payloads up to 256 KiB.
+ * Defaults per queue: concurrency 10, up to 10 jobs claimed ahead (fast jobs
+ * only), lease (visibility timeout) 30 s renewed every 10 s, poll every 1 s, 5
+ * attempts, retry delay from 5 s doubling up to 5 minutes with ±25 % jitter,
+ * payloads up to 256 KiB.
  *
  * @since 0.1.0
  */
@@ -496,7 +497,14 @@ export interface AdmissionOptions {
 export interface QueueOptions {
   /** Jobs of this queue run at once per worker process: 1–10,000. Default 10. */
   readonly concurrency?: number
-  /** Most jobs claimed by one claim statement: 1–1,000. Default: `concurrency` (capped at 1,000). */
+  /**
+   * Most jobs a worker claims beyond its free slots, to start the moment a slot frees (they wait in the worker,
+   * leased and heartbeated; shutdown hands them back at once): 0–10,000. Default: `concurrency`. A pool claims
+   * ahead only as many jobs as it finishes during one claim round trip at its recent pace, so slow jobs are never
+   * hoarded by one worker while another idles; 0 turns it off.
+   */
+  readonly prefetch?: number
+  /** Most jobs claimed by one claim statement: 1–1,000. Default: `concurrency + prefetch` (capped at 1,000). */
   readonly batchSize?: number
   /** The lease a claim takes (SQS' visibility timeout): ≥ 100 ms. Default 30 seconds. */
   readonly visibilityTimeout?: Duration.DurationInput
@@ -542,6 +550,7 @@ export interface Options {
 export interface QueueConfig {
   readonly name: string
   readonly concurrency: number
+  readonly prefetch: number
   readonly batchSize: number
   readonly visibilityTimeout: Duration.Duration
   readonly heartbeatInterval: Duration.Duration
@@ -877,7 +886,9 @@ export const job: <D extends JobDefinition.Any>(
  *
  * On Postgres, enqueue runs on the `SqlClient` in context, so inside
  * `sql.withTransaction` the job commits or rolls back with your own writes
- * (and its wake-up is sent at commit).
+ * (and its wake-up is sent at commit). Outside a transaction, single-job
+ * enqueues made at the same time share statements, and wake-ups are sent
+ * right after the commit (see `SqlJobQueue`).
  *
  * @since 0.1.0
  * @category Models

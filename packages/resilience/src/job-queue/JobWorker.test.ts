@@ -204,6 +204,167 @@ describe("JobWorker on the TestClock", () => {
     }).pipe(Effect.scoped, Effect.provide(JobQueue.layerMemory({ queues: { default: {} } }))))
 })
 
+/** The worker's view of the store, with some operations changed (the job queue in context keeps the real one). */
+const withStore = (change: (store: JobQueue.JobStore) => Partial<JobQueue.JobStore>) =>
+  Effect.map(
+    JobQueue.JobQueue,
+    (healthy) => JobQueue.make(healthy.config, { ...healthy.store, ...change(healthy.store) })
+  )
+
+/** Jobs leased now (running, or claimed ahead and waiting in a worker), and jobs ready to claim. */
+const depth = Effect.map(JobQueue.stats, (stats) => {
+  const queue = stats.find((s) => s.queue === "default")
+  return { leased: queue?.running ?? 0, ready: queue?.ready ?? 0 }
+})
+
+describe("JobWorker slots, completions and claiming ahead", () => {
+  it.effect("a success frees its slot at once; its completion, written later, is fenced by the lease", () =>
+    Effect.gen(function*() {
+      const completions = yield* Deferred.make<void>()
+      const unrenewed = new Set<string>()
+      const queue = yield* withStore((store) => ({
+        // Completions wait until the test lets them through; renewals skip the jobs in `unrenewed`.
+        complete: (leases) => Effect.zipRight(Deferred.await(completions), store.complete(leases)),
+        heartbeat: (leases, lease) => store.heartbeat(leases.filter((held) => !unrenewed.has(held.id)), lease)
+      }))
+      const runs: Array<string> = []
+      const [first, second] = yield* JobQueue.enqueueMany([
+        JobQueue.job(Task, { n: 1 }),
+        JobQueue.job(Task, { n: 2 })
+      ])
+      const worker = yield* JobWorker.make({
+        handlers: [JobWorker.handler(Task, ({ n }, job) => Effect.sync(() => runs.push(`${n}@${job.attempt}`)))]
+      }).pipe(Effect.provideService(JobQueue.JobQueue, queue))
+      // Runs before the worker's own finalizer, so a failed assertion cannot leave its shutdown waiting forever.
+      yield* Effect.addFinalizer(() => Deferred.succeed(completions, undefined))
+      yield* settle
+      // One slot: the second job could only start because the first one gave it back before its completion landed.
+      assert.deepStrictEqual(runs, ["1@1", "2@1"])
+      assert.strictEqual((yield* statusOf(first?.id ?? "")).status, "running", "its completion is not written yet")
+      // The first job's lease is no longer renewed: it lapses, is reclaimed, and runs again (at least once).
+      unrenewed.add(first?.id ?? "")
+      yield* advance("15 seconds", "500 millis")
+      assert.deepStrictEqual(runs, ["1@1", "2@1", "1@2"])
+      // The completions land now: the first run's is refused (its lease is gone), logged and counted.
+      yield* Deferred.succeed(completions, undefined)
+      yield* settle
+      assert.deepInclude(yield* worker.stats, { claimed: 3, succeeded: 2, lateOutcomesRejected: 1, reclaimed: 1 })
+      const info = yield* statusOf(first?.id ?? "")
+      assert.deepStrictEqual([info.status, info.attempts], ["succeeded", 2])
+      assert.deepStrictEqual(info.errors.map((error) => error.tag), ["LeaseExpired"])
+      assert.strictEqual((yield* statusOf(second?.id ?? "")).status, "succeeded")
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(JobQueue.layerMemory({ queues: { default: { concurrency: 1, visibilityTimeout: "10 seconds" } } }))
+    ))
+
+  it.effect("shutdown ends only once the completions still being written have landed", () =>
+    Effect.gen(function*() {
+      const completions = yield* Deferred.make<void>()
+      const queue = yield* withStore((store) => ({
+        complete: (leases) => Effect.zipRight(Deferred.await(completions), store.complete(leases))
+      }))
+      const { id } = yield* JobQueue.enqueue(Task, { n: 1 })
+      const worker = yield* JobWorker.make({ handlers: [JobWorker.handler(Task, () => Effect.void)] }).pipe(
+        Effect.provideService(JobQueue.JobQueue, queue)
+      )
+      yield* Effect.addFinalizer(() => Deferred.succeed(completions, undefined))
+      yield* settle
+      assert.strictEqual(yield* worker.inFlight, 0, "the handler is done")
+      const stopping = yield* Effect.fork(worker.shutdown)
+      yield* settle
+      assert.isTrue(Option.isNone(yield* Fiber.poll(stopping)), "shutdown waits for the completion")
+      assert.strictEqual((yield* statusOf(id)).status, "running")
+      yield* Deferred.succeed(completions, undefined)
+      yield* Fiber.join(stopping)
+      assert.strictEqual((yield* statusOf(id)).status, "succeeded")
+      assert.deepInclude(yield* worker.stats, { succeeded: 1, lateOutcomesRejected: 0 })
+    }).pipe(Effect.scoped, Effect.provide(JobQueue.layerMemory({ queues: { default: {} } }))))
+
+  /** Claims that take 100 ms (a database round trip), recording the limit of each. */
+  const slowClaims = (limits: Array<number>) =>
+    withStore((store) => ({
+      claim: (request) =>
+        Effect.sync(() => limits.push(request.limit)).pipe(
+          Effect.zipRight(Effect.sleep("100 millis")),
+          Effect.zipRight(store.claim(request))
+        )
+    }))
+
+  it.effect("fast jobs are claimed ahead of free slots, in full batches", () =>
+    Effect.gen(function*() {
+      const limits: Array<number> = []
+      const queue = yield* slowClaims(limits)
+      const jobs = yield* JobQueue.enqueueMany(Array.from({ length: 40 }, (_, n) => JobQueue.job(Task, { n })))
+      const worker = yield* JobWorker.make({ handlers: [JobWorker.handler(Task, () => Effect.sleep("10 millis"))] })
+        .pipe(Effect.provideService(JobQueue.JobQueue, queue))
+      yield* advance("3 seconds", "10 millis")
+      for (const job of jobs) assert.strictEqual((yield* statusOf(job.id)).status, "succeeded")
+      // 2 slots, up to 2 ahead: batches of 4 (`batchSize` defaults to concurrency + prefetch), not 2.
+      assert.strictEqual(Math.max(...limits), 4)
+      assert.isAtMost(limits.filter((limit) => limit > 0).length, 15, `claims: ${limits.join(", ")}`)
+      assert.deepInclude(yield* worker.stats, { claimed: 40, succeeded: 40 })
+    }).pipe(Effect.scoped, Effect.provide(JobQueue.layerMemory({ queues: { default: { concurrency: 2 } } }))))
+
+  it.effect("slow jobs are claimed one free slot at a time: none waits in a busy worker", () =>
+    Effect.gen(function*() {
+      const limits: Array<number> = []
+      const queue = yield* slowClaims(limits)
+      yield* JobQueue.enqueueMany(Array.from({ length: 6 }, (_, n) => JobQueue.job(Task, { n })))
+      yield* JobWorker.make({
+        // The last two are still running when the test ends: hand them back without waiting.
+        gracePeriod: 0,
+        handlers: [JobWorker.handler(Task, () => Effect.sleep("10 seconds"))]
+      }).pipe(Effect.provideService(JobQueue.JobQueue, queue))
+      for (let step = 0; step < 6; step++) {
+        yield* advance("5 seconds", "250 millis")
+        assert.deepInclude(yield* depth, { leased: 2 }, `after ${5 * (step + 1)} s`)
+      }
+      assert.isAtMost(Math.max(...limits), 2, `claims: ${limits.join(", ")}`)
+    }).pipe(Effect.scoped, Effect.provide(JobQueue.layerMemory({ queues: { default: { concurrency: 2 } } }))))
+
+  it.effect("shutdown hands the jobs claimed ahead back at once, and claiming ahead stops behind hanging handlers", () =>
+    Effect.gen(function*() {
+      const unblock = yield* Deferred.make<void>()
+      const queue = yield* slowClaims([])
+      // Six fast jobs teach the worker that jobs are short; the next fourteen hang until the test unblocks them.
+      const jobs = yield* JobQueue.enqueueMany(Array.from({ length: 20 }, (_, n) => JobQueue.job(Task, { n })))
+      const worker = yield* JobWorker.make({
+        gracePeriod: "10 seconds",
+        handlers: [
+          JobWorker.handler(Task, ({ n }) => n < 6 ? Effect.sleep("10 millis") : Deferred.await(unblock))
+        ]
+      }).pipe(Effect.provideService(JobQueue.JobQueue, queue))
+      yield* Effect.addFinalizer(() => Deferred.succeed(unblock, undefined))
+      yield* advance("2 seconds", "10 millis")
+      const hanging = jobs.slice(6)
+      const leased: Array<string> = []
+      for (const job of hanging) if ((yield* statusOf(job.id)).status === "running") leased.push(job.id)
+      assert.strictEqual(yield* worker.inFlight, 2, "two handlers hang")
+      const waiting = leased.length - 2
+      assert.isAtLeast(waiting, 1, "jobs were claimed ahead and wait in the worker")
+      // Hanging handlers stop the claiming ahead: nothing more is leased while they hang, the rest stays claimable.
+      yield* advance("5 seconds", "100 millis")
+      const { ready } = yield* depth
+      assert.deepStrictEqual(yield* depth, { leased: leased.length, ready: 20 - 6 - leased.length })
+      assert.isAbove(ready, 0)
+
+      const stopping = yield* Effect.fork(worker.shutdown)
+      yield* settle
+      // The waiting jobs are queued again at once (their attempt not burned), within the grace period.
+      assert.isTrue(Option.isNone(yield* Fiber.poll(stopping)))
+      const states = yield* Effect.forEach(leased, (id) => Effect.map(statusOf(id), (i) => [i.status, i.attempts]))
+      assert.strictEqual(states.filter(([status]) => status === "running").length, 2)
+      assert.deepStrictEqual(
+        states.filter(([status]) => status !== "running"),
+        Array.from({ length: waiting }, () => ["queued", 0])
+      )
+      yield* Deferred.succeed(unblock, undefined)
+      yield* Fiber.join(stopping)
+      assert.deepInclude(yield* worker.stats, { released: waiting, succeeded: 8 })
+    }).pipe(Effect.scoped, Effect.provide(JobQueue.layerMemory({ queues: { default: { concurrency: 2 } } }))))
+})
+
 describe("JobQueue.retryDelay", () => {
   const policy = (jitter: number, cap = 300_000) => ({
     base: Duration.seconds(5),

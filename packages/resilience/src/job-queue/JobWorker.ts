@@ -8,11 +8,23 @@
  * - **claims in batches**: one statement leases as many due jobs as it has
  *   free slots (highest priority, then oldest due first; `FOR UPDATE SKIP
  *   LOCKED` on Postgres), so workers never block each other;
+ * - **claims ahead** when jobs are short: it also leases the jobs its slots
+ *   will finish during one claim round trip (from the recent handler time and
+ *   round trip, up to the queue's `prefetch`), holds them in a local queue
+ *   and starts each the moment a slot frees, so slots do not idle while the
+ *   next claim runs. Slow jobs, or a handler that hangs, turn this off: they
+ *   are claimed one free slot at a time and never hoarded;
+ * - **completes in the background**: a slot is free again as soon as its
+ *   handler succeeded; one statement writes the completions that piled up,
+ *   each fenced by its lease. A completion refused because the lease was lost
+ *   meanwhile is logged and counted (`lateOutcomesRejected`): the job runs
+ *   again elsewhere, as at-least-once delivery allows;
  * - **wakes up** on a notification when a job is enqueued (LISTEN/NOTIFY on
  *   Postgres, reconnected when the listener drops) and otherwise polls every
  *   `pollInterval`;
- * - **keeps its leases**: a heartbeat fiber renews the lease of every running
- *   job each `heartbeatInterval`; a job whose lease was lost (it lapsed and
+ * - **keeps its leases**: a heartbeat fiber renews the lease of every job it
+ *   holds (running, waiting in its local queue, or being completed) each
+ *   `heartbeatInterval`; a job whose lease was lost (it lapsed and
  *   another worker reclaimed it) is interrupted, and its late outcome is
  *   rejected by the backend (every write is fenced by lease owner, attempt
  *   and claim epoch);
@@ -24,9 +36,11 @@
  *   payload that no longer decodes) straight to the dead-letter queue.
  *
  * Shutdown (closing the worker's scope, or {@link JobWorker.shutdown}) is
- * graceful: claiming stops, running jobs get `gracePeriod` to finish, and the
- * ones still running are interrupted and their leases handed back (the job
- * is `queued` again and the attempt is not burned).
+ * graceful: claiming stops, the jobs waiting in the local queues are handed
+ * back at once, running jobs get `gracePeriod` to finish, the ones still
+ * running are interrupted and their leases handed back (the job is `queued`
+ * again and the attempt is not burned), and it ends once the completions of
+ * the finished ones are written.
  *
  * Metrics: `bulwark_jobs_total{queue,outcome}` (succeeded, retried,
  * dead_lettered), `bulwark_job_duration_seconds{queue}`,
@@ -204,7 +218,7 @@ export interface Stats {
   readonly succeeded: number
   readonly retried: number
   readonly deadLettered: number
-  /** Leases handed back at shutdown. */
+  /** Leases handed back at shutdown (jobs waiting in the local queue, and running jobs past the grace period). */
   readonly released: number
   /** Lapsed leases (of any worker) this worker put back or dead-lettered. */
   readonly reclaimed: number
@@ -225,7 +239,7 @@ export interface JobWorker {
   readonly queues: ReadonlyArray<string>
   /** Graceful shutdown (idempotent); closing the worker's scope does the same. */
   readonly shutdown: Effect.Effect<void>
-  /** Jobs running now. */
+  /** Handlers running now (and failures being recorded); not the jobs waiting locally or being completed. */
   readonly inFlight: Effect.Effect<number>
   /** Whether the backend's wake-up listener is connected. */
   readonly listening: Effect.Effect<boolean>

@@ -4,12 +4,18 @@
  * `bulwark_jobs` (one row per job, kept after success for status and
  * deduplication) and `bulwark_dead_letters` (the dead-letter envelopes).
  *
- * - **One statement per operation**, each atomic on its own: `enqueueJobs`
- *   (`INSERT … ON CONFLICT (queue, dedup_key)` returning the existing job, plus
- *   `pg_notify`), `claimJobs` (the only `FOR UPDATE SKIP LOCKED`, in a CTE, over
- *   a partial index of ready jobs), `completeJobs`, `failJob` (retry or move to
- *   the dead-letter table), `heartbeatJobs`, `releaseJobs`, `reclaimJobs`,
+ * - **One statement per operation**, each atomic on its own: `enqueueJobs` (a
+ *   plain `INSERT … SELECT`), `enqueueDeduplicatedJobs` (`INSERT … ON CONFLICT
+ *   (queue, dedup_key)` returning the existing job), `claimJobs` (the only `FOR
+ *   UPDATE SKIP LOCKED`, over a partial index of ready jobs; the rows are then
+ *   updated through the primary key), `completeJobs`, `failJob` (retry or move
+ *   to the dead-letter table), `heartbeatJobs`, `releaseJobs`, `reclaimJobs`,
  *   `replayDeadLetters`, `discardDeadLetters`, `queueStats`.
+ * - **Group enqueue**: single-job enqueues made at the same time outside a
+ *   transaction share statements (whatever piles up while one runs goes in the
+ *   next; at most two at once), so concurrent producers cost one INSERT and one
+ *   commit per batch. Each caller still returns only once its own job is
+ *   committed, and an idle store sends a lone job at once.
  * - **Fencing**: completions, failures, heartbeats and releases match `id`,
  *   `state = 'running'`, `lease_owner`, `attempt` and `lease_epoch` (bumped by
  *   every claim); reclaims re-check `lease_expires_at < now()` inside the
@@ -17,9 +23,16 @@
  *   Bull's "Missing lock").
  * - **Time** is the database's `now()`: leases, backoffs and due times do not
  *   depend on the clocks of the worker machines.
- * - **Wake-ups**: enqueue sends `SELECT pg_notify(channel, queue)` (the
- *   `PgClient.notify` of @effect/sql-pg 0.53 is broken), delivered at commit.
- *   The listener (`PgClient.listen`, which neither reports a dropped
+ * - **Wake-ups**: `SELECT pg_notify(channel, queue)` (the `PgClient.notify` of
+ *   @effect/sql-pg 0.53 is broken). Outside a transaction it is sent after the
+ *   jobs committed, as its own statement: a transaction that NOTIFYs holds
+ *   PostgreSQL's global notification lock until its commit is flushed, so
+ *   notifying inside every INSERT would make concurrent enqueues commit one by
+ *   one. One notification is in flight at a time per store; queues filled
+ *   meanwhile are named by the next one, sent as soon as it returns, so no
+ *   wake-up is lost (an idle worker wakes within milliseconds). Inside the
+ *   caller's transaction the NOTIFY joins it and is delivered at commit. The
+ *   listener (`PgClient.listen`, which neither reports a dropped
  *   connection nor reconnects) is checked with a ping through the database
  *   every `listenerCheckInterval`; when a ping does not come back it is torn
  *   down and re-created with backoff. Meanwhile workers keep polling, so a

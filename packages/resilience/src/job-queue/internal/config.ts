@@ -39,11 +39,20 @@ const queueConfig = (name: string, options: QueueOptions): Either.Either<QueueCo
       max: 10_000,
       integer: true
     })
-    const batchSize = yield* check.number(at("batchSize"), options.batchSize ?? Math.min(concurrency, MAX_BATCH), {
-      min: 1,
-      max: MAX_BATCH,
+    const prefetch = yield* check.number(at("prefetch"), options.prefetch ?? concurrency, {
+      min: 0,
+      max: 10_000,
       integer: true
     })
+    const batchSize = yield* check.number(
+      at("batchSize"),
+      options.batchSize ?? Math.min(concurrency + prefetch, MAX_BATCH),
+      {
+        min: 1,
+        max: MAX_BATCH,
+        integer: true
+      }
+    )
     const visibilityTimeout = yield* check.duration(
       at("visibilityTimeout"),
       options.visibilityTimeout ?? defaults.visibilityTimeout
@@ -114,6 +123,7 @@ const queueConfig = (name: string, options: QueueOptions): Either.Either<QueueCo
     return {
       name,
       concurrency,
+      prefetch,
       batchSize,
       visibilityTimeout,
       heartbeatInterval,

@@ -12,9 +12,10 @@ import * as DeadLetterApi from "../DeadLetter.js"
 import type { JobId, JobQueue, JobStoreError } from "../JobQueue.js"
 import * as JobQueueApi from "../JobQueue.js"
 import { decodeCursor, encodeCursor as encode } from "./cursor.js"
-import { encodePayload, findQueue, tag } from "./jobQueue.js"
+import { tag } from "./tag.js"
+import { encodePayload, findQueue } from "./validate.js"
 
-// DeadLetter.ts imports this module, so values from it are only touched inside functions.
+// Only DeadLetter.ts imports this module (see tag.ts); values from it are only touched inside functions.
 
 /** @internal */
 export const encodeCursor = encode

@@ -4,7 +4,8 @@ import { createHash } from "node:crypto"
 import type { EnqueueOptions, JobDefinition, JobRequest } from "../JobQueue.js"
 import * as JobQueue from "../JobQueue.js"
 
-// JobQueue.ts imports this module, so values from it are only touched inside functions.
+// Only JobQueue.ts and its own internal modules import this one (see tag.ts); values from JobQueue.ts are only
+// touched inside functions.
 
 /** @internal */
 export const define = <const Kind extends string, Payload extends Schema.Schema.AnyNoContext>(

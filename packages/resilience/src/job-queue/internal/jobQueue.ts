@@ -1,12 +1,9 @@
 import * as Arr from "effect/Array"
-import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
-import * as Schema from "effect/Schema"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as check from "../../internal/options.js"
 import type {
@@ -25,23 +22,19 @@ import type {
 } from "../JobQueue.js"
 import * as JobQueue from "../JobQueue.js"
 import { checkDefinition, MAX_ATTEMPTS, PRIORITY } from "./config.js"
+import { tag } from "./tag.js"
+import { encodePayload, findQueue } from "./validate.js"
 
-// JobQueue.ts imports this module, so values from it are only touched inside functions.
+// Only JobQueue.ts imports this module (see tag.ts); values from JobQueue.ts are only touched inside functions.
 
 /** @internal */
-export const tag = Context.GenericTag<JobQueue.JobQueue>("@bulwark/resilience/JobQueue")
+export { tag } from "./tag.js"
+
+/** @internal */
+export { describe } from "./status.js"
 
 /** @internal */
 export const millis = (duration: Duration.Duration): number => Duration.toMillis(duration)
-
-/** @internal */
-export const describe = (cause: unknown): string => {
-  if (cause instanceof Error) return cause.message
-  if (typeof cause === "object" && cause !== null && "message" in cause && typeof cause.message === "string") {
-    return cause.message
-  }
-  return String(cause)
-}
 
 const MAX_DEDUP_KEY = 512
 const ENQUEUE = "JobQueue.enqueue"
@@ -55,81 +48,6 @@ export interface Prepared {
   readonly job: NewJob
 }
 
-const issueOf = (error: ParseResult.ParseError): string => ParseResult.TreeFormatter.formatErrorSync(error)
-
-/**
- * Validates, encodes and sizes a payload for a queue. The stored value is the
- * JSON round trip of the Schema's encoded side, so both backends store (and
- * workers decode) exactly what Postgres' `jsonb` would hold.
- *
- * @internal
- */
-export const encodePayload = (
-  definition: JobDefinition.Any,
-  queue: QueueConfig,
-  payload: unknown,
-  index: number | undefined
-): Either.Either<unknown, JobQueue.InvalidPayloadError | JobQueue.PayloadTooLargeError> => {
-  const where = index === undefined ? {} : { index }
-  const encoded = Schema.encodeUnknownEither(definition.payload)(payload)
-  if (Either.isLeft(encoded)) {
-    return Either.left(
-      new JobQueue.InvalidPayloadError({
-        kind: definition.kind,
-        queue: queue.name,
-        ...where,
-        issue: issueOf(encoded.left)
-      })
-    )
-  }
-  let json: string | undefined
-  try {
-    json = JSON.stringify(encoded.right)
-  } catch (cause) {
-    json = undefined
-    return Either.left(
-      new JobQueue.InvalidPayloadError({
-        kind: definition.kind,
-        queue: queue.name,
-        ...where,
-        issue: `the encoded payload is not JSON: ${describe(cause)}`
-      })
-    )
-  }
-  if (json === undefined) {
-    return Either.left(
-      new JobQueue.InvalidPayloadError({
-        kind: definition.kind,
-        queue: queue.name,
-        ...where,
-        issue: "the encoded payload is not JSON"
-      })
-    )
-  }
-  const bytes = Buffer.byteLength(json, "utf8")
-  if (bytes > queue.maxPayloadBytes) {
-    return Either.left(
-      new JobQueue.PayloadTooLargeError({
-        kind: definition.kind,
-        queue: queue.name,
-        ...where,
-        bytes,
-        limit: queue.maxPayloadBytes
-      })
-    )
-  }
-  const parsed: unknown = JSON.parse(json)
-  return Either.right(parsed)
-}
-
-/** @internal */
-export const findQueue = (config: Config, name: string): Either.Either<QueueConfig, JobQueue.UnknownQueueError> => {
-  const queue = config.queues.get(name)
-  return queue === undefined
-    ? Either.left(new JobQueue.UnknownQueueError({ queue: name, known: [...config.queues.keys()] }))
-    : Either.right(queue)
-}
-
 const runAtOf = (options: EnqueueOptions): Either.Either<Option.Option<Date>, InvalidOptionsError> => {
   if (options.runAt === undefined) return Either.right(Option.none())
   const runAt = options.runAt
@@ -140,53 +58,88 @@ const runAtOf = (options: EnqueueOptions): Either.Either<Option.Option<Date>, In
   return Either.right(Option.some(date))
 }
 
-/** @internal */
+/**
+ * Definitions are immutable values from `JobQueue.define`: each is checked once, the first time it is enqueued, not
+ * on every call.
+ */
+const checkedDefinitions = new WeakSet<object>()
+
+const definitionOf = (candidate: JobDefinition.Any): Either.Either<JobDefinition.Any, InvalidOptionsError> => {
+  if (typeof candidate === "object" && candidate !== null && checkedDefinitions.has(candidate)) {
+    return Either.right(candidate)
+  }
+  return checkDefinition(candidate, "definition").pipe(
+    Either.map((definition) => {
+      checkedDefinitions.add(definition)
+      return definition
+    }),
+    Either.mapLeft((error) => invalid(error.option, error.value, error.expected))
+  )
+}
+
+const integerOption = (option: string, value: number, range: { readonly min: number; readonly max: number }) =>
+  // The common valid case without building the error text.
+  Number.isInteger(value) && value >= range.min && value <= range.max
+    ? Either.right(value)
+    : check.number({ component: ENQUEUE, option }, value, { ...range, integer: true })
+
+/**
+ * Validates one enqueue request. Written as plain early returns (not `Either.gen`): it runs once per job on the
+ * enqueue path.
+ *
+ * @internal
+ */
 export const prepare = (
   config: Config,
   request: JobRequest,
   index: number | undefined
-): Either.Either<Prepared, Exclude<EnqueueError, JobQueue.AdmissionRejectedError | JobQueue.JobStoreError>> =>
-  Either.gen(function*() {
-    const definition = yield* checkDefinition(request.definition, "definition").pipe(
-      Either.mapLeft((error) => invalid(error.option, error.value, error.expected))
-    )
-    const options = request.options
-    const queue = yield* findQueue(config, options.queue ?? definition.queue)
-    const dedupKey = options.dedupKey
-    if (
-      dedupKey !== undefined &&
-      (typeof dedupKey !== "string" || dedupKey.length === 0 || dedupKey.length > MAX_DEDUP_KEY)
-    ) {
-      const value = typeof dedupKey === "string" ? { length: dedupKey.length } : dedupKey
-      return yield* Either.left(invalid("dedupKey", value, `1 to ${MAX_DEDUP_KEY} characters`))
-    }
-    const priority = yield* check.number(
-      { component: ENQUEUE, option: "priority" },
-      options.priority ?? definition.priority,
-      { ...PRIORITY, integer: true }
-    )
-    const maxAttempts = yield* check.number(
-      { component: ENQUEUE, option: "maxAttempts" },
-      options.maxAttempts ?? Option.getOrElse(definition.maxAttempts, () => queue.retry.maxAttempts),
-      { min: 1, max: MAX_ATTEMPTS, integer: true }
-    )
-    const runAt = yield* runAtOf(options)
-    const delay = yield* check.duration({ component: ENQUEUE, option: "delay" }, options.delay ?? Duration.zero)
-    const payload = yield* encodePayload(definition, queue, request.payload, index)
-    return {
-      queue,
-      job: {
-        queue: queue.name,
-        kind: definition.kind,
-        payload,
-        priority,
-        maxAttempts,
-        dedupKey: Option.fromNullable(dedupKey),
-        runAt,
-        delay
-      }
+): Either.Either<Prepared, Exclude<EnqueueError, JobQueue.AdmissionRejectedError | JobQueue.JobStoreError>> => {
+  const checked = definitionOf(request.definition)
+  if (Either.isLeft(checked)) return Either.left(checked.left)
+  const definition = checked.right
+  const options = request.options
+  const found = findQueue(config, options.queue ?? definition.queue)
+  if (Either.isLeft(found)) return Either.left(found.left)
+  const queue = found.right
+  const dedupKey = options.dedupKey
+  if (
+    dedupKey !== undefined &&
+    (typeof dedupKey !== "string" || dedupKey.length === 0 || dedupKey.length > MAX_DEDUP_KEY)
+  ) {
+    const value = typeof dedupKey === "string" ? { length: dedupKey.length } : dedupKey
+    return Either.left(invalid("dedupKey", value, `1 to ${MAX_DEDUP_KEY} characters`))
+  }
+  // The definition's and the queue's defaults were checked with them.
+  const priority = options.priority === undefined
+    ? Either.right(definition.priority)
+    : integerOption("priority", options.priority, PRIORITY)
+  if (Either.isLeft(priority)) return Either.left(priority.left)
+  const maxAttempts = options.maxAttempts === undefined
+    ? Either.right(Option.getOrElse(definition.maxAttempts, () => queue.retry.maxAttempts))
+    : integerOption("maxAttempts", options.maxAttempts, { min: 1, max: MAX_ATTEMPTS })
+  if (Either.isLeft(maxAttempts)) return Either.left(maxAttempts.left)
+  const runAt = runAtOf(options)
+  if (Either.isLeft(runAt)) return Either.left(runAt.left)
+  const delay = options.delay === undefined
+    ? Either.right(Duration.zero)
+    : check.duration({ component: ENQUEUE, option: "delay" }, options.delay)
+  if (Either.isLeft(delay)) return Either.left(delay.left)
+  const payload = encodePayload(definition, queue, request.payload, index)
+  if (Either.isLeft(payload)) return Either.left(payload.left)
+  return Either.right({
+    queue,
+    job: {
+      queue: queue.name,
+      kind: definition.kind,
+      payload: payload.right,
+      priority: priority.right,
+      maxAttempts: maxAttempts.right,
+      dedupKey: Option.fromNullable(dedupKey),
+      runAt: runAt.right,
+      delay: delay.right
     }
   })
+}
 
 const admit = (queue: QueueConfig, cost: number): Effect.Effect<void, JobQueue.AdmissionRejectedError> => {
   if (Option.isNone(queue.admission)) return Effect.void

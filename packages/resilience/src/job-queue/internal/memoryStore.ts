@@ -22,12 +22,12 @@ import type {
   Reclaimed
 } from "../JobQueue.js"
 import * as JobQueue from "../JobQueue.js"
-import { makeConfig } from "./config.js"
 import { encodeCursor } from "./cursor.js"
-import { make as makeJobQueue, tag } from "./jobQueue.js"
 import { statusOf, type StoredState } from "./status.js"
+import { tag } from "./tag.js"
 
-// JobQueue.ts imports this module, so values from it are only touched inside functions.
+// Only JobQueue.ts and its own internal modules import this one (see tag.ts); values from JobQueue.ts are only
+// touched inside functions.
 
 interface MemoryJob {
   readonly id: number
@@ -526,8 +526,8 @@ export const layer = (options: Options): Layer.Layer<JobQueue.JobQueue, InvalidO
   Layer.effect(
     tag,
     Effect.gen(function*() {
-      const config = yield* Either.match(makeConfig(options), { onLeft: Effect.fail, onRight: Effect.succeed })
+      const config = yield* Either.match(JobQueue.makeConfig(options), { onLeft: Effect.fail, onRight: Effect.succeed })
       const store = yield* make
-      return makeJobQueue(config, store)
+      return JobQueue.make(config, store)
     })
   )

@@ -9,7 +9,7 @@ import * as Metric from "../../internal/metric.js"
 import * as check from "../../internal/options.js"
 import * as Metrics from "../../Metrics.js"
 import type { JobQueue, QueueStats } from "../JobQueue.js"
-import { tag } from "./jobQueue.js"
+import { tag } from "./tag.js"
 
 interface Gauges {
   readonly ready: (value: number) => void

@@ -1,14 +1,18 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
-import type * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
+import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
 import * as RcRef from "effect/RcRef"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
@@ -32,12 +36,13 @@ import type {
 } from "../JobQueue.js"
 import * as JobQueue from "../JobQueue.js"
 import type { Options } from "../SqlJobQueue.js"
-import { makeConfig } from "./config.js"
 import { encodeCursor } from "./cursor.js"
-import { make as makeJobQueue, tag } from "./jobQueue.js"
+import { makeNotifier } from "./notifier.js"
 import { statusOf } from "./status.js"
+import { tag } from "./tag.js"
 
-// SqlJobQueue.ts imports this module; values from the public modules are only touched inside functions.
+// Only SqlJobQueue.ts imports this module (see tag.ts); values from the public modules are only touched inside
+// functions.
 
 const COMPONENT = "SqlJobQueue"
 const BIGINT = /^\d{1,18}$/
@@ -55,7 +60,37 @@ function JobQueueAttemptError() {
   return Schema.suspend(() => JobQueue.AttemptError)
 }
 
-const InsertedRow = Schema.Struct({ ord: Schema.Number, id: Schema.String, created: Schema.Boolean })
+const InsertedRow = Schema.Struct({
+  ord: Schema.Number,
+  queue: Schema.String,
+  id: Schema.String,
+  created: Schema.Boolean,
+  due: Schema.Boolean
+})
+
+const FreshRow = Schema.Struct({ id: Schema.String, queue: Schema.String, due: Schema.Boolean })
+
+const NotifiedRow = Schema.Struct({ n: Schema.Number })
+
+/** What enqueue returns per job. */
+interface Inserted {
+  readonly id: JobId
+  readonly deduplicated: boolean
+}
+
+/** A single-job enqueue waiting to be combined with others into one statement. */
+interface Single {
+  readonly job: NewJob
+  readonly done: Deferred.Deferred<Inserted, JobQueue.JobStoreError>
+  abandoned: boolean
+}
+
+/** Most single-job enqueues one statement carries, and how many such statements may run at once. */
+const MAX_COMBINED = 100
+const COMBINERS = 2
+
+/** Orders decimal ids (no sign, no leading zeros) numerically. */
+const byNumericId = (a: string, b: string): number => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0)
 
 const ClaimedRow = Schema.Struct({
   id: Schema.String,
@@ -152,6 +187,21 @@ const DiscardRow = Schema.Struct({
   discarded: Schema.Boolean
 })
 
+// Row decoders are built once: a Schema parser is memoised per schema, so a fresh Schema.Array per call would be
+// compiled again each time.
+const InsertedRows = Schema.Array(InsertedRow)
+const FreshRows = Schema.Array(FreshRow)
+const NotifiedRows = Schema.Array(NotifiedRow)
+const ClaimedRows = Schema.Array(ClaimedRow)
+const IdRows = Schema.Array(IdRow)
+const FailedRows = Schema.Array(FailedRow)
+const ReclaimedRows = Schema.Array(ReclaimedRow)
+const JobRows = Schema.Array(JobRow)
+const StatsRows = Schema.Array(StatsRow)
+const EntryRows = Schema.Array(EntryRow)
+const ReplayRows = Schema.Array(ReplayRow)
+const DiscardRows = Schema.Array(DiscardRow)
+
 const entryOf = (row: typeof EntryRow.Type): DeadLetter.Entry => ({
   id: row.job_id,
   queue: row.queue,
@@ -188,6 +238,15 @@ const leasesJson = (leases: ReadonlyArray<Lease>): string =>
     epoch: String(lease.epoch)
   })))
 
+/** The ids of leases, for `id = ANY (…)`: the planner then reaches the rows through the primary key. */
+const idsOf = (leases: ReadonlyArray<Lease>): ReadonlyArray<string> => leases.map((lease) => lease.id)
+
+/** Claim order: highest priority, then earliest due, then oldest (ids are decimal text). */
+const claimOrder = (
+  a: { readonly priority: number; readonly run_at: Date; readonly id: string },
+  b: { readonly priority: number; readonly run_at: Date; readonly id: string }
+): number => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || byNumericId(a.id, b.id)
+
 /** Leases that cannot name a stored job (a non-numeric id) are dropped before they reach SQL. */
 const storable = (leases: ReadonlyArray<Lease>): ReadonlyArray<Lease> => leases.filter((l) => BIGINT.test(l.id))
 
@@ -204,13 +263,13 @@ const makeStoreWith = (
 
     const run = <A, I>(
       operation: string,
-      schema: Schema.Schema<A, I>,
+      rows: Schema.Schema<ReadonlyArray<A>, ReadonlyArray<I>>,
       statement: Statement.Statement<object>
     ): Effect.Effect<ReadonlyArray<A>, JobQueue.JobStoreError> =>
       statement.pipe(
         Effect.mapError((cause: SqlError) => new JobQueue.JobStoreError({ operation, cause })),
-        Effect.flatMap((rows) =>
-          Schema.decodeUnknown(Schema.Array(schema))(rows).pipe(
+        Effect.flatMap((result) =>
+          Schema.decodeUnknown(rows)(result).pipe(
             Effect.orDieWith((error) => new Error(`Unexpected rows from ${operation}: ${error.message}`))
           )
         )
@@ -218,11 +277,76 @@ const makeStoreWith = (
 
     // ---------------------------------------------------------------- enqueue
 
-    const insert = (jobs: ReadonlyArray<NewJob>) =>
+    // Wake-ups for jobs enqueued outside a transaction are sent after their commit (see notifier.ts).
+    const notifier = yield* makeNotifier((queues) =>
+      sql`SELECT pg_notify(${channel}, q) FROM unnest(${queues}::text[]) AS q`.pipe(Effect.asVoid)
+    )
+
+    /**
+     * Wake-ups for the queues that got due jobs. Inside the caller's transaction the NOTIFY joins it, so it is
+     * delivered at commit and dropped on rollback; otherwise the jobs are already committed and the notifier
+     * sends it in the background.
+     */
+    const wake = (queues: ReadonlySet<string>) =>
+      queues.size === 0 ? Effect.void : Effect.flatMap(
+        Effect.serviceOption(SqlClient.TransactionConnection),
+        Option.match({
+          onNone: () => notifier.signal(queues),
+          onSome: () =>
+            run(
+              "notifyJobs",
+              NotifiedRows,
+              sql`SELECT count(pg_notify(${channel}, q))::int AS n FROM unnest(${[...queues]}::text[]) AS q`
+            ).pipe(Effect.asVoid)
+        })
+      )
+
+    const inputRow = (job: NewJob, ord: number) => ({
+      ord,
+      queue: job.queue,
+      kind: job.kind,
+      payload: job.payload,
+      priority: job.priority,
+      max_attempts: job.maxAttempts,
+      dedup_key: Option.getOrNull(job.dedupKey),
+      run_at: Option.match(job.runAt, { onNone: () => null, onSome: (at) => at.toISOString() }),
+      delay_ms: millisParam(job.delay)
+    })
+
+    /**
+     * Jobs without dedup keys: a plain INSERT … SELECT in input order. The identity default is evaluated above the
+     * sorted input (see its plan), so the new ids ascend in input order, and sorting them numerically pairs them
+     * with the jobs.
+     */
+    const insertFresh = (jobs: ReadonlyArray<NewJob>) =>
+      run(
+        "enqueueJobs",
+        FreshRows,
+        sql`
+          INSERT INTO bulwark_jobs (queue, kind, payload, priority, max_attempts, run_at)
+          SELECT queue, kind, payload, priority, max_attempts, coalesce(run_at, now() + delay_ms * interval '1 millisecond')
+          FROM jsonb_to_recordset(${JSON.stringify(jobs.map(inputRow))}::jsonb) AS x(
+            ord int, queue text, kind text, payload jsonb, priority smallint, max_attempts int,
+            run_at timestamptz, delay_ms double precision
+          )
+          ORDER BY ord
+          RETURNING id::text AS id, queue, run_at <= now() AS due`
+      ).pipe(Effect.flatMap((rows) => {
+        if (rows.length !== jobs.length) {
+          return Effect.dieMessage(`enqueueJobs returned ${rows.length} rows for ${jobs.length} jobs`)
+        }
+        const due = new Set<string>()
+        for (const row of rows) if (row.due) due.add(row.queue)
+        const ids = rows.map((row) => row.id).sort(byNumericId)
+        return Effect.as(wake(due), ids.map((id) => ({ id, deduplicated: false })))
+      }))
+
+    /** Jobs with dedup keys: `ON CONFLICT … DO UPDATE` returns the existing job of a key, even one committed meanwhile. */
+    const insertDeduplicated = (jobs: ReadonlyArray<NewJob>) =>
       Effect.suspend(() => {
         // Duplicate dedup keys inside one batch become one row (ON CONFLICT cannot touch a row twice per statement).
         const firstOf = new Map<string, number>()
-        const rows: Array<Record<string, unknown>> = []
+        const rows: Array<ReturnType<typeof inputRow>> = []
         const target: Array<number> = []
         for (const job of jobs) {
           const key = Option.map(job.dedupKey, (dedup) => `${job.queue}\u0000${dedup}`)
@@ -234,21 +358,11 @@ const makeStoreWith = (
           const ord = rows.length
           if (Option.isSome(key)) firstOf.set(key.value, ord)
           target.push(ord)
-          rows.push({
-            ord,
-            queue: job.queue,
-            kind: job.kind,
-            payload: job.payload,
-            priority: job.priority,
-            max_attempts: job.maxAttempts,
-            dedup_key: Option.getOrNull(job.dedupKey),
-            run_at: Option.match(job.runAt, { onNone: () => null, onSome: (at) => at.toISOString() }),
-            delay_ms: millisParam(job.delay)
-          })
+          rows.push(inputRow(job, ord))
         }
         return run(
-          "enqueueJobs",
-          InsertedRow,
+          "enqueueDeduplicatedJobs",
+          InsertedRows,
           sql`
             WITH input AS MATERIALIZED (
               SELECT x.*, nextval(pg_get_serial_sequence('bulwark_jobs', 'id')) AS new_id
@@ -261,61 +375,119 @@ const makeStoreWith = (
               SELECT new_id, queue, kind, payload, priority, max_attempts, dedup_key,
                 coalesce(run_at, now() + delay_ms * interval '1 millisecond')
               FROM input ORDER BY ord
-              ON CONFLICT (queue, dedup_key) DO UPDATE SET dedup_key = EXCLUDED.dedup_key
+              ON CONFLICT (queue, dedup_key) WHERE dedup_key IS NOT NULL
+                DO UPDATE SET dedup_key = EXCLUDED.dedup_key
               RETURNING id, queue, dedup_key, run_at <= now() AS due
-            ), woken AS (
-              SELECT pg_notify(${channel}, q.queue)
-              FROM (SELECT DISTINCT i.queue FROM inserted i JOIN input n ON n.new_id = i.id WHERE i.due) q
             )
-            SELECT n.ord, coalesce(by_id.id, by_key.id)::text AS id, (by_id.id IS NOT NULL) AS created
+            SELECT n.ord, n.queue, coalesce(by_id.id, by_key.id)::text AS id, (by_id.id IS NOT NULL) AS created,
+              coalesce(by_id.due, false) AS due
             FROM input n
             LEFT JOIN inserted by_id ON by_id.id = n.new_id
             LEFT JOIN inserted by_key ON by_id.id IS NULL AND by_key.queue = n.queue AND by_key.dedup_key = n.dedup_key
-            WHERE (SELECT count(*) FROM woken) >= 0
             ORDER BY n.ord`
         ).pipe(
           Effect.flatMap((inserted) => {
             const byOrd = new Map(inserted.map((row) => [row.ord, row]))
             const results: Array<{ readonly id: JobId; readonly deduplicated: boolean }> = []
             const reported = new Set<number>()
+            const due = new Set<string>()
             for (const ord of target) {
               const row = byOrd.get(ord)
               if (row === undefined) {
-                return Effect.dieMessage(`enqueueJobs returned no row for job ${ord}`)
+                return Effect.dieMessage(`enqueueDeduplicatedJobs returned no row for job ${ord}`)
               }
               // A later duplicate inside the batch found the job its first occurrence created.
               results.push({ id: row.id, deduplicated: !row.created || reported.has(ord) })
               reported.add(ord)
+              if (row.due) due.add(row.queue)
             }
-            return Effect.succeed(results)
+            return Effect.as(wake(due), results)
           })
         )
       })
+
+    const insertNow = (jobs: ReadonlyArray<NewJob>) =>
+      jobs.some((job) => Option.isSome(job.dedupKey)) ? insertDeduplicated(jobs) : insertFresh(jobs)
+
+    // Single-job enqueues outside a transaction are combined: whatever piled up while the combiners' statements ran
+    // goes in one statement, so sixteen callers cost one INSERT and one commit, not sixteen. Each caller still
+    // returns only once its own job is committed; an idle store sends a lone job at once.
+    const singles = yield* Queue.unbounded<Single>()
+    const combine = Queue.takeBetween(singles, 1, MAX_COMBINED).pipe(
+      Effect.flatMap((taken) => insertSingles(Chunk.toReadonlyArray(taken)).pipe(Effect.uninterruptible)),
+      Effect.forever
+    )
+    const insertSingles = (taken: ReadonlyArray<Single>) =>
+      Effect.gen(function*() {
+        // A caller interrupted while it waited gave up its job: it is not inserted.
+        const batch = taken.filter((single) => !single.abandoned)
+        if (batch.length === 0) return
+        const exit = yield* Effect.exit(insertNow(batch.map((single) => single.job)))
+        for (const [index, single] of batch.entries()) {
+          yield* Deferred.done(
+            single.done,
+            Exit.flatMap(exit, (rows) => {
+              const row = rows[index]
+              return row === undefined
+                ? Exit.die(new Error(`enqueue returned no row for job ${index}`))
+                : Exit.succeed(row)
+            })
+          )
+        }
+      })
+    for (let n = 0; n < COMBINERS; n++) yield* Effect.forkScoped(combine)
+
+    const insertCombined = (job: NewJob) =>
+      Effect.gen(function*() {
+        const single: Single = { job, done: yield* Deferred.make<Inserted, JobQueue.JobStoreError>(), abandoned: false }
+        yield* Queue.offer(singles, single)
+        const row = yield* Deferred.await(single.done).pipe(
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              single.abandoned = true
+            })
+          )
+        )
+        return [row]
+      })
+
+    const insert = (jobs: ReadonlyArray<NewJob>): Effect.Effect<ReadonlyArray<Inserted>, JobQueue.JobStoreError> => {
+      if (jobs.length === 0) return Effect.succeed([])
+      const [first] = jobs
+      if (jobs.length > 1 || first === undefined) return insertNow(jobs)
+      // Inside the caller's transaction the job must go through its connection, alone.
+      return Effect.flatMap(
+        Effect.serviceOption(SqlClient.TransactionConnection),
+        (transaction) => Option.isSome(transaction) ? insertNow(jobs) : insertCombined(first)
+      )
+    }
 
     // ---------------------------------------------------------------- workers
 
     const claim = (request: Parameters<JobStore["claim"]>[0]) =>
       run(
         "claimJobs",
-        ClaimedRow,
+        ClaimedRows,
         sql`
-          WITH next AS MATERIALIZED (
-            SELECT id FROM bulwark_jobs
-            WHERE queue = ${request.queue} AND state = 'ready' AND run_at <= now()
-            ORDER BY priority DESC, run_at, id
-            LIMIT ${request.limit}
-            FOR UPDATE SKIP LOCKED
-          )
           UPDATE bulwark_jobs j
           SET state = 'running', attempt = j.attempt + 1, lease_epoch = j.lease_epoch + 1,
             lease_owner = ${request.owner},
             lease_expires_at = now() + ${millisParam(request.lease)}::double precision * interval '1 millisecond',
             started_at = now()
-          FROM next WHERE j.id = next.id
+          -- The ids as an array, so the update reaches them through the primary key (a join let the planner scan the
+          -- whole table, which keeps every finished job).
+          WHERE j.id = ANY (ARRAY(
+            SELECT id FROM bulwark_jobs
+            WHERE queue = ${request.queue} AND state = 'ready' AND run_at <= now()
+            ORDER BY priority DESC, run_at, id
+            LIMIT ${request.limit}
+            FOR UPDATE SKIP LOCKED
+          ))
           RETURNING j.id::text AS id, j.queue, j.kind, j.payload, j.priority, j.max_attempts, j.dedup_key, j.attempt,
             j.lease_epoch::text AS lease_epoch, j.enqueued_at, j.run_at, j.started_at AS claimed_at, j.lease_expires_at`
       ).pipe(Effect.map((rows) =>
-        rows.map((row): ClaimedJob => ({
+        // RETURNING has no order: put the jobs back in claim order (the order a worker starts them).
+        [...rows].sort(claimOrder).map((row): ClaimedJob => ({
           lease: { id: row.id, owner: request.owner, attempt: row.attempt, epoch: Number(row.lease_epoch) },
           queue: row.queue,
           kind: row.kind,
@@ -335,13 +507,13 @@ const makeStoreWith = (
       if (held.length === 0) return Effect.succeed([])
       return run(
         "heartbeatJobs",
-        IdRow,
+        IdRows,
         sql`
           UPDATE bulwark_jobs j
           SET lease_expires_at = now() + ${millisParam(lease)}::double precision * interval '1 millisecond'
           FROM jsonb_to_recordset(${leasesJson(held)}::jsonb) AS l(id bigint, owner text, attempt int, epoch bigint)
-          WHERE j.id = l.id AND j.state = 'running' AND j.lease_owner = l.owner AND j.attempt = l.attempt
-            AND j.lease_epoch = l.epoch
+          WHERE j.id = ANY (${idsOf(held)}::bigint[]) AND j.id = l.id AND j.state = 'running'
+            AND j.lease_owner = l.owner AND j.attempt = l.attempt AND j.lease_epoch = l.epoch
           RETURNING j.id::text AS id`
       ).pipe(Effect.map((rows) => rows.map((row) => row.id)))
     }
@@ -351,13 +523,13 @@ const makeStoreWith = (
       if (held.length === 0) return Effect.succeed([])
       return run(
         "completeJobs",
-        IdRow,
+        IdRows,
         sql`
           UPDATE bulwark_jobs j
           SET state = 'succeeded', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
           FROM jsonb_to_recordset(${leasesJson(held)}::jsonb) AS l(id bigint, owner text, attempt int, epoch bigint)
-          WHERE j.id = l.id AND j.state = 'running' AND j.lease_owner = l.owner AND j.attempt = l.attempt
-            AND j.lease_epoch = l.epoch
+          WHERE j.id = ANY (${idsOf(held)}::bigint[]) AND j.id = l.id AND j.state = 'running'
+            AND j.lease_owner = l.owner AND j.attempt = l.attempt AND j.lease_epoch = l.epoch
           RETURNING j.id::text AS id`
       ).pipe(Effect.map((rows) => rows.map((row) => row.id)))
     }
@@ -370,7 +542,7 @@ const makeStoreWith = (
       const reason = error.verdict === "terminal" ? "terminal" : "exhausted"
       return run(
         "failJob",
-        FailedRow,
+        FailedRows,
         sql`
           WITH failed AS (
             UPDATE bulwark_jobs j SET
@@ -407,14 +579,14 @@ const makeStoreWith = (
       if (held.length === 0) return Effect.succeed([])
       return run(
         "releaseJobs",
-        IdRow,
+        IdRows,
         sql`
           WITH released AS (
             UPDATE bulwark_jobs j
             SET state = 'ready', attempt = j.attempt - 1, lease_owner = NULL, lease_expires_at = NULL
             FROM jsonb_to_recordset(${leasesJson(held)}::jsonb) AS l(id bigint, owner text, attempt int, epoch bigint)
-            WHERE j.id = l.id AND j.state = 'running' AND j.lease_owner = l.owner AND j.attempt = l.attempt
-              AND j.lease_epoch = l.epoch
+            WHERE j.id = ANY (${idsOf(held)}::bigint[]) AND j.id = l.id AND j.state = 'running'
+              AND j.lease_owner = l.owner AND j.attempt = l.attempt AND j.lease_epoch = l.epoch
             RETURNING j.id, j.queue
           ), woken AS (
             SELECT pg_notify(${channel}, q.queue) FROM (SELECT DISTINCT queue FROM released) q
@@ -427,14 +599,9 @@ const makeStoreWith = (
       if (queues.length === 0) return Effect.succeed([])
       return run(
         "reclaimJobs",
-        ReclaimedRow,
+        ReclaimedRows,
         sql`
-          WITH lapsed AS (
-            SELECT id FROM bulwark_jobs
-            WHERE state = 'running' AND ${sql.in("queue", queues)} AND lease_expires_at < now()
-            ORDER BY lease_expires_at
-            LIMIT ${limit}
-          ), reclaimed AS (
+          WITH reclaimed AS (
             UPDATE bulwark_jobs j SET
               state = CASE WHEN j.attempt >= j.max_attempts THEN 'dead' ELSE 'ready' END,
               run_at = CASE WHEN j.attempt >= j.max_attempts THEN j.run_at ELSE now() END,
@@ -445,9 +612,14 @@ const makeStoreWith = (
                 'cause', NULL, 'verdict', 'transient', 'workerId', j.lease_owner,
                 'startedAt', j.started_at, 'failedAt', now())),
               lease_owner = NULL, lease_expires_at = NULL
-            FROM lapsed
-            -- Re-checked on the row's latest version: a heartbeat or an outcome that won the race keeps the job.
-            WHERE j.id = lapsed.id AND j.state = 'running' AND j.lease_expires_at < now()
+            WHERE j.id = ANY (ARRAY(
+              SELECT id FROM bulwark_jobs
+              WHERE state = 'running' AND ${sql.in("queue", queues)} AND lease_expires_at < now()
+              ORDER BY lease_expires_at
+              LIMIT ${limit}
+            ))
+              -- Re-checked on the row's latest version: a heartbeat or an outcome that won the race keeps the job.
+              AND j.state = 'running' AND j.lease_expires_at < now()
             RETURNING j.*
           ), buried AS (
             INSERT INTO bulwark_dead_letters (job_id, queue, kind, payload, priority, dedup_key, attempts, max_attempts,
@@ -477,7 +649,7 @@ const makeStoreWith = (
       if (!BIGINT.test(id)) return Effect.succeed(Option.none())
       return run(
         "jobStatus",
-        JobRow,
+        JobRows,
         sql`
           SELECT id::text AS id, queue, kind, state, priority, attempt, max_attempts, payload, dedup_key, enqueued_at,
             run_at, started_at, finished_at, lease_owner, lease_expires_at, errors, replay_of::text AS replay_of,
@@ -508,7 +680,7 @@ const makeStoreWith = (
 
     const stats = run(
       "queueStats",
-      StatsRow,
+      StatsRows,
       sql`
         SELECT queue, sum(ready)::int AS ready, sum(scheduled)::int AS scheduled, sum(retrying)::int AS retrying,
           sum(running)::int AS running, sum(dead_letters)::int AS dead_letters,
@@ -566,7 +738,7 @@ const makeStoreWith = (
       const order = newest ? sql.literal("dead_lettered_at DESC, job_id DESC") : sql.literal("dead_lettered_at, job_id")
       return run(
         "listDeadLetters",
-        EntryRow,
+        EntryRows,
         sql`SELECT ${sql.literal(ENTRY_COLUMNS)} FROM bulwark_dead_letters WHERE ${where} ORDER BY ${order}
           LIMIT ${query.limit + 1}`
       ).pipe(Effect.map((rows): DeadLetter.Page => {
@@ -585,7 +757,7 @@ const makeStoreWith = (
       if (!BIGINT.test(id)) return Effect.succeed(Option.none())
       return run(
         "getDeadLetter",
-        EntryRow,
+        EntryRows,
         sql`SELECT ${sql.literal(ENTRY_COLUMNS)} FROM bulwark_dead_letters WHERE job_id = ${id}::bigint`
       ).pipe(Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), entryOf)))
     }
@@ -609,7 +781,7 @@ const makeStoreWith = (
         })))
         return run(
           "replayDeadLetters",
-          ReplayRow,
+          ReplayRows,
           sql`
             WITH req AS MATERIALIZED (
               SELECT * FROM jsonb_to_recordset(${json}::jsonb) AS r(ord int, id bigint, payload jsonb, has_payload boolean)
@@ -668,7 +840,7 @@ const makeStoreWith = (
         const json = JSON.stringify(valid.map((id, ord) => ({ ord, id })))
         return run(
           "discardDeadLetters",
-          DiscardRow,
+          DiscardRows,
           sql`
             WITH req AS MATERIALIZED (
               SELECT * FROM jsonb_to_recordset(${json}::jsonb) AS r(ord int, id bigint)
@@ -859,8 +1031,8 @@ export const layer = (options: Options): Layer.Layer<JobQueue.JobQueue, InvalidO
   Layer.scoped(
     tag,
     Effect.gen(function*() {
-      const config = yield* Either.match(makeConfig(options), { onLeft: Effect.fail, onRight: Effect.succeed })
+      const config = yield* Either.match(JobQueue.makeConfig(options), { onLeft: Effect.fail, onRight: Effect.succeed })
       const store = yield* makeStore(options)
-      return makeJobQueue(config, store)
+      return JobQueue.make(config, store)
     })
   )

@@ -33,3 +33,12 @@ export const MAX_CAUSE = 8192
 
 /** @internal */
 export const truncate = (text: string, max: number): string => text.length <= max ? text : `${text.slice(0, max - 1)}…`
+
+/** The message of an unknown cause. @internal */
+export const describe = (cause: unknown): string => {
+  if (cause instanceof Error) return cause.message
+  if (typeof cause === "object" && cause !== null && "message" in cause && typeof cause.message === "string") {
+    return cause.message
+  }
+  return String(cause)
+}

@@ -1,7 +1,6 @@
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -24,15 +23,16 @@ import * as Metric from "../../internal/metric.js"
 import * as check from "../../internal/options.js"
 import * as Metrics from "../../Metrics.js"
 import { attributes } from "../../observability/internal/tracingAttributes.js"
-import type { ClaimedJob, JobDefinition, JobQueue, JobStore, Lease, QueueConfig } from "../JobQueue.js"
+import type { ClaimedJob, JobDefinition, JobQueue, JobStore, QueueConfig } from "../JobQueue.js"
 import type * as JobQueueApi from "../JobQueue.js"
 import type { Handler, JobContext, JobWorker, Options, Stats } from "../JobWorker.js"
 import * as JobWorkerApi from "../JobWorker.js"
 import { retryDelay } from "./backoff.js"
-import { findQueue, tag } from "./jobQueue.js"
 import { MAX_CAUSE, truncate } from "./status.js"
+import { tag } from "./tag.js"
+import { findQueue } from "./validate.js"
 
-// JobWorker.ts imports this module, so values from it are only touched inside functions.
+// Only JobWorker.ts imports this module (see tag.ts); values from it are only touched inside functions.
 
 /** @internal */
 export const handler = <D extends JobDefinition.Any, A, E, R>(
@@ -116,12 +116,15 @@ const resolve = <R>(
     return { id, handlers, pools, gracePeriod }
   })
 
-/** A job this worker is running. */
-interface Running {
-  readonly lease: Lease
-  /** `running` while the handler runs; `reporting` while its outcome is written (heartbeats continue). */
-  phase: "running" | "reporting"
-  /** The heartbeat found the lease gone: the handler was interrupted and its outcome is dropped. */
+/**
+ * A lease this worker holds. `waiting`: claimed ahead of a free slot, in the pool's local queue; `running`: its
+ * handler runs; `reporting`: its failure (or hand-back) is being written, the slot still taken; `completing`: it
+ * succeeded and its slot is free again while the batched completion is written. Heartbeats renew all of them.
+ */
+interface Held {
+  readonly job: ClaimedJob
+  phase: "waiting" | "running" | "reporting" | "completing"
+  /** The lease is gone (another worker holds the job, or it surely lapsed): never start it, drop its outcome. */
   lost: boolean
   /** Shutdown interrupted the handler: the lease is handed back. */
   stopped: boolean
@@ -131,21 +134,33 @@ interface Running {
    * counted from just before the request was sent (so never later than the backend's own expiry).
    */
   deadline: number
-}
-
-interface Completion {
-  readonly lease: Lease
-  readonly done: Deferred.Deferred<Option.Option<boolean>>
+  /** This process's clock when the claim returned (the local part of the wait histogram). */
+  readonly claimedLocally: number
+  /** This process's clock when its handler started. */
+  startedAt: number
 }
 
 interface Pool {
   readonly queue: QueueConfig
   readonly concurrency: number
-  readonly running: Map<string, Running>
+  /** Every lease held (one job may be held twice: a lost lease still completing, and the job claimed again). */
+  readonly held: Set<Held>
+  /** Claimed jobs waiting for a slot, oldest first. */
+  readonly waiting: Array<Held>
+  /** Slots taken: handlers running, failures and hand-backs being written. */
+  busy: number
+  /** Successes whose completion is not written yet; `allCompleted` is open exactly when there are none. */
+  completing: number
+  readonly allCompleted: Effect.Latch
+  /** Moving averages of a handler's run time and of a claim's round trip, in ms (`undefined`: none seen yet). */
+  meanRunMillis: number | undefined
+  meanClaimMillis: number | undefined
+  /** The jobs whose handler runs now. */
+  readonly running: Set<Held>
   /** New work may be due, or a slot was freed. Sliding: one pending ring is enough. */
   readonly doorbell: Queue.Queue<void>
-  /** Completions waiting to be written; one statement writes all that piled up (`Some(accepted)`, `None`: gave up). */
-  readonly completions: Queue.Queue<Completion>
+  /** Successes waiting for their completion to be written; one statement writes all that piled up. */
+  readonly completions: Queue.Queue<Held>
   readonly succeeded: () => void
   readonly retried: () => void
   readonly deadLettered: () => void
@@ -203,6 +218,43 @@ const describeFailure = (
 
 const ring = (pool: Pool) => Queue.offer(pool.doorbell, undefined)
 
+/** Most successes awaiting their completion before a pool stops claiming (the completion writer is behind). */
+const MAX_PENDING_COMPLETIONS = 4 * MAX_COMPLETIONS
+
+/** Weight of the latest sample in the moving averages of run and round-trip times. */
+const SMOOTHING = 0.2
+
+const average = (mean: number | undefined, sample: number): number =>
+  mean === undefined ? sample : mean + SMOOTHING * (sample - mean)
+
+/**
+ * How many jobs a pool claims now. It wants, when the claim returns, its slots full plus the jobs its slots will
+ * finish during the next round trip waiting (so no slot idles while that claim runs). Its slots finish about
+ * `concurrency · roundTrip / runTime` jobs per round trip, so it claims:
+ *
+ *   concurrency + ahead − (held − finishing)
+ *
+ * with `held` the jobs it runs or holds waiting, `finishing` those of them that will be done when the claim
+ * returns (at most that per-round-trip figure) and `ahead` that figure capped by the queue's `prefetch` (0 turns
+ * both off). `roundTrip` is the moving average of claims; `runTime` the moving average of handlers, or the age of
+ * the oldest one still running if that is longer (a handler that hangs stops the claiming ahead at once). Slow
+ * jobs, or a backend that answers at once (memory), make both 0: one claim per free slot, nothing hoarded. Fast jobs
+ * make it claim full batches (`batchSize`) back to back.
+ */
+const wanted = (pool: Pool, now: number): number => {
+  if (pool.completing >= MAX_PENDING_COMPLETIONS) return 0
+  const held = pool.busy + pool.waiting.length
+  let perRoundTrip = 0
+  if (pool.meanRunMillis !== undefined && pool.meanClaimMillis !== undefined && pool.meanClaimMillis > 0) {
+    let runTime = pool.meanRunMillis
+    for (const entry of pool.running) runTime = Math.max(runTime, now - entry.startedAt)
+    perRoundTrip = runTime === 0 ? Infinity : Math.floor((pool.concurrency * pool.meanClaimMillis) / runTime)
+  }
+  const ahead = Math.min(pool.queue.prefetch, perRoundTrip)
+  const finishing = pool.queue.prefetch === 0 ? 0 : Math.min(held, perRoundTrip)
+  return Math.min(pool.queue.batchSize, pool.concurrency + ahead - (held - finishing))
+}
+
 /** @internal */
 export const make = <R>(
   options: Options<R>
@@ -224,6 +276,8 @@ export const make = <R>(
       leasesLost: 0,
       lateOutcomesRejected: 0
     }
+    /** Set when shutdown begins: no waiting job starts any more. */
+    let draining = false
 
     const pools = new Map<string, Pool>()
     for (const { concurrency, queue: config } of resolved.pools) {
@@ -231,9 +285,16 @@ export const make = <R>(
       pools.set(config.name, {
         queue: config,
         concurrency,
-        running: new Map(),
+        held: new Set(),
+        waiting: [],
+        busy: 0,
+        completing: 0,
+        allCompleted: yield* Effect.makeLatch(true),
+        meanRunMillis: undefined,
+        meanClaimMillis: undefined,
+        running: new Set(),
         doorbell: yield* Queue.sliding<void>(1),
-        completions: yield* Queue.unbounded<Completion>(),
+        completions: yield* Queue.unbounded<Held>(),
         succeeded: Metric.counter(Metrics.jobs, { ...labels, outcome: "succeeded" }),
         retried: Metric.counter(Metrics.jobs, { ...labels, outcome: "retried" }),
         deadLettered: Metric.counter(Metrics.jobs, { ...labels, outcome: "dead_lettered" }),
@@ -263,23 +324,10 @@ export const make = <R>(
         Effect.option
       )
 
-    const report = (pool: Pool, job: ClaimedJob, entry: Running, exit: Exit.Exit<void, unknown>, runMillis: number) =>
+    /** Failures and hand-backs, written while the slot is still taken. */
+    const reportFailure = (pool: Pool, job: ClaimedJob, entry: Held, exit: Exit.Failure<void, unknown>, ms: number) =>
       Effect.gen(function*() {
         entry.phase = "reporting"
-        if (Exit.isSuccess(exit)) {
-          pool.duration(runMillis / 1000)
-          const done = yield* Deferred.make<Option.Option<boolean>>()
-          yield* Queue.offer(pool.completions, { lease: job.lease, done })
-          const accepted = yield* Deferred.await(done)
-          if (Option.isSome(accepted) && accepted.value) {
-            counters.succeeded += 1
-            pool.succeeded()
-          } else if (Option.isSome(accepted)) {
-            counters.lateOutcomesRejected += 1
-            yield* log(Effect.logWarning(`Completion of job ${job.lease.id} rejected: its lease was lost`))
-          }
-          return
-        }
         if (entry.stopped && Cause.isInterruptedOnly(exit.cause)) {
           const released = yield* persist(pool, "hand back a lease", store.release([job.lease]))
           if (Option.isSome(released) && released.value.length > 0) counters.released += 1
@@ -289,7 +337,7 @@ export const make = <R>(
           counters.leasesLost += 1
           return
         }
-        pool.duration(runMillis / 1000)
+        pool.duration(ms / 1000)
         const failure = describeFailure(exit.cause, classifier, pool.queue.unclassified)
         const exhausted = job.lease.attempt >= job.maxAttempts
         const retryIn = failure.verdict === "terminal" || exhausted
@@ -323,8 +371,17 @@ export const make = <R>(
         }
       })
 
-    const runJob = (pool: Pool, job: ClaimedJob, entry: Running): Effect.Effect<void> =>
-      Effect.gen(function*() {
+    /** Gives a slot back and starts the next waiting job in it. Synchronous, so slots are never double-counted. */
+    const freeSlot = (pool: Pool) => {
+      pool.busy -= 1
+      return Effect.zipRight(fill(pool), ring(pool))
+    }
+
+    /** Runs one job in a slot taken for it, then reports; the slot is freed as soon as the outcome allows. */
+    const runJob = (pool: Pool, entry: Held): Effect.Effect<void> => {
+      const job = entry.job
+      let slotTaken = true
+      return Effect.gen(function*() {
         const handler = resolved.handlers.get(job.kind)
         const jobContext: JobContext = {
           id: job.lease.id,
@@ -341,6 +398,8 @@ export const make = <R>(
           : Effect.provide(handler.run(job.payload, jobContext), context)
         const traced = Effect.withSpan(work, `bulwark.job ${job.kind}`, {
           kind: "consumer",
+          // A stack trace per job costs more than a no-op handler; the span's name and attributes say where it is.
+          captureStackTrace: false,
           attributes: {
             [attributes.jobId]: job.lease.id,
             [attributes.jobQueue]: job.queue,
@@ -349,23 +408,62 @@ export const make = <R>(
           }
         })
         const started = yield* Clock.currentTimeMillis
+        // From due to start: the wait for the claim (backend clock), then the wait in the local queue.
+        pool.wait(
+          (Math.max(0, job.claimedAt.getTime() - job.runAt.getTime()) + Math.max(0, started - entry.claimedLocally)) /
+            1000
+        )
         const fiber = yield* Effect.fork(Effect.interruptible(traced))
         entry.fiber = fiber
         // A lease lost or a shutdown that came before the fork is honoured now.
         if (entry.lost || entry.stopped) yield* Fiber.interruptFork(fiber)
+        entry.startedAt = started
+        pool.running.add(entry)
         const exit = yield* Fiber.await(fiber)
+        pool.running.delete(entry)
         const finished = yield* Clock.currentTimeMillis
-        yield* report(pool, job, entry, exit, finished - started)
+        pool.meanRunMillis = average(pool.meanRunMillis, finished - started)
+        if (Exit.isSuccess(exit)) {
+          // The slot is free at once; completeLoop writes the completion in a batch, fenced by the lease, and keeps
+          // the lease renewed until then.
+          pool.duration((finished - started) / 1000)
+          entry.phase = "completing"
+          if (pool.completing === 0) pool.allCompleted.unsafeClose()
+          pool.completing += 1
+          yield* Queue.offer(pool.completions, entry)
+          slotTaken = false
+          yield* freeSlot(pool)
+        } else {
+          yield* reportFailure(pool, job, entry, exit, finished - started)
+        }
       }).pipe(
         Effect.ensuring(Effect.suspend(() => {
-          pool.running.delete(job.lease.id)
-          return ring(pool)
+          if (entry.phase !== "completing") pool.held.delete(entry)
+          if (!slotTaken) return Effect.void
+          slotTaken = false
+          return freeSlot(pool)
         })),
         Effect.uninterruptible,
         Effect.annotateLogs({ jobId: job.lease.id, kind: job.kind, queue: job.queue })
       )
+    }
 
-    /** Claims and starts as one uninterruptible step, so a claimed job is always either run or released. */
+    /** Starts waiting jobs while slots are free (never once shutdown began). */
+    const fill = (pool: Pool): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const starting: Array<Held> = []
+        while (!draining && pool.busy < pool.concurrency && pool.waiting.length > 0) {
+          const entry = pool.waiting.shift()
+          if (entry === undefined) break
+          if (entry.lost) continue
+          pool.busy += 1
+          entry.phase = "running"
+          starting.push(entry)
+        }
+        return Effect.forEach(starting, (entry) => FiberSet.run(runners, runJob(pool, entry)), { discard: true })
+      })
+
+    /** Claims and queues as one uninterruptible step, so a claimed job is always either run or handed back. */
     const claimAndStart = (pool: Pool, limit: number) =>
       Effect.gen(function*() {
         const sentAt = yield* Clock.currentTimeMillis
@@ -375,20 +473,25 @@ export const make = <R>(
           owner: workerId,
           lease: pool.queue.visibilityTimeout
         })
+        const now = yield* Clock.currentTimeMillis
+        pool.meanClaimMillis = average(pool.meanClaimMillis, now - sentAt)
+        const deadline = sentAt + Duration.toMillis(pool.queue.visibilityTimeout)
         for (const job of claimed) {
           counters.claimed += 1
-          pool.wait(Math.max(0, job.claimedAt.getTime() - job.runAt.getTime()) / 1000)
-          const entry: Running = {
-            lease: job.lease,
-            phase: "running",
+          const entry: Held = {
+            job,
+            phase: "waiting",
             lost: false,
             stopped: false,
             fiber: undefined,
-            deadline: sentAt + Duration.toMillis(pool.queue.visibilityTimeout)
+            deadline,
+            claimedLocally: now,
+            startedAt: now
           }
-          pool.running.set(job.lease.id, entry)
-          yield* FiberSet.run(runners, runJob(pool, job, entry))
+          pool.held.add(entry)
+          pool.waiting.push(entry)
         }
+        yield* fill(pool)
         return claimed.length
       }).pipe(Effect.uninterruptible)
 
@@ -396,12 +499,11 @@ export const make = <R>(
       Effect.gen(function*() {
         const waitForRing = Queue.take(pool.doorbell).pipe(Effect.timeout(pool.queue.pollInterval), Effect.ignore)
         while (true) {
-          const free = pool.concurrency - pool.running.size
-          if (free <= 0) {
+          const limit = wanted(pool, yield* Clock.currentTimeMillis)
+          if (limit <= 0) {
             yield* Queue.take(pool.doorbell)
             continue
           }
-          const limit = Math.min(free, pool.queue.batchSize)
           const claimed = yield* claimAndStart(pool, limit).pipe(
             // A failed claim (even a defect) must never end the loop: log it and try again after a poll.
             Effect.catchAllCause((cause) =>
@@ -412,32 +514,54 @@ export const make = <R>(
         }
       })
 
+    /** Drops a lease: a waiting job never starts, a running handler is interrupted, a late outcome is fenced off. */
+    const lose = (pool: Pool, entry: Held, why: string) =>
+      Effect.gen(function*() {
+        if (entry.lost || !pool.held.has(entry)) return
+        switch (entry.phase) {
+          case "waiting": {
+            entry.lost = true
+            pool.held.delete(entry)
+            const at = pool.waiting.indexOf(entry)
+            if (at >= 0) pool.waiting.splice(at, 1)
+            counters.leasesLost += 1
+            yield* log(Effect.logWarning(`Lost the lease of waiting job ${entry.job.lease.id} (${why}); dropping it`))
+            return
+          }
+          case "running": {
+            entry.lost = true
+            if (entry.fiber !== undefined) yield* Fiber.interruptFork(entry.fiber)
+            yield* log(Effect.logWarning(`Lost the lease of job ${entry.job.lease.id} (${why}); interrupting it`))
+            return
+          }
+          // An outcome being written is fenced by the backend: a lost lease makes it a rejected late outcome.
+          case "reporting":
+          case "completing":
+            return
+        }
+      })
+
     const heartbeatLoop = (pool: Pool): Effect.Effect<void> => {
       const leaseMillis = Duration.toMillis(pool.queue.visibilityTimeout)
-      const lose = (entry: Running, why: string) =>
-        Effect.gen(function*() {
-          if (entry.lost || entry.phase !== "running" || !pool.running.has(entry.lease.id)) return
-          entry.lost = true
-          if (entry.fiber !== undefined) yield* Fiber.interruptFork(entry.fiber)
-          yield* log(Effect.logWarning(`Lost the lease of job ${entry.lease.id} (${why}); interrupting it`))
-        })
       // Renewals that fail (the database is unreachable from here) must not let a handler run on past its lease
       // while another worker may already have reclaimed the job: once the lease surely lapsed, the handler stops.
       const expire = Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        for (const entry of pool.running.values()) {
-          if (entry.deadline <= now) yield* lose(entry, "it could not be renewed in time")
+        for (const entry of [...pool.held]) {
+          if (entry.deadline <= now) yield* lose(pool, entry, "it could not be renewed in time")
         }
       })
       const beat = Effect.gen(function*() {
         yield* expire
-        const entries = [...pool.running.values()].filter((entry) => !entry.lost && !entry.stopped)
+        const entries = [...pool.held].filter((entry) => !entry.lost && !entry.stopped)
         if (entries.length === 0) return
         const sentAt = yield* Clock.currentTimeMillis
-        const held = new Set(yield* store.heartbeat(entries.map((entry) => entry.lease), pool.queue.visibilityTimeout))
+        const held = new Set(
+          yield* store.heartbeat(entries.map((entry) => entry.job.lease), pool.queue.visibilityTimeout)
+        )
         for (const entry of entries) {
-          if (held.has(entry.lease.id)) entry.deadline = sentAt + leaseMillis
-          else yield* lose(entry, "another worker holds it now")
+          if (held.has(entry.job.lease.id)) entry.deadline = sentAt + leaseMillis
+          else yield* lose(pool, entry, "another worker holds it now")
         }
       }).pipe(Effect.catchAllCause((cause) => log(Effect.logWarning("Could not renew job leases", cause))))
       return Effect.repeat(beat, Schedule.spaced(pool.queue.heartbeatInterval)).pipe(Effect.asVoid)
@@ -446,28 +570,40 @@ export const make = <R>(
     /**
      * Writes completions in batches: whatever piled up while the previous
      * statement ran goes in the next one, so an idle pool completes a job at
-     * once and a busy one completes many per round trip.
+     * once and a busy one completes many per round trip. A completion the
+     * backend refuses (the lease was lost meanwhile: it lapsed and another
+     * worker took the job) is logged and counted; the job runs again there,
+     * as at-least-once delivery allows.
      */
     const completeLoop = (pool: Pool): Effect.Effect<void> =>
       Effect.forever(
         Effect.gen(function*() {
           const batch = Chunk.toReadonlyArray(yield* Queue.takeBetween(pool.completions, 1, MAX_COMPLETIONS))
-          yield* persist(pool, "complete jobs", store.complete(batch.map((item) => item.lease))).pipe(
-            Effect.map(Option.map((ids) => new Set(ids))),
-            Effect.catchAllCause((cause) =>
-              log(Effect.logError("Could not complete jobs", cause)).pipe(Effect.as(Option.none()))
-            ),
-            Effect.flatMap((accepted) =>
-              Effect.forEach(
-                batch,
-                (item) => Deferred.succeed(item.done, Option.map(accepted, (ids) => ids.has(item.lease.id))),
-                { discard: true }
-              )
-            ),
-            Effect.uninterruptible
-          )
+          yield* settle(pool, batch).pipe(Effect.uninterruptible)
         })
       )
+
+    const settle = (pool: Pool, batch: ReadonlyArray<Held>) =>
+      Effect.gen(function*() {
+        const accepted = yield* persist(pool, "complete jobs", store.complete(batch.map((entry) => entry.job.lease)))
+        const ids = Option.map(accepted, (list) => new Set(list))
+        for (const entry of batch) {
+          const id = entry.job.lease.id
+          pool.held.delete(entry)
+          if (Option.isNone(ids)) continue
+          if (ids.value.has(id)) {
+            counters.succeeded += 1
+            pool.succeeded()
+          } else {
+            counters.lateOutcomesRejected += 1
+            yield* log(Effect.logWarning(`Completion of job ${id} rejected: its lease was lost`)).pipe(
+              Effect.annotateLogs({ jobId: id, kind: entry.job.kind, queue: entry.job.queue })
+            )
+          }
+        }
+        pool.completing -= batch.length
+        if (pool.completing === 0) pool.allCompleted.unsafeOpen()
+      })
 
     const reclaimLoop = (pool: Pool): Effect.Effect<void> => {
       const sweep = Effect.gen(function*() {
@@ -505,10 +641,25 @@ export const make = <R>(
       yield* FiberSet.run(claimLoops, claimLoop(pool))
     }
 
-    const allRunning = () => [...pools.values()].flatMap((pool) => [...pool.running.values()])
+    const handlersRunning = () =>
+      [...pools.values()].flatMap((pool) =>
+        [...pool.held].filter((entry) => entry.phase === "running" || entry.phase === "reporting")
+      )
+
+    /** Shutdown hands the jobs of the local queues back at once (not burning their attempt), for others to run. */
+    const releaseWaiting = (pool: Pool) =>
+      Effect.gen(function*() {
+        const entries = pool.waiting.splice(0).filter((entry) => !entry.lost)
+        if (entries.length === 0) return
+        const released = yield* persist(pool, "hand back waiting jobs", store.release(entries.map((e) => e.job.lease)))
+        for (const entry of entries) pool.held.delete(entry)
+        if (Option.isSome(released)) counters.released += released.value.length
+      })
 
     const drain = Effect.gen(function*() {
+      draining = true
       yield* FiberSet.clear(claimLoops)
+      yield* Effect.forEach(pools.values(), releaseWaiting, { discard: true, concurrency: "unbounded" })
       // Shutdown usually runs as a finalizer (uninterruptible): the wait itself must stay interruptible for the
       // timeout to end it.
       const finished = yield* FiberSet.awaitEmpty(runners).pipe(
@@ -516,7 +667,7 @@ export const make = <R>(
         Effect.timeoutOption(resolved.gracePeriod)
       )
       if (Option.isNone(finished)) {
-        const left = allRunning().filter((entry) => entry.phase === "running")
+        const left = handlersRunning().filter((entry) => entry.phase === "running")
         yield* log(Effect.logWarning(`Grace period over: handing back ${left.length} running job(s)`))
         for (const entry of left) {
           entry.stopped = true
@@ -524,6 +675,8 @@ export const make = <R>(
         }
         yield* FiberSet.awaitEmpty(runners)
       }
+      // Successes whose completion is still being written (it gives up once the lease would have lapsed anyway).
+      yield* Effect.forEach(pools.values(), (pool) => pool.allCompleted.await, { discard: true })
       yield* FiberSet.clear(services)
     }).pipe(log)
     const shutdown = yield* Effect.cached(drain)
@@ -533,7 +686,7 @@ export const make = <R>(
       id: workerId,
       queues: [...pools.keys()],
       shutdown,
-      inFlight: Effect.sync(() => allRunning().length),
+      inFlight: Effect.sync(() => handlersRunning().length),
       listening: store.listening,
       stats: Effect.sync((): Stats => ({ ...counters }))
     }

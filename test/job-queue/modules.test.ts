@@ -1,0 +1,71 @@
+/**
+ * Every public job-queue module loads on its own, whichever is imported first.
+ *
+ * ESM evaluates an import cycle in import order, and a module that reads a
+ * binding of one still being evaluated crashes at start-up ("Cannot access
+ * 'tag' before initialization"): loading `JobWorker` before `JobQueue` used
+ * to. The module cache makes the order matter only once per process, so each
+ * order runs in a fresh Node process (vitest's own module runner does not
+ * reproduce native ESM evaluation order). Each child imports one module
+ * first, then the others, checks that no export is `undefined`, and runs a
+ * job through `JobWorker` on the memory backend.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { execFile } from "node:child_process"
+import { resolve } from "node:path"
+import { pathToFileURL } from "node:url"
+import { root } from "./crash.process.js"
+
+const PUBLIC_MODULES = ["JobWorker", "DeadLetter", "SqlJobQueue", "JobQueue", "Cli"] as const
+
+const tsxLoader = pathToFileURL(resolve(root, "node_modules/tsx/dist/loader.mjs")).href
+
+/** The child's program: `first` is imported before anything else of Bulwark's. */
+const program = (first: string) => `
+const order = ${JSON.stringify([first, ...PUBLIC_MODULES.filter((name) => name !== first)])}
+const modules = {}
+for (const name of order) modules[name] = await import("@bulwark/resilience/" + name)
+const undefinedExports = order.flatMap((name) =>
+  Object.entries(modules[name]).filter(([, value]) => value === undefined).map(([key]) => name + "." + key))
+const { Effect, Schema, Deferred } = await import("effect")
+const { JobQueue, JobWorker } = modules
+const Ping = JobQueue.define({ kind: "ping", queue: "default", payload: Schema.Struct({ n: Schema.Number }) })
+const ran = await Effect.runPromise(Effect.gen(function*() {
+  const done = yield* Deferred.make()
+  yield* JobWorker.make({ handlers: [JobWorker.handler(Ping, ({ n }) => Deferred.succeed(done, n))] })
+  yield* JobQueue.enqueue(Ping, { n: 7 })
+  return yield* Deferred.await(done)
+}).pipe(Effect.scoped, Effect.provide(JobQueue.layerMemory({ queues: { default: { pollInterval: "10 millis" } } }))))
+console.log(JSON.stringify({ undefinedExports, tag: JobQueue.JobQueue.key, ran }))
+`
+
+const runFirst = (first: string) =>
+  Effect.async<{ readonly code: number; readonly stdout: string; readonly stderr: string }>((resume) => {
+    const child = execFile(
+      process.execPath,
+      ["--import", tsxLoader, "--input-type=module", "--eval", program(first)],
+      { cwd: root, timeout: 50_000 },
+      (error, stdout, stderr) => resume(Effect.succeed({ code: error === null ? 0 : 1, stdout, stderr }))
+    )
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+
+describe("job-queue module graph", () => {
+  it.live("each public module can be the first one a process loads", () =>
+    Effect.gen(function*() {
+      const results = yield* Effect.forEach(PUBLIC_MODULES, runFirst, { concurrency: "unbounded" })
+      for (const [index, first] of PUBLIC_MODULES.entries()) {
+        const result = results[index]
+        assert.isDefined(result)
+        if (result === undefined) continue
+        assert.strictEqual(result.code, 0, `loading ${first} first failed:\n${result.stderr}`)
+        const line = result.stdout.trim().split("\n").at(-1) ?? ""
+        assert.deepStrictEqual(
+          JSON.parse(line),
+          { undefinedExports: [], tag: "@bulwark/resilience/JobQueue", ran: 7 },
+          `loading ${first} first`
+        )
+      }
+    }), 60_000)
+})
