@@ -7,7 +7,10 @@
  * - bare: the endpoint alone;
  * - new key: behind `IdempotencyHttp.middleware` on the PostgreSQL store, a
  *   fresh key per request: two store round trips (the claim function, the
- *   complete function) around the endpoint's `INSERT`;
+ *   complete function) around the endpoint's `INSERT`: three commits;
+ * - new key, transactional: the same with `transactional: true`: the
+ *   endpoint's `INSERT` and the completion in one transaction, two commits
+ *   (the claim's, and the transaction's) in five round trips;
  * - replay: the same, replaying 1,000 stored keys: one round trip, a read
  *   that takes no lock and writes nothing (no handler, no commit to flush);
  * - replay, Redis: replays through `RedisIdempotencyCache` in front of the
@@ -51,6 +54,7 @@ const ROUNDS = 3
 const REPLAY_KEYS = 1_000
 const BARE = "bare endpoint (1 INSERT)"
 const NEW_KEY = "idempotent, new key per request"
+const NEW_KEY_TX = "idempotent, new key, transactional"
 const REPLAY = "idempotent, replay (PostgreSQL)"
 const REPLAY_REDIS = "idempotent, replay (Redis cache)"
 const NEW_KEY_MEMORY = "idempotent, new key (memory store)"
@@ -140,15 +144,16 @@ const bench = Effect.gen(function*() {
     const sqlStore = yield* SqlIdempotencyStore.make()
     const cachedStore = yield* RedisIdempotencyCache.make(sqlStore, { redis: REDIS, prefix: redisPrefix })
     const memoryStore = yield* IdempotencyStore.makeMemory
-    const behind = (path: HttpRouter.PathInput, store: IdempotencyStore.Service) =>
+    const behind = (path: HttpRouter.PathInput, store: IdempotencyStore.Service, transactional = false) =>
       HttpRouter.empty.pipe(
         HttpRouter.post(path, charge),
-        HttpRouter.use(IdempotencyHttp.middleware()),
+        HttpRouter.use(IdempotencyHttp.middleware({ transactional })),
         HttpRouter.provideService(IdempotencyStore.IdempotencyStore, store)
       )
     const app = HttpRouter.empty.pipe(
       HttpRouter.post("/bare", charge),
       HttpRouter.concat(behind("/idem", sqlStore)),
+      HttpRouter.concat(behind("/idem-tx", sqlStore, true)),
       HttpRouter.concat(behind("/cached", cachedStore)),
       HttpRouter.concat(behind("/memory", memoryStore))
     )
@@ -170,6 +175,7 @@ const bench = Effect.gen(function*() {
     const cases: ReadonlyArray<Case> = [
       { name: BARE, run: () => pool(REQUESTS, () => post(`${base}/bare`, undefined, undefined)) },
       { name: NEW_KEY, run: () => pool(REQUESTS, () => post(`${base}/idem`, `new-${fresh++}`, false)) },
+      { name: NEW_KEY_TX, run: () => pool(REQUESTS, () => post(`${base}/idem-tx`, `new-${fresh++}`, false)) },
       { name: REPLAY, run: () => pool(REQUESTS, () => post(`${base}/idem`, replayKey(replayCursor++), true)) },
       { name: REPLAY_REDIS, run: () => pool(REQUESTS, () => post(`${base}/cached`, replayKey(replayCursor++), true)) },
       { name: NEW_KEY_MEMORY, run: () => pool(REQUESTS, () => post(`${base}/memory`, `new-${fresh++}`, false)) },
@@ -223,7 +229,9 @@ const bench = Effect.gen(function*() {
         value >= target ? "met" : "MISSED"
       }`
     }
-    console.log(`\n${verdict(NEW_KEY, 0.5)}\n${verdict(REPLAY, 1)}\n${verdict(REPLAY_REDIS, 1)}`)
+    console.log(
+      `\n${verdict(NEW_KEY, 0.5)}\n${verdict(NEW_KEY_TX, 0.5)}\n${verdict(REPLAY, 1)}\n${verdict(REPLAY_REDIS, 1)}`
+    )
     return rounds
   }).pipe(
     Effect.provide(Layer.mergeAll(NodeHttpServer.layer(() => createServer(), { port: 0, host: "127.0.0.1" }), pg)),

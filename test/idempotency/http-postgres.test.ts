@@ -207,5 +207,53 @@ describe("IdempotencyHttp on PostgreSQL", () => {
         }
         assert.strictEqual(yield* rows("declined"), 1)
       }).pipe(Effect.provide(PerTest)))
+
+    it.scoped("transactional: the handler's INSERT commits with the stored answer, and a 503 rolls it back", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`CREATE TABLE IF NOT EXISTS tx_charges (id bigserial PRIMARY KEY, idempotency_key text NOT NULL)`
+        const down = new Set<string>(["tx-down"])
+        const insert = Effect.flatMap(
+          HttpServerRequest.HttpServerRequest,
+          (request) => {
+            const key = request.headers["idempotency-key"] ?? ""
+            return sql`INSERT INTO tx_charges (idempotency_key) VALUES (${key})`.pipe(Effect.as(key))
+          }
+        )
+        const app = HttpRouter.empty.pipe(
+          HttpRouter.post(
+            "/tx",
+            Effect.map(insert, (key) =>
+              down.delete(key)
+                ? HttpServerResponse.text("gateway down", { status: 503 })
+                : HttpServerResponse.unsafeJson({ key }, { status: 201 }))
+          ),
+          HttpRouter.use(IdempotencyHttp.middleware({ transactional: true }))
+        )
+        yield* HttpServer.serveEffect()(app)
+        const address = (yield* HttpServer.HttpServer).address
+        if (address._tag !== "TcpAddress") return yield* Effect.dieMessage("expected a TCP address")
+        const base = `http://127.0.0.1:${address.port}`
+        const writes = (key: string) =>
+          Effect.map(
+            sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM tx_charges WHERE idempotency_key = ${key}`,
+            (result) => result[0]?.n ?? -1
+          )
+
+        const created = yield* send(`${base}/tx`, keyed("tx-ok"), "{}")
+        assert.strictEqual(created.status, 201)
+        const replay = yield* send(`${base}/tx`, keyed("tx-ok"), "{}")
+        assert.deepStrictEqual(replay.bytes, created.bytes)
+        assert.strictEqual(replay.headers.get("idempotent-replayed"), "true")
+        assert.strictEqual(yield* writes("tx-ok"), 1)
+
+        // The 503 is not stored: its INSERT rolls back and the key is released; the retry runs and commits once.
+        assert.strictEqual((yield* send(`${base}/tx`, keyed("tx-down"), "{}")).status, 503)
+        assert.strictEqual(yield* writes("tx-down"), 0)
+        const retried = yield* send(`${base}/tx`, keyed("tx-down"), "{}")
+        assert.strictEqual(retried.status, 201)
+        assert.strictEqual(retried.headers.get("idempotent-replayed"), null)
+        assert.strictEqual(yield* writes("tx-down"), 1)
+      }).pipe(Effect.provide(PerTest)))
   })
 })

@@ -128,6 +128,16 @@ export interface Options<A, AI, E, EI> {
   readonly shouldStore?: (exit: Exit.Exit<A, E>) => boolean
   /** Largest stored result, in bytes of its JSON (UTF-8). Default 1 MiB (1,048,576). */
   readonly maxStoredBytes?: number
+  /**
+   * Runs the handler and the completion in one transaction of the store's database (Brandur Leach's "atomic
+   * phase"): the handler's own writes to that database commit if and only if its success is stored, in one commit
+   * instead of two. A failure, a lost lease, a defect or an interruption rolls them back (a stored terminal failure
+   * is then written on its own, after the rollback). Calls the handler makes outside the database are not undone:
+   * keep them out of a transactional handler, or make them idempotent. Needs a store with `transaction` (the
+   * PostgreSQL store, and a Redis cache in front of it); with any other store the completion is written after the
+   * handler as usual. Default `false`.
+   */
+  readonly transactional?: boolean
 }
 
 /**

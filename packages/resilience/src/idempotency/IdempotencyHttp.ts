@@ -100,6 +100,12 @@ export interface CommonOptions {
   readonly maxStoredBytes?: number
   /** The problem `type` URI of refusals. Default `"about:blank"`. */
   readonly problemType?: string
+  /**
+   * Runs the handler and the stored answer's completion in one transaction of the store's database: the handler's
+   * SQL writes commit with the answer (one commit instead of two) and roll back when the answer is not stored (a
+   * 5xx, a defect, a lost lease). See `Idempotency.Options.transactional`. Default `false`.
+   */
+  readonly transactional?: boolean
 }
 
 /**

@@ -200,6 +200,13 @@ export interface Service {
   readonly lookup: (key: RecordKey) => Effect.Effect<Option.Option<RecordInfo>, IdempotencyStoreError>
   /** Deletes at most `limit` expired records (never one with a live lease); returns how many. */
   readonly deleteExpired: (limit: number) => Effect.Effect<number, IdempotencyStoreError>
+  /**
+   * Runs `effect` in one transaction of the database the store lives in: store writes made inside it (the
+   * completion) commit together with the effect's own writes to that database, or roll back with them. A failure
+   * of `effect` rolls back. Only stores that share a database with their callers have it (the PostgreSQL store,
+   * and a cache in front of it); `Idempotency.run`'s `transactional` option uses it.
+   */
+  readonly transaction?: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | IdempotencyStoreError, R>
 }
 
 /**
@@ -222,7 +229,14 @@ export class IdempotencyStore
  * @since 0.1.0
  * @category Models
  */
-export type Operation = "claim" | "heartbeat" | "complete" | "release" | "lookup" | "deleteExpired"
+export type Operation =
+  | "claim"
+  | "heartbeat"
+  | "complete"
+  | "release"
+  | "lookup"
+  | "deleteExpired"
+  | "transaction"
 
 /**
  * The store could not be reached or answered something unexpected. Transient:

@@ -146,7 +146,8 @@ const runOptions = (common: CommonOptions) => ({
   ...(common.lease === undefined ? {} : { lease: common.lease }),
   ...(common.ttl === undefined ? {} : { ttl: common.ttl }),
   ...(common.waitForInFlight === undefined ? {} : { waitForInFlight: common.waitForInFlight }),
-  ...(common.maxStoredBytes === undefined ? {} : { maxStoredBytes: common.maxStoredBytes })
+  ...(common.maxStoredBytes === undefined ? {} : { maxStoredBytes: common.maxStoredBytes }),
+  ...(common.transactional === undefined ? {} : { transactional: common.transactional })
 })
 
 // -----------------------------------------------------------------------------

@@ -82,6 +82,7 @@ interface Valid<A, AI, E, EI> extends Named {
   readonly storeFailures: "terminal" | "all"
   readonly shouldStore: ((exit: Exit.Exit<A, E>) => boolean) | undefined
   readonly maxStoredBytes: number
+  readonly transactional: boolean
 }
 
 const check = <T>(ok: boolean, option: string, value: T, expected: string): Options.Check<T> =>
@@ -140,6 +141,12 @@ const validate = <A, AI, E, EI>(
       options.shouldStore,
       "a function"
     )
+    const transactional = yield* check(
+      options.transactional === undefined || typeof options.transactional === "boolean",
+      "transactional",
+      options.transactional ?? false,
+      "a boolean"
+    )
     return {
       scope,
       partition,
@@ -153,7 +160,8 @@ const validate = <A, AI, E, EI>(
       wait,
       storeFailures,
       shouldStore,
-      maxStoredBytes
+      maxStoredBytes,
+      transactional
     }
   })
 
@@ -394,61 +402,52 @@ const execute = <A, AI, E, EI, R>(
     )
 
   const settle = (exit: Exit.Exit<A, E>, classifier: Failure.Classifier) => {
-    let decision: Decision
-    try {
-      decision = decide(valid, exit, classifier)
-    } catch (defect) {
-      // A throwing `shouldStore` decides nothing: give the claim back rather than leave it to lapse.
-      return Effect.zipRight(releaseQuietly, Effect.die(defect))
+    const settlement = plan(valid, exit, classifier, lease.attempt)
+    switch (settlement._tag) {
+      case "Release":
+        return Effect.zipRight(releaseQuietly, settlement.then)
+      case "Store":
+        return Effect.zipRight(complete(settlement.stored), settlement.then)
     }
-    if (decision === "release") {
-      return Effect.zipRight(
-        releaseQuietly,
-        Exit.match(exit, {
-          onFailure: (cause) => Effect.failCause(cause),
-          onSuccess: (value): Effect.Effect<Idempotency.Result<A>> =>
-            Effect.succeed({ _tag: "Executed", value, attempt: lease.attempt })
-        })
-      )
-    }
-    const encoded: Either.Either<IdempotencyStore.StoredResult, ParseResult.ParseError | Error> = Exit.match(exit, {
-      onSuccess: (value) =>
-        Either.map(encodeJson(valid.success, value), (payload) => ({ outcome: "success" as const, payload })),
-      onFailure: (cause) =>
-        Option.match(Cause.failureOption(cause), {
-          onNone: (): Either.Either<IdempotencyStore.StoredResult, Error> =>
-            Either.left(new Error("unreachable: only typed failures are stored")),
-          onSome: (error) =>
-            Either.map(encodeJson(valid.failure, error), (payload) => ({ outcome: "failure" as const, payload }))
-        })
-    })
-    if (Either.isLeft(encoded)) {
-      const reason = describe(encoded.left)
-      // Not releasing: the handler's side effects happened, so the key must not run again.
-      return Effect.zipRight(
-        complete({ outcome: "unencodable", payload: reason }),
-        Effect.die(
-          new Error(
-            `The result for idempotency key ${valid.keyHash} of "${valid.scope}" does not encode with its schema, so it was not stored (the key will not run again until it expires): ${reason}`
+  }
+
+  // The handler and the completion of a stored success in one transaction (see `Options.transactional`). Anything
+  // else rolls the handler's writes back and is settled after the rollback, as without a transaction. Succeeds with
+  // what the caller gets.
+  const atomically = (
+    transaction: NonNullable<IdempotencyStore.Service["transaction"]>,
+    classifier: Failure.Classifier,
+    completing: { value: boolean }
+  ): Effect.Effect<Settled<A, E>, never, R> => {
+    const inside: Effect.Effect<Settled<A, E>, RolledBack<A, E>, R> = Effect.flatMap(
+      Effect.exit(Effect.suspend(() => handler(execution))),
+      (exit) => {
+        const settlement = Exit.isSuccess(exit) ? plan(valid, exit, classifier, lease.attempt) : undefined
+        if (settlement === undefined || settlement._tag === "Release") return Effect.fail(new RolledBack(exit))
+        completing.value = true
+        return Effect.flatMap(
+          store.complete(lease, settlement.stored),
+          (written): Effect.Effect<Settled<A, E>, RolledBack<A, E>> =>
+            written ? Effect.succeed(settlement.then) : Effect.fail(new RolledBack<A, E>(undefined))
+        ).pipe(
+          // A failed completion is the transaction's failure (it rolls back), like a failed BEGIN or COMMIT.
+          Effect.catchAll((error) =>
+            error instanceof RolledBack ? Effect.fail(error) : Effect.fail(new RolledBack<A, E>(undefined, error))
           )
         )
-      )
-    }
-    const stored = encoded.right
-    // The first caller gets what a replay gets: the stored text, decoded. Also when it could not be stored: the
-    // handler produced it (too large: the key is completed with a marker, so it never runs again, and replays fail
-    // with StoredResultTooLargeError).
-    const answer = replay(valid, stored, "Executed", lease.attempt)
-    const bytes = Buffer.byteLength(stored.payload, "utf8")
-    if (bytes <= valid.maxStoredBytes) return Effect.zipRight(complete(stored), answer)
-    const tooLarge = { outcome: "too_large" as const, payload: JSON.stringify({ bytes, limit: valid.maxStoredBytes }) }
-    return complete(tooLarge).pipe(
-      Effect.zipRight(
-        Effect.logWarning(
-          `Idempotency result of ${bytes} bytes is over maxStoredBytes (${valid.maxStoredBytes}); the caller gets it, repeats fail with StoredResultTooLargeError until the key expires`
-        )
-      ),
-      Effect.zipRight(answer)
+      }
+    )
+    return transaction(inside).pipe(
+      Effect.catchAll((failure): Effect.Effect<Settled<A, E>> => {
+        if (failure instanceof RolledBack) {
+          if (failure.exit !== undefined) return Effect.succeed(settle(failure.exit, classifier))
+          if (failure.storeError === undefined) return Effect.succeed(Effect.fail(leaseLost(valid)))
+          return Effect.succeed(Effect.zipRight(releaseQuietly, Effect.fail(failure.storeError)))
+        }
+        // BEGIN or COMMIT failed: the writes are rolled back, or (a connection lost during COMMIT) unknown.
+        // Releasing is right either way: it is fenced, so a committed completion stays.
+        return Effect.succeed(Effect.zipRight(releaseQuietly, Effect.fail(failure)))
+      })
     )
   }
 
@@ -457,9 +456,19 @@ const execute = <A, AI, E, EI, R>(
     (classifier) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
+          const transaction = valid.transactional ? store.transaction : undefined
+          // Once a transactional completion is sent, the record's row is locked until the commit: a heartbeat then
+          // waits, and answers "not held" after the commit. That must not end the race as a lost lease.
+          const completing = { value: false }
+          const beating = transaction === undefined
+            ? heartbeat
+            : Effect.zipRight(heartbeat, Effect.suspend(() => completing.value ? Effect.never : Effect.void))
+          const body: Effect.Effect<Outcome<A, E>, never, R> = transaction === undefined
+            ? Effect.map(Effect.exit(Effect.suspend(() => handler(execution))), (exit) => ({ _tag: "Exit", exit }))
+            : Effect.map(atomically(transaction, classifier, completing), (then) => ({ _tag: "Settled", then }))
           const raced = yield* Effect.exit(restore(Effect.raceFirst(
-            Effect.map(Effect.exit(Effect.suspend(() => handler(execution))), Option.some),
-            Effect.as(heartbeat, Option.none<Exit.Exit<A, E>>())
+            Effect.map(body, Option.some),
+            Effect.as(beating, Option.none<Outcome<A, E>>())
           )))
           if (Exit.isFailure(raced)) {
             // Interrupted from outside (a client went away): nothing to store, let a retry run it.
@@ -467,7 +476,8 @@ const execute = <A, AI, E, EI, R>(
             return yield* Effect.failCause(raced.cause)
           }
           if (Option.isNone(raced.value)) return yield* Effect.fail(leaseLost(valid))
-          return yield* settle(raced.value.value, classifier)
+          const outcome = raced.value.value
+          return yield* outcome._tag === "Exit" ? settle(outcome.exit, classifier) : outcome.then
         })
       )
   ).pipe(
@@ -477,6 +487,99 @@ const execute = <A, AI, E, EI, R>(
       "idempotency.attempt": lease.attempt
     })
   )
+}
+
+/** What the caller gets, once the outcome is settled. */
+type Settled<A, E> = Effect.Effect<Idempotency.Result<A>, E | Idempotency.RunError>
+
+/** The handler's outcome, to settle; or (transactional) already settled. */
+type Outcome<A, E> =
+  | { readonly _tag: "Exit"; readonly exit: Exit.Exit<A, E> }
+  | { readonly _tag: "Settled"; readonly then: Settled<A, E> }
+
+/**
+ * A transactional body that rolled back: with the handler's outcome to settle; or without, because the completion
+ * was fenced (the lease was lost) or failed (`storeError`).
+ */
+class RolledBack<A, E> {
+  constructor(
+    readonly exit: Exit.Exit<A, E> | undefined,
+    readonly storeError?: IdempotencyStore.IdempotencyStoreError
+  ) {}
+}
+
+type Settlement<A, E> =
+  | { readonly _tag: "Release"; readonly then: Effect.Effect<Idempotency.Result<A>, E> }
+  | {
+    readonly _tag: "Store"
+    readonly stored: IdempotencyStore.StoredResult
+    readonly then: Effect.Effect<Idempotency.Result<A>, E | Idempotency.StoredResultTooLargeError>
+  }
+
+/** What an outcome leaves behind: a release, or a stored result, and what the caller gets after writing it. */
+const plan = <A, AI, E, EI>(
+  valid: Valid<A, AI, E, EI>,
+  exit: Exit.Exit<A, E>,
+  classifier: Failure.Classifier,
+  attempt: number
+): Settlement<A, E> => {
+  let decision: Decision
+  try {
+    decision = decide(valid, exit, classifier)
+  } catch (defect) {
+    // A throwing `shouldStore` decides nothing: give the claim back rather than leave it to lapse.
+    return { _tag: "Release", then: Effect.die(defect) }
+  }
+  if (decision === "release") {
+    return {
+      _tag: "Release",
+      then: Exit.match(exit, {
+        onFailure: (cause) => Effect.failCause(cause),
+        onSuccess: (value): Effect.Effect<Idempotency.Result<A>> => Effect.succeed({ _tag: "Executed", value, attempt })
+      })
+    }
+  }
+  const encoded: Either.Either<IdempotencyStore.StoredResult, ParseResult.ParseError | Error> = Exit.match(exit, {
+    onSuccess: (value) =>
+      Either.map(encodeJson(valid.success, value), (payload) => ({ outcome: "success" as const, payload })),
+    onFailure: (cause) =>
+      Option.match(Cause.failureOption(cause), {
+        onNone: (): Either.Either<IdempotencyStore.StoredResult, Error> =>
+          Either.left(new Error("unreachable: only typed failures are stored")),
+        onSome: (error) =>
+          Either.map(encodeJson(valid.failure, error), (payload) => ({ outcome: "failure" as const, payload }))
+      })
+  })
+  if (Either.isLeft(encoded)) {
+    const reason = describe(encoded.left)
+    // Not releasing: the handler's side effects happened, so the key must not run again.
+    return {
+      _tag: "Store",
+      stored: { outcome: "unencodable", payload: reason },
+      then: Effect.die(
+        new Error(
+          `The result for idempotency key ${valid.keyHash} of "${valid.scope}" does not encode with its schema, so it was not stored (the key will not run again until it expires): ${reason}`
+        )
+      )
+    }
+  }
+  const stored = encoded.right
+  // The first caller gets what a replay gets: the stored text, decoded. Also when it could not be stored: the
+  // handler produced it (too large: the key is completed with a marker, so it never runs again, and replays fail
+  // with StoredResultTooLargeError).
+  const answer = replay(valid, stored, "Executed", attempt)
+  const bytes = Buffer.byteLength(stored.payload, "utf8")
+  if (bytes <= valid.maxStoredBytes) return { _tag: "Store", stored, then: answer }
+  return {
+    _tag: "Store",
+    stored: { outcome: "too_large", payload: JSON.stringify({ bytes, limit: valid.maxStoredBytes }) },
+    then: Effect.zipRight(
+      Effect.logWarning(
+        `Idempotency result of ${bytes} bytes is over maxStoredBytes (${valid.maxStoredBytes}); the caller gets it, repeats fail with StoredResultTooLargeError until the key expires`
+      ),
+      answer
+    )
+  }
 }
 
 /**
@@ -515,7 +618,7 @@ const afterWaiting = (
  * on): one fiber read when there is no span, small beside the store's round trip.
  */
 const annotate = (scope: string, result: Idempotency.MetricResult): Effect.Effect<void> =>
-  Effect.annotateCurrentSpan({ [attributes.idempotencyScope]: scope, [attributes.idempotencyResult]: result })
+  Trace.annotateCurrentSpan({ [attributes.idempotencyScope]: scope, [attributes.idempotencyResult]: result })
 
 const runValid = <A, AI, E, EI, R>(
   valid: Valid<A, AI, E, EI>,

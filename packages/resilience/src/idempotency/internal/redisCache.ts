@@ -2,6 +2,7 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -234,16 +235,27 @@ export const make = (
         }
       )
 
+    // A completion inside a transaction is not written through: it may still roll back. The first replay after the
+    // commit reads the store and fills the cache (`claim` above).
+    const inTransaction = FiberRef.unsafeMake(false)
+
     const complete = (lease: IdempotencyStore.Lease, result: IdempotencyStore.StoredResult) =>
       Effect.tap(store.complete(lease, result), (written) =>
-        written
-          ? write(lease, {
-            ...result,
-            fingerprint: lease.fingerprint,
-            attempt: lease.attempt,
-            expiresIn: lease.ttl
-          })
-          : Effect.void)
+        FiberRef.getWith(inTransaction, (deferred) =>
+          written && !deferred
+            ? write(lease, {
+              ...result,
+              fingerprint: lease.fingerprint,
+              attempt: lease.attempt,
+              expiresIn: lease.ttl
+            })
+            : Effect.void))
+
+    const storeTransaction = store.transaction
+    const transaction = storeTransaction === undefined ?
+      undefined :
+      <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        storeTransaction(Effect.locally(effect, inTransaction, true))
 
     const service: IdempotencyStore.Service = {
       backend: `redis+${store.backend}`,
@@ -252,7 +264,8 @@ export const make = (
       complete,
       release: store.release,
       lookup: store.lookup,
-      deleteExpired: store.deleteExpired
+      deleteExpired: store.deleteExpired,
+      ...(transaction === undefined ? {} : { transaction })
     }
     return service
   })

@@ -100,6 +100,11 @@ const quote = (name: string): string => name.split(".").map((part) => `"${part}"
 
 const millis = (duration: Duration.Duration): number => Duration.toMillis(duration)
 
+/** A failure of the effect run in a transaction, on its way through `withTransaction`. */
+class Inner<E> {
+  constructor(readonly error: E) {}
+}
+
 /** @internal */
 export const make = (
   options: SqlIdempotencyStore.Options = {}
@@ -266,6 +271,19 @@ export const make = (
         Effect.map((row) => row.count)
       )
 
+    // The effect's own failures are carried through the transaction boxed, so that they cannot be mistaken for the
+    // transaction's (BEGIN, COMMIT) SqlErrors, whatever their type.
+    const transaction = <A, E, R>(
+      effect: Effect.Effect<A, E, R>
+    ): Effect.Effect<A, E | IdempotencyStore.IdempotencyStoreError, R> => {
+      const boxed: Effect.Effect<A, Inner<E>, R> = Effect.mapError(effect, (error) => new Inner(error))
+      return Effect.catchAll(
+        sql.withTransaction(boxed),
+        (error): Effect.Effect<never, E | IdempotencyStore.IdempotencyStoreError> =>
+          error instanceof Inner ? Effect.fail(error.error) : Effect.fail(failed("transaction")(error))
+      )
+    }
+
     const service: IdempotencyStore.Service = {
       backend,
       claim,
@@ -273,7 +291,8 @@ export const make = (
       complete,
       release,
       lookup,
-      deleteExpired
+      deleteExpired,
+      transaction
     }
     return service
   })
