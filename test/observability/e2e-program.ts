@@ -25,6 +25,7 @@
  * Prints `READY <metrics port>` once `/metrics` is served; runs until killed.
  */
 import * as Bulkhead from "@bulwark/resilience/Bulkhead"
+import * as Chaos from "@bulwark/resilience/Chaos"
 import * as CircuitBreaker from "@bulwark/resilience/CircuitBreaker"
 import * as DeadLetter from "@bulwark/resilience/DeadLetter"
 import * as Failure from "@bulwark/resilience/Failure"
@@ -135,6 +136,11 @@ const program = Effect.gen(function*() {
   })
   for (let i = 0; i < 2; i++) yield* Effect.ignore(Effect.fail(transient()).pipe(CircuitBreaker.protect(payments)))
   const inventory = yield* CircuitBreaker.make({ name: "e2e-inventory" })
+  // A chaos drill on the inventory calls: every other call is slowed (a real sleep; this program runs on live time).
+  const drill = yield* Chaos.make({
+    name: "e2e-chaos",
+    strategies: [Chaos.latency({ rate: 0.5, latency: "1 millis" })]
+  })
 
   // retries
   const policy = yield* Retry.make({ name: "e2e-retry", backoff: Retry.constant("1 millis"), jitter: "none" })
@@ -206,7 +212,7 @@ const program = Effect.gen(function*() {
       yield* Effect.ignore(http.get(`${urls.broken.origin}/down`))
 
       yield* Effect.ignore(Effect.succeed("ok").pipe(CircuitBreaker.protect(payments)))
-      yield* Effect.ignore(Effect.succeed("ok").pipe(CircuitBreaker.protect(inventory)))
+      yield* Effect.ignore(Effect.succeed("ok").pipe(Chaos.inject(drill), CircuitBreaker.protect(inventory)))
 
       let attempt = 0
       yield* Effect.ignore(Effect.succeed(1).pipe(Retry.retry(policy)))

@@ -13,6 +13,7 @@
  * backoffs): the server and fetch run outside Effect's clock anyway.
  */
 import * as Bulkhead from "@bulwark/resilience/Bulkhead"
+import * as Chaos from "@bulwark/resilience/Chaos"
 import * as CircuitBreaker from "@bulwark/resilience/CircuitBreaker"
 import * as Failure from "@bulwark/resilience/Failure"
 import * as Idempotency from "@bulwark/resilience/Idempotency"
@@ -102,6 +103,10 @@ const drivePrimitives = Effect.gen(function*() {
   // timeout: a call that never answers
   const perCall = yield* Timeout.make({ operation: "obs-charge", limit: "10 millis" })
   yield* Effect.flip(Effect.never.pipe(Timeout.timeout(perCall)))
+
+  // chaos: a fault injected into every call
+  const drill = yield* Chaos.make({ name: "obs-drill", strategies: [Chaos.fault({ rate: 1 })] })
+  yield* Effect.flip(Effect.succeed("ok").pipe(Chaos.inject(drill)))
 
   // rate limiters: allowed then rejected; allowed then delayed
   const rejecting = yield* RateLimiter.make({
@@ -302,6 +307,7 @@ describe("GET /metrics of a running program", () => {
         assert.strictEqual(value("bulwark_retry_attempts_total", retry), 3)
         assert.strictEqual(value("bulwark_retry_budget_denied_total", { policy: "obs-budgeted" }), 1)
         assert.strictEqual(value("bulwark_timeouts_total", { operation: "obs-charge" }), 1)
+        assert.strictEqual(value("bulwark_chaos_injections_total", { policy: "obs-drill", kind: "fault" }), 1)
         assert.strictEqual(
           value("bulwark_rate_limiter_decisions_total", { limiter: "obs-api", decision: "allowed" }),
           1

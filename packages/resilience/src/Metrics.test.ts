@@ -3,9 +3,10 @@ import * as Metrics from "./Metrics.js"
 
 /**
  * DESIGN §4, the contract between code, dashboards and alerts, copied here so
- * a change to either side is a decision. Two deliberate additions: the
- * `metrics_only` breaker state (shadow mode exists in the breaker) and
- * `bulwark_retry_budget_denied_total` (retry budgets exist).
+ * a change to either side is a decision. Deliberate additions: the
+ * `metrics_only` breaker state (shadow mode exists in the breaker),
+ * `bulwark_retry_budget_denied_total` (retry budgets exist) and
+ * `bulwark_chaos_injections_total` (chaos policies exist).
  */
 const DESIGN: ReadonlyArray<readonly [name: string, type: Metrics.Descriptor["type"], labels: ReadonlyArray<string>]> =
   [
@@ -28,7 +29,8 @@ const DESIGN: ReadonlyArray<readonly [name: string, type: Metrics.Descriptor["ty
     ["bulwark_job_duration_seconds", "histogram", ["queue"]],
     ["bulwark_job_wait_seconds", "histogram", ["queue"]],
     ["http_client_requests_total", "counter", ["method", "host", "status"]],
-    ["http_client_request_duration_seconds", "histogram", ["method", "host"]]
+    ["http_client_request_duration_seconds", "histogram", ["method", "host"]],
+    ["bulwark_chaos_injections_total", "counter", ["policy", "kind"]]
   ]
 
 const DESIGN_VALUES: Readonly<Record<string, Readonly<Record<string, ReadonlyArray<string>>>>> = {
@@ -45,7 +47,8 @@ const DESIGN_VALUES: Readonly<Record<string, Readonly<Record<string, ReadonlyArr
     result: ["executed", "replayed", "in_flight_conflict", "fingerprint_mismatch", "missing_key", "invalid_key"]
   },
   bulwark_job_queue_depth: { state: ["ready", "scheduled", "running"] },
-  bulwark_jobs_total: { outcome: ["succeeded", "retried", "dead_lettered", "discarded", "replayed"] }
+  bulwark_jobs_total: { outcome: ["succeeded", "retried", "dead_lettered", "discarded", "replayed"] },
+  bulwark_chaos_injections_total: { kind: ["fault", "latency", "outcome", "behavior"] }
 }
 
 describe("Metrics.catalog", () => {

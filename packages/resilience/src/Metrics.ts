@@ -340,6 +340,29 @@ export const httpClientRequestDuration = secondsHistogram(
 )
 
 // -----------------------------------------------------------------------------
+// Chaos
+// -----------------------------------------------------------------------------
+
+/**
+ * Injections made by chaos policies. Labels: `policy` (the policy's name),
+ * `kind` (fault, latency, outcome, behavior).
+ *
+ * @example
+ * ```promql
+ * sum by (policy, kind) (rate(bulwark_chaos_injections_total[5m]))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Chaos
+ */
+export const chaosInjections = counter(
+  "bulwark_chaos_injections_total",
+  "Faults, latency, outcomes and behaviours injected by chaos policies",
+  ["policy", "kind"],
+  { kind: ["fault", "latency", "outcome", "behavior"] }
+)
+
+// -----------------------------------------------------------------------------
 // Catalog
 // -----------------------------------------------------------------------------
 

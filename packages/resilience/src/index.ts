@@ -182,3 +182,11 @@ export * as IdempotencyHttp from "./idempotency/IdempotencyHttp.js"
  * @since 0.1.0
  */
 export * as IdempotencyHttpClient from "./idempotency/IdempotencyHttpClient.js"
+
+/**
+ * Chaos: fault, latency, outcome and behaviour injection at a rate, behind a runtime switch, for effects, HttpClients
+ * and HttpApps; deterministic under a seeded Random and the TestClock.
+ *
+ * @since 0.1.0
+ */
+export * as Chaos from "./chaos/Chaos.js"

@@ -32,6 +32,7 @@ export const M = {
   rateLimiterDecisions: metric("bulwark_rate_limiter_decisions_total", "counter"),
   timeouts: metric("bulwark_timeouts_total", "counter"),
   fallbacks: metric("bulwark_fallback_total", "counter"),
+  chaosInjections: metric("bulwark_chaos_injections_total", "counter"),
   idempotencyRequests: metric("bulwark_idempotency_requests_total", "counter"),
   jobQueueDepth: metric("bulwark_job_queue_depth", "gauge"),
   deadLetterDepth: metric("bulwark_dead_letter_depth", "gauge"),

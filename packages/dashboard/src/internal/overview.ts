@@ -224,7 +224,7 @@ const build = (): Dashboard =>
         ))
     )
     // -------------------------------------------------------------------------
-    .withRow(new RowBuilder("Timeouts and fallbacks"))
+    .withRow(new RowBuilder("Timeouts, fallbacks and chaos"))
     .withPanel(
       timeseries("Timeouts", "Operations interrupted because they ran out of time.", "ops")
         .withTarget(target(`sum by (operation) (${rate(`${M.timeouts}{${operation}}`)})`, "{{operation}}"))
@@ -247,6 +247,14 @@ const build = (): Dashboard =>
           ratio(`${M.fallbacks}{${operation}, source!="primary"}`, `${M.fallbacks}{${operation}}`, "operation"),
           "{{operation}}"
         ))
+    )
+    .withPanel(
+      stacked(
+        "Chaos injections",
+        "Faults, latency, outcomes and behaviours injected by chaos policies (should be zero outside tests and drills).",
+        "ops"
+      )
+        .withTarget(target(`sum by (policy, kind) (${rate(M.chaosInjections)})`, "{{policy}} {{kind}}"))
     )
     // -------------------------------------------------------------------------
     .withRow(new RowBuilder("Idempotency keys"))
