@@ -184,6 +184,22 @@ export * as IdempotencyHttp from "./idempotency/IdempotencyHttp.js"
 export * as IdempotencyHttpClient from "./idempotency/IdempotencyHttpClient.js"
 
 /**
+ * Fallback chains (primary ▸ last-known-good cache ▸ secondary ▸ default) whose answer says which source answered;
+ * critical and optional dependencies.
+ *
+ * @since 0.1.0
+ */
+export * as Fallback from "./fallback/Fallback.js"
+
+/**
+ * Every layer of defence around a call in one documented order (rate limit ▸ idempotency ▸ circuit breaker ▸
+ * bulkhead ▸ retry ▸ timeout), built from one configuration decoded from code, the environment, JSON or YAML.
+ *
+ * @since 0.1.0
+ */
+export * as Pipeline from "./pipeline/Pipeline.js"
+
+/**
  * Chaos: fault, latency, outcome and behaviour injection at a rate, behind a runtime switch, for effects, HttpClients
  * and HttpApps; deterministic under a seeded Random and the TestClock.
  *
