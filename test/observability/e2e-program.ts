@@ -18,9 +18,9 @@
  *   replayed, some discarded. Queue "e2e-reports" never dead-letters (the DLQ
  *   alert must not fire for it).
  *
- * Bulwark has no fallback primitive yet, so `bulwark_fallback_total` is
- * recorded directly through its catalogue metric (`Metrics.fallbacks`), the way
- * a fallback chain would; the test says so where it checks the fallback panels.
+ * - a fallback chain ("e2e-quote") whose primary fails every other round and is
+ *   then answered from its last-known-good cache; a chaos policy slows some of
+ *   the inventory breaker's calls.
  *
  * Prints `READY <metrics port>` once `/metrics` is served; runs until killed.
  */
@@ -29,11 +29,11 @@ import * as Chaos from "@bulwark/resilience/Chaos"
 import * as CircuitBreaker from "@bulwark/resilience/CircuitBreaker"
 import * as DeadLetter from "@bulwark/resilience/DeadLetter"
 import * as Failure from "@bulwark/resilience/Failure"
+import * as Fallback from "@bulwark/resilience/Fallback"
 import * as Idempotency from "@bulwark/resilience/Idempotency"
 import * as IdempotencyStore from "@bulwark/resilience/IdempotencyStore"
 import * as JobQueue from "@bulwark/resilience/JobQueue"
 import * as JobWorker from "@bulwark/resilience/JobWorker"
-import * as Metrics from "@bulwark/resilience/Metrics"
 import * as PrometheusMetrics from "@bulwark/resilience/PrometheusMetrics"
 import * as RateLimiter from "@bulwark/resilience/RateLimiter"
 import * as ResilientHttpClient from "@bulwark/resilience/ResilientHttpClient"
@@ -49,7 +49,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
-import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import { createServer } from "node:http"
 
@@ -197,8 +196,13 @@ const program = Effect.gen(function*() {
       failure: Schema.Never
     })(() => Effect.succeed(42))
 
-  const primary = Metric.tagged(Metric.tagged(Metrics.fallbacks, "operation", "e2e-quote"), "source", "primary")
-  const cache = Metric.tagged(Metric.tagged(Metrics.fallbacks, "operation", "e2e-quote"), "source", "cache")
+  const quotes = yield* Fallback.memoryCache<number>()
+  const quote = (n: number) => {
+    const primary: Effect.Effect<number, Failure.TransientError> = n % 2 === 0
+      ? Effect.fail(transient())
+      : Effect.succeed(n)
+    return primary.pipe(Fallback.chain({ operation: "e2e-quote", cache: { store: quotes, maxAge: "1 hour" } }))
+  }
 
   const round = (n: number) =>
     Effect.gen(function*() {
@@ -235,8 +239,7 @@ const program = Effect.gen(function*() {
       yield* Effect.ignore(idempotent(`order-${n}`, "sha256:a"))
       yield* Effect.ignore(idempotent(`order-${n}`, "sha256:b"))
 
-      yield* Metric.increment(primary)
-      if (n % 2 === 0) yield* Metric.increment(cache)
+      yield* Effect.ignore(quote(n))
 
       yield* JobQueue.enqueueMany([
         JobQueue.job(Email, { n, mode: "ok" }),

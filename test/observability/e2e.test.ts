@@ -317,8 +317,7 @@ describe("a real Prometheus scraping a running program", () => {
       DEADLINE_MS,
       () => `Still empty:\n${[...pending.keys()].map((name) => `${name}\n  -> ${lastSeen.get(name) ?? ""}`).join("\n")}`
     )
-    // the panels that read bulwark_fallback_total get their data from the program's direct records of that metric
-    // (no fallback primitive exists yet); every other panel's data comes from the primitives themselves
+    // every panel's data comes from the primitives themselves
 
     for (const variable of builtDashboards.flatMap(labelValuesOf)) {
       const values = await prometheusApi(

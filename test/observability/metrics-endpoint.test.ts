@@ -16,6 +16,7 @@ import * as Bulkhead from "@bulwark/resilience/Bulkhead"
 import * as Chaos from "@bulwark/resilience/Chaos"
 import * as CircuitBreaker from "@bulwark/resilience/CircuitBreaker"
 import * as Failure from "@bulwark/resilience/Failure"
+import * as Fallback from "@bulwark/resilience/Fallback"
 import * as Idempotency from "@bulwark/resilience/Idempotency"
 import * as IdempotencyStore from "@bulwark/resilience/IdempotencyStore"
 import * as JobQueue from "@bulwark/resilience/JobQueue"
@@ -48,7 +49,6 @@ import { promtool } from "./support/promtool.js"
  * why. The end-to-end Prometheus test covers them once their emitters exist.
  */
 const NOT_DRIVEN_HERE: Readonly<Record<string, string>> = {
-  bulwark_fallback_total: "no fallback primitive exists in packages/resilience yet",
   http_client_requests_total: "the resilient HTTP client comes later",
   http_client_request_duration_seconds: "the resilient HTTP client comes later"
 }
@@ -103,6 +103,9 @@ const drivePrimitives = Effect.gen(function*() {
   // timeout: a call that never answers
   const perCall = yield* Timeout.make({ operation: "obs-charge", limit: "10 millis" })
   yield* Effect.flip(Effect.never.pipe(Timeout.timeout(perCall)))
+
+  // fallback: a primary that fails, answered by the default
+  yield* Effect.fail(transient()).pipe(Fallback.chain({ operation: "obs-quote", default: 0 }))
 
   // chaos: a fault injected into every call
   const drill = yield* Chaos.make({ name: "obs-drill", strategies: [Chaos.fault({ rate: 1 })] })
@@ -308,6 +311,7 @@ describe("GET /metrics of a running program", () => {
         assert.strictEqual(value("bulwark_retry_budget_denied_total", { policy: "obs-budgeted" }), 1)
         assert.strictEqual(value("bulwark_timeouts_total", { operation: "obs-charge" }), 1)
         assert.strictEqual(value("bulwark_chaos_injections_total", { policy: "obs-drill", kind: "fault" }), 1)
+        assert.strictEqual(value("bulwark_fallback_total", { operation: "obs-quote", source: "default" }), 1)
         assert.strictEqual(
           value("bulwark_rate_limiter_decisions_total", { limiter: "obs-api", decision: "allowed" }),
           1
