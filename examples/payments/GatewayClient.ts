@@ -139,15 +139,6 @@ export interface GatewayClientOptions {
   readonly maxQueued?: number
 }
 
-const STATES: Readonly<Record<CircuitBreaker.State, string>> = {
-  Closed: "closed",
-  Open: "open",
-  HalfOpen: "half_open",
-  ForcedOpen: "forced_open",
-  Disabled: "disabled",
-  MetricsOnly: "metrics_only"
-}
-
 /** A 5xx / 429 answer, or a connection that was never made: nothing was charged, so trying again is safe. */
 class NotChargedYet extends Data.TaggedError("GatewayNotCharged")<{
   readonly reason: string
@@ -334,7 +325,7 @@ export const layer = (
               onSome: (b) => b.name
             }),
             host: status.host,
-            state: Option.match(status.breaker, { onNone: () => "disabled", onSome: (state) => STATES[state] })
+            state: Option.match(status.breaker, { onNone: () => "disabled", onSome: CircuitBreaker.stateLabel })
           }))))
 
       const controlBreaker: GatewayClientService["controlBreaker"] = (action) =>

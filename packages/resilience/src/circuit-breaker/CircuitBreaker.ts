@@ -82,6 +82,34 @@ export type TypeId = typeof TypeId
 export type State = "Closed" | "Open" | "HalfOpen" | "ForcedOpen" | "Disabled" | "MetricsOnly"
 
 /**
+ * A state as metrics, spans, logs and admin endpoints spell it: the `state` label of
+ * `bulwark_circuit_breaker_state` (`"half_open"` for `"HalfOpen"`…).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type StateLabel = "closed" | "open" | "half_open" | "forced_open" | "disabled" | "metrics_only"
+
+/**
+ * The label of a state, as metrics and spans spell it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CircuitBreaker } from "@bulwark/resilience"
+ *
+ * const program = Effect.gen(function*() {
+ *   const breaker = yield* CircuitBreaker.make({ name: "payments" })
+ *   return CircuitBreaker.stateLabel(yield* breaker.state) // "closed"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category Getters
+ */
+export const stateLabel = (state: State): StateLabel => internal.STATE_LABELS[state]
+
+/**
  * The states a breaker may start in.
  *
  * @since 0.1.0

@@ -48,7 +48,8 @@ const EVENT_CAPACITY = 1024
 
 const STATES: ReadonlyArray<State> = ["Closed", "Open", "HalfOpen", "ForcedOpen", "Disabled", "MetricsOnly"]
 
-const STATE_LABELS: Readonly<Record<State, string>> = {
+/** @internal */
+export const STATE_LABELS: Readonly<Record<State, CircuitBreaker.StateLabel>> = {
   Closed: "closed",
   Open: "open",
   HalfOpen: "half_open",

@@ -48,15 +48,6 @@ class Rejected extends Data.TaggedClass("Rejected")<{
   readonly error: CircuitBreaker.CircuitOpenError | Bulkhead.BulkheadFullError
 }> {}
 
-const BREAKER_STATES: Readonly<Record<CircuitBreaker.State, string>> = {
-  Closed: "closed",
-  Open: "open",
-  HalfOpen: "half_open",
-  ForcedOpen: "forced_open",
-  Disabled: "disabled",
-  MetricsOnly: "metrics_only"
-}
-
 /** What one logical call knows across its attempts. */
 interface CallState {
   attempts: number
@@ -214,7 +205,10 @@ const attempt = (
       ? bulkheaded
       : Effect.flatMap(breaker.state, (current) =>
         Effect.zipRight(
-          Effect.annotateCurrentSpan({ [A.breakerName]: breaker.name, [A.breakerState]: BREAKER_STATES[current] }),
+          Effect.annotateCurrentSpan({
+            [A.breakerName]: breaker.name,
+            [A.breakerState]: CircuitBreaker.stateLabel(current)
+          }),
           breaker.protect(bulkheaded)
         ))
 
