@@ -1,154 +1,71 @@
 /**
- * The Bulwark demo (for now: retry, timeouts and the failure model against a
- * real, flaky HTTP server on 127.0.0.1).
+ * The Bulwark demo: a payments service behind idempotency keys, a circuit
+ * breaker and durable jobs, against a simulated gateway that goes down.
  *
- *   npm run demo
+ *   npm run demo                      # about a minute of traffic, then the report
+ *   npm run demo -- --short           # 15 s (CI); exits 0 only if every invariant held
+ *   npm run demo -- --duration 90s --rate 80
+ *   npm run demo -- --serve           # then keep serving /metrics on :3000 for Prometheus and Grafana
  *
- * A local "payment gateway" answers 503 with `Retry-After` twice, then 200;
- * another route is slow, another answers 404. The client classifies each
- * response into transient / terminal failures and retries only what is safe
- * to retry, honouring the server's hint, with a per-attempt timeout.
+ * It starts the gateway and the payments service in this process (embedded
+ * Postgres), sends payments from a client that retries with the same
+ * idempotency keys, injects a gateway outage and its recovery, duplicate
+ * submissions and poison jobs, shows one live status line, and ends with a
+ * report that checks four invariants against the gateway's own charge list
+ * and the service's admin routes. See examples/demo/.
  */
-import { Failure, Metrics, Retry, Timeout } from "@bulwark/resilience"
+import * as Command from "@effect/cli/Command"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
-import * as Data from "effect/Data"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
-import * as Option from "effect/Option"
-import { createServer, type Server } from "node:http"
-import type { AddressInfo } from "node:net"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Flags from "./demo/Flags.js"
+import * as Run from "./demo/Run.js"
 
-// --- a flaky gateway -------------------------------------------------------
+const describe = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
-const startGateway = Effect.acquireRelease(
-  Effect.async<Server & { readonly url: string }>((resume) => {
-    let chargeRequests = 0
-    const server = createServer((request, response) => {
-      if (request.url === "/charge") {
-        chargeRequests++
-        if (chargeRequests <= 2) {
-          response.writeHead(503, { "retry-after": "1", "content-type": "application/json" })
-          response.end(JSON.stringify({ error: "gateway busy" }))
-          return
-        }
-        response.writeHead(200, { "content-type": "application/json" })
-        response.end(JSON.stringify({ charged: true, request: chargeRequests }))
-        return
-      }
-      if (request.url === "/slow") {
-        setTimeout(() => {
-          response.writeHead(200)
-          response.end("{}")
-        }, 2_000).unref()
-        return
-      }
-      response.writeHead(404, { "content-type": "application/json" })
-      response.end(JSON.stringify({ error: "no such route" }))
-    })
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo
-      resume(Effect.succeed(Object.assign(server, { url: `http://127.0.0.1:${port}` })))
-    })
-  }),
-  (server) =>
-    Effect.async<void>((resume) => {
-      server.closeAllConnections()
-      server.close(() => resume(Effect.void))
-    })
+const demo = Command.make("demo", Flags.options, (flags) =>
+  Either.match(Flags.resolveConfig(flags), {
+    onLeft: (invalid) =>
+      Console.error(invalid.message).pipe(Effect.zipRight(Effect.sync(() => {
+        process.exitCode = 2
+      }))),
+    onRight: (config) =>
+      Run.run(config, {
+        // With --serve the run goes on after the report: the exit code (on Ctrl-C) is the report's verdict.
+        onReport: (held) =>
+          Effect.sync(() => {
+            process.exitCode = held ? 0 : 1
+          })
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(FetchHttpClient.layer),
+        // The service's and the client's logs would tear the status line apart; --verbose shows them.
+        Logger.withMinimumLogLevel(config.verbose ? LogLevel.Info : LogLevel.None),
+        Effect.matchEffect({
+          onFailure: (error) =>
+            Console.error(`\nThe demo could not run: ${describe(error)}`).pipe(Effect.zipRight(Effect.sync(() => {
+              process.exitCode = 1
+            }))),
+          onSuccess: (outcome) =>
+            Effect.sync(() => {
+              process.exitCode = outcome.held ? 0 : 1
+            })
+        })
+      )
+  })).pipe(Command.withDescription("Bulwark's payments demo: outage, duplicates, poison jobs, and the invariants"))
+
+Command.run(demo, { name: "demo", version: "0.1.0" })(process.argv).pipe(
+  Effect.provide(NodeContext.layer),
+  NodeRuntime.runMain({
+    // Ctrl-C (an interruption) ends with the verdict already set, not with 0.
+    teardown: (exit, onExit) =>
+      onExit(Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause) ? 1 : Number(process.exitCode ?? 0))
+  })
 )
-
-/** A port nobody listens on: bound, then released. */
-const unusedPort = Effect.async<number>((resume) => {
-  const probe = createServer()
-  probe.listen(0, "127.0.0.1", () => {
-    const { port } = probe.address() as AddressInfo
-    probe.close(() => resume(Effect.succeed(port)))
-  })
-})
-
-// --- a client that speaks the failure model --------------------------------
-
-class FetchFailed extends Data.TaggedError("FetchFailed")<{ readonly cause: unknown; readonly code: string }> {
-  override get message() {
-    return `fetch failed (${this.code})`
-  }
-}
-
-const post = (url: string) =>
-  Effect.tryPromise({
-    try: (signal) => fetch(url, { method: "POST", signal }),
-    catch: (cause) =>
-      new FetchFailed({
-        cause,
-        code: cause instanceof Error && cause.cause instanceof Error && "code" in cause.cause
-          ? String(cause.cause.code)
-          : "UNKNOWN"
-      })
-  }).pipe(
-    // ECONNREFUSED and friends are transient by the default classifier's `codes` table.
-    Failure.classify(),
-    Effect.flatMap((response) =>
-      Failure.fromResponse({ status: response.status, headers: response.headers }, `POST ${new URL(url).pathname}`)
-        .pipe(
-          Effect.flatMap(Option.match({
-            onNone: () => Effect.promise(() => response.json()),
-            onSome: Effect.fail
-          }))
-        )
-    )
-  )
-
-const show = (label: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
-  self.pipe(
-    Effect.timed,
-    Effect.tap(([elapsed, value]) =>
-      Console.log(`✔ ${label}: ${JSON.stringify(value)} after ${Math.round(Duration.toMillis(elapsed))}ms`)
-    ),
-    Effect.tapError((error) => Console.log(`✘ ${label}: ${error instanceof Error ? error.message : String(error)}`)),
-    Effect.ignore
-  )
-
-const program = Effect.gen(function*() {
-  const gateway = yield* startGateway
-  yield* Console.log(`gateway listening on ${gateway.url}\n`)
-
-  const policy = yield* Retry.make({
-    name: "gateway",
-    backoff: Retry.exponential({ base: "200 millis", cap: "2 seconds" }),
-    jitter: "full",
-    maxAttempts: 4,
-    maxElapsed: "10 seconds"
-  })
-  const perAttempt = yield* Timeout.make({ operation: "gateway-attempt", limit: "500 millis" })
-
-  yield* Console.log("1. a 503 with Retry-After: 1, twice, then success (retried, waiting ≥ 1s each time)")
-  yield* post(`${gateway.url}/charge`).pipe(Timeout.timeout(perAttempt), Retry.retry(policy), show("charge"))
-
-  yield* Console.log("\n2. a 404 is terminal: no retry")
-  yield* post(`${gateway.url}/missing`).pipe(Timeout.timeout(perAttempt), Retry.retry(policy), show("missing"))
-
-  yield* Console.log("\n3. a slow route: each attempt is interrupted at 500ms, then the policy gives up")
-  yield* post(`${gateway.url}/slow`).pipe(Timeout.timeout(perAttempt), Retry.retry(policy), show("slow"))
-
-  yield* Console.log("\n4. nobody listening: connection refused is transient, retried, then exhausted")
-  const port = yield* unusedPort
-  yield* post(`http://127.0.0.1:${port}/charge`).pipe(Timeout.timeout(perAttempt), Retry.retry(policy), show("refused"))
-
-  yield* Console.log("\nmetrics:")
-  for (const result of ["success_first_try", "success_after_retry", "exhausted", "terminal"]) {
-    const state = yield* Metric.value(
-      Metric.tagged(Metric.tagged(Metrics.retryCalls, "policy", "gateway"), "result", result)
-    )
-    yield* Console.log(`  bulwark_retry_calls_total{policy="gateway",result="${result}"} ${state.count}`)
-  }
-  const attempts = yield* Metric.value(Metric.tagged(Metrics.retryAttempts, "policy", "gateway"))
-  yield* Console.log(`  bulwark_retry_attempts_total{policy="gateway"} ${attempts.count}`)
-  const timeouts = yield* Metric.value(Metric.tagged(Metrics.timeouts, "operation", "gateway-attempt"))
-  yield* Console.log(`  bulwark_timeouts_total{operation="gateway-attempt"} ${timeouts.count}`)
-})
-
-Effect.runPromise(Effect.scoped(program)).catch((error: unknown) => {
-  console.error(error)
-  process.exit(1)
-})
