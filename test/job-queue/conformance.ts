@@ -1176,5 +1176,131 @@ export const conformance = <R>(backend: Backend<R>): void => {
           assert.deepInclude(queue?.retry, { jitter: 0.25, maxAttempts: 5 })
         }
       }))
+
+    // ------------------------------------------------------------- retention
+
+    test("prune deletes only succeeded jobs and settled dead letters older than the cutoff", () =>
+      Effect.gen(function*() {
+        const store = yield* storeOf
+        const completeOne = (queue: string) =>
+          Effect.flatMap(claimOne(queue, "finisher", "10 seconds"), (job) => store.complete([job.lease]))
+
+        // Old enough to prune: a succeeded job, a discarded entry and a replayed one (its replay job stays ready).
+        const oldDone = yield* JobQueue.enqueue(Email, { to: "old", n: 1 }, { dedupKey: "pruned-key" })
+        yield* completeOne("default")
+        const discarded = yield* Effect.zipRight(JobQueue.enqueue(Urgent, { id: 1 }), killOne("high_priority", "X"))
+        yield* DeadLetter.discard(discarded)
+        const replayed = yield* Effect.zipRight(JobQueue.enqueue(Urgent, { id: 2 }), killOne("high_priority", "X"))
+        const replay = yield* DeadLetter.replay(replayed)
+        // Old but pending: never pruned, nor its dead job.
+        const pending = yield* Effect.zipRight(JobQueue.enqueue(Report, { id: 1 }), killOne("batch", "X"))
+        yield* Effect.sleep("1200 millis")
+
+        // Recent: kept by a 1-second retention.
+        const recentDone = yield* JobQueue.enqueue(Email, { to: "new", n: 2 }, { dedupKey: "kept-key" })
+        yield* completeOne("default")
+        const recentDiscarded = yield* Effect.zipRight(JobQueue.enqueue(Report, { id: 2 }), killOne("batch", "X"))
+        yield* DeadLetter.discard(recentDiscarded)
+        // Live jobs of every state.
+        const running = yield* JobQueue.enqueue(Report, { id: 3 })
+        yield* claimOne("batch", "runner", "30 seconds")
+        const retrying = yield* JobQueue.enqueue(Report, { id: 4 })
+        const failing = yield* claimOne("batch", "runner", "30 seconds")
+        yield* store.fail({
+          lease: failing.lease,
+          error: { tag: "Flaky", message: "flaky", cause: null, verdict: "transient" },
+          retryIn: Option.some(Duration.hours(1))
+        })
+        const scheduled = yield* JobQueue.enqueue(Report, { id: 5 }, { delay: "1 hour" })
+        const queued = yield* JobQueue.enqueue(Report, { id: 6 })
+
+        const pruned = yield* JobQueue.prune({ keepSucceeded: "1 second", keepSettledDeadLetters: "1 second" })
+        assert.deepStrictEqual(pruned, { succeeded: 1, deadLetters: 2 })
+
+        assert.isTrue(Option.isNone(yield* JobQueue.status(oldDone.id)))
+        assert.isTrue(Option.isNone(yield* DeadLetter.show(discarded)))
+        assert.isTrue(Option.isNone(yield* DeadLetter.show(replayed)))
+        // The dead job rows of pruned entries go with them; a pending entry keeps its own.
+        assert.isTrue(Option.isNone(yield* JobQueue.status(discarded)))
+        assert.isTrue(Option.isNone(yield* JobQueue.status(replayed)))
+        assert.strictEqual((yield* statusOf(pending)).status, "dead")
+        assert.strictEqual((yield* entryOf(pending)).status, "pending")
+        assert.strictEqual((yield* entryOf(recentDiscarded)).status, "discarded")
+        assert.strictEqual((yield* statusOf(recentDone.id)).status, "succeeded")
+        const replayJob = yield* statusOf(replay.job)
+        assert.strictEqual(replayJob.status, "queued")
+        assert.deepStrictEqual(replayJob.replayOf, Option.some(replayed))
+        assert.strictEqual((yield* statusOf(running.id)).status, "running")
+        assert.strictEqual((yield* statusOf(retrying.id)).status, "retrying")
+        assert.strictEqual((yield* statusOf(scheduled.id)).status, "scheduled")
+        assert.strictEqual((yield* statusOf(queued.id)).status, "queued")
+        // A pruned entry is gone for replays too.
+        assert.deepStrictEqual((yield* DeadLetter.replayMany([replayed])).map((r) => r._tag), ["NotFound"])
+
+        // Deduplication holds while the job is retained.
+        const again = yield* JobQueue.enqueue(Email, { to: "old", n: 3 }, { dedupKey: "pruned-key" })
+        assert.isFalse(again.deduplicated)
+        assert.notStrictEqual(again.id, oldDone.id)
+        const kept = yield* JobQueue.enqueue(Email, { to: "new", n: 4 }, { dedupKey: "kept-key" })
+        assert.deepInclude(kept, { id: recentDone.id, deduplicated: true })
+
+        assert.deepStrictEqual(
+          yield* JobQueue.prune({ keepSucceeded: "1 second", keepSettledDeadLetters: "1 second" }),
+          { succeeded: 0, deadLetters: 0 }
+        )
+        yield* Effect.sleep("50 millis")
+        assert.deepStrictEqual(
+          yield* JobQueue.prune({ keepSucceeded: 0, keepSettledDeadLetters: 0 }),
+          { succeeded: 1, deadLetters: 1 }
+        )
+        assert.strictEqual((yield* statusOf(pending)).status, "dead")
+        assert.strictEqual((yield* statusOf(again.id)).status, "queued")
+      }))
+
+    test("prune deletes at most batchSize records per batch and at most maxBatches batches per run", () =>
+      Effect.gen(function*() {
+        const store = yield* storeOf
+        yield* JobQueue.enqueueMany(Array.from({ length: 5 }, (_, n) => JobQueue.job(Report, { id: n })))
+        const claimed = yield* store.claim({ queue: "batch", limit: 10, owner: "w", lease: Duration.seconds(10) })
+        assert.strictEqual((yield* store.complete(claimed.map((job) => job.lease))).length, 5)
+        yield* Effect.sleep("50 millis")
+        const everything = { keepSucceeded: Duration.zero, keepSettledDeadLetters: Duration.zero }
+        assert.deepStrictEqual(yield* store.prune({ ...everything, limit: 2 }), { succeeded: 2, deadLetters: 0 })
+        assert.deepStrictEqual(
+          yield* JobQueue.prune({ ...everything, batchSize: 2, maxBatches: 1 }),
+          { succeeded: 2, deadLetters: 0 }
+        )
+        assert.deepStrictEqual(yield* JobQueue.prune({ ...everything, batchSize: 2 }), { succeeded: 1, deadLetters: 0 })
+        assert.deepStrictEqual(yield* JobQueue.prune(everything), { succeeded: 0, deadLetters: 0 })
+        // The default retention (7 days) keeps what just finished.
+        yield* JobQueue.enqueue(Report, { id: 9 })
+        yield* Effect.flatMap(claimOne("batch", "w", "10 seconds"), (job) => store.complete([job.lease]))
+        assert.deepStrictEqual(yield* JobQueue.prune(), { succeeded: 0, deadLetters: 0 })
+      }))
+
+    test("prune and retention reject bad options, naming the field", () =>
+      Effect.gen(function*() {
+        const bad: ReadonlyArray<readonly [JobQueue.RetentionOptions, string]> = [
+          [{ keepSucceeded: -1 }, "keepSucceeded"],
+          [{ keepSucceeded: "-1 days" }, "keepSucceeded"],
+          [{ keepSucceeded: Infinity }, "keepSucceeded"],
+          [{ keepSettledDeadLetters: Number.NaN }, "keepSettledDeadLetters"],
+          [{ batchSize: 0 }, "batchSize"],
+          [{ batchSize: 1.5 }, "batchSize"],
+          [{ batchSize: 100_001 }, "batchSize"],
+          [{ maxBatches: 0 }, "maxBatches"]
+        ]
+        for (const [options, option] of bad) {
+          const error = yield* Effect.flip(JobQueue.prune(options))
+          assert.deepInclude(error, { _tag: "InvalidOptionsError", component: "JobQueue.prune", option })
+          const background = yield* Effect.flip(JobQueue.startRetention(options))
+          assert.deepInclude(background, { _tag: "InvalidOptionsError", option })
+        }
+        const intervals: ReadonlyArray<Duration.DurationInput> = [0, -5, "-1 minutes"]
+        for (const interval of intervals) {
+          const error = yield* Effect.flip(JobQueue.startRetention({ interval }))
+          assert.deepInclude(error, { _tag: "InvalidOptionsError", option: "interval" })
+        }
+      }))
   })
 }

@@ -58,6 +58,7 @@ import * as definition from "./internal/definition.js"
 import * as internal from "./internal/jobQueue.js"
 import * as memoryStore from "./internal/memoryStore.js"
 import * as metrics from "./internal/metrics.js"
+import * as retention from "./internal/retention.js"
 
 // -----------------------------------------------------------------------------
 // Job definitions
@@ -784,6 +785,40 @@ export interface JobStore {
   readonly discardDeadLetters: (
     ids: ReadonlyArray<JobId>
   ) => Effect.Effect<ReadonlyArray<DeadLetter.DiscardResult>, JobStoreError>
+  /**
+   * Retention, one bounded step: deletes up to `limit` succeeded jobs that
+   * finished more than `keepSucceeded` ago, and up to `limit` settled
+   * (replayed or discarded) dead-letter entries settled more than
+   * `keepSettledDeadLetters` ago together with their dead job rows, oldest
+   * first, skipping rows another transaction holds. Never touches ready,
+   * running or dead jobs whose entry is pending, nor pending entries.
+   */
+  readonly prune: (request: PruneRequest) => Effect.Effect<Pruned, JobStoreError>
+}
+
+/**
+ * What {@link JobStore} `prune` takes: validated durations and a batch limit.
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export interface PruneRequest {
+  readonly keepSucceeded: Duration.Duration
+  readonly keepSettledDeadLetters: Duration.Duration
+  /** Most records of each kind (succeeded jobs, settled entries) deleted by one call. */
+  readonly limit: number
+}
+
+/**
+ * How many records a prune deleted: succeeded jobs, and settled dead-letter
+ * entries (each with its dead job row).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Pruned {
+  readonly succeeded: number
+  readonly deadLetters: number
 }
 
 // -----------------------------------------------------------------------------
@@ -1026,3 +1061,121 @@ export const reportMetrics: (
 export const layerMetrics: (
   options?: { readonly interval?: Duration.DurationInput }
 ) => Layer.Layer<never, InvalidOptionsError, JobQueue> = metrics.layerMetrics
+
+// -----------------------------------------------------------------------------
+// Retention
+// -----------------------------------------------------------------------------
+
+/**
+ * What {@link prune} keeps and how much one run may delete.
+ *
+ * @since 0.1.0
+ * @category Retention
+ */
+export interface PruneOptions {
+  /** How long a succeeded job is kept after it finished (zero: prune every succeeded job). Default 7 days. */
+  readonly keepSucceeded?: Duration.DurationInput
+  /**
+   * How long a replayed or discarded dead-letter entry is kept after it was settled (zero: prune every settled
+   * entry). Pending entries are never pruned. Default 30 days.
+   */
+  readonly keepSettledDeadLetters?: Duration.DurationInput
+  /** Records of each kind deleted per statement. A whole number from 1 to 100,000. Default 1,000. */
+  readonly batchSize?: number
+  /** Batches per run at most, so one run is bounded. A whole number from 1 to 1,000,000. Default 100. */
+  readonly maxBatches?: number
+}
+
+/**
+ * Deletes finished records in bounded batches, oldest first, until a batch
+ * comes back short or `maxBatches` ran; returns how many were deleted:
+ *
+ * - succeeded jobs that finished more than `keepSucceeded` ago (default 7 days);
+ * - replayed or discarded dead-letter entries settled more than
+ *   `keepSettledDeadLetters` ago (default 30 days), each with its dead job row.
+ *
+ * Ready, scheduled, running and retrying jobs, pending dead-letter entries and
+ * their dead jobs are never touched, and rows another transaction holds are
+ * skipped (the next run gets them). Times are the backend's (the database's
+ * `now()` on Postgres).
+ *
+ * Deduplication holds while a job is retained: once a succeeded job (or a
+ * settled entry's dead job) is pruned, its `dedupKey` is free and the same key
+ * enqueues a new job. Keep jobs at least as long as their keys must
+ * deduplicate. A pruned entry can no longer be shown or replayed (replaying it
+ * reports `NotFound`); a replay job keeps its `replayOf` id, and an entry its
+ * `replayedAs` id, after the other side was pruned.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { JobQueue } from "@bulwark/resilience"
+ *
+ * const program = JobQueue.prune({ keepSucceeded: "1 day", keepSettledDeadLetters: "14 days" }).pipe(
+ *   Effect.tap((pruned) => Effect.log(`pruned ${pruned.succeeded} jobs, ${pruned.deadLetters} dead letters`)),
+ *   Effect.provide(JobQueue.layerMemory({ queues: { default: {} } }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category Retention
+ */
+export const prune: (
+  options?: PruneOptions
+) => Effect.Effect<Pruned, JobStoreError | InvalidOptionsError, JobQueue> = retention.prune
+
+/**
+ * {@link prune} options plus how often the background runs are.
+ *
+ * @since 0.1.0
+ * @category Retention
+ */
+export interface RetentionOptions extends PruneOptions {
+  /** Time between runs. Default 1 minute. */
+  readonly interval?: Duration.DurationInput
+}
+
+/**
+ * Forks a fiber, alive as long as the scope, that runs {@link prune} every
+ * `interval` (default 1 minute; the first run after one interval). Failures
+ * are logged and the next run tries again. Safe to run in many processes at
+ * once: batches skip rows another one holds.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { JobQueue } from "@bulwark/resilience"
+ *
+ * const program = Effect.scoped(
+ *   JobQueue.startRetention({ keepSucceeded: "7 days", interval: "5 minutes" }).pipe(Effect.zipRight(Effect.never))
+ * ).pipe(Effect.provide(JobQueue.layerMemory({ queues: { default: {} } })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Retention
+ */
+export const startRetention: (
+  options?: RetentionOptions
+) => Effect.Effect<void, InvalidOptionsError, JobQueue | Scope.Scope> = retention.startRetention
+
+/**
+ * {@link startRetention} as a layer.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { JobQueue } from "@bulwark/resilience"
+ *
+ * const queue = JobQueue.layerMemory({ queues: { default: {} } })
+ * const withRetention = Layer.merge(
+ *   queue,
+ *   JobQueue.layerRetention({ keepSucceeded: "7 days", keepSettledDeadLetters: "30 days" }).pipe(Layer.provide(queue))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category Retention
+ */
+export const layerRetention: (
+  options?: RetentionOptions
+) => Layer.Layer<never, InvalidOptionsError, JobQueue> = retention.layerRetention

@@ -18,6 +18,8 @@ import type {
   Lease,
   NewJob,
   Options,
+  Pruned,
+  PruneRequest,
   QueueStats,
   Reclaimed
 } from "../JobQueue.js"
@@ -501,6 +503,41 @@ export const make: Effect.Effect<JobStore> = Effect.gen(function*() {
       })
     )
 
+  /** Forgets a job row, and its dedup key if it holds it (a pruned job no longer deduplicates). */
+  const forget = (job: MemoryJob) => {
+    jobs.delete(job.id)
+    if (job.dedupKey !== null) {
+      const slot = dedupSlot(job.queue, job.dedupKey)
+      if (dedup.get(slot) === job) dedup.delete(slot)
+    }
+  }
+
+  const settledAt = (entry: MemoryEntry): number | null =>
+    entry.status === "replayed" ? entry.replayedAt : entry.status === "discarded" ? entry.discardedAt : null
+
+  const prune = (request: PruneRequest) =>
+    withNow((now): Pruned => {
+      const succeededBefore = now - Duration.toMillis(request.keepSucceeded)
+      const settledBefore = now - Duration.toMillis(request.keepSettledDeadLetters)
+      const succeeded = [...jobs.values()]
+        .filter((job) => job.state === "succeeded" && job.finishedAt !== null && job.finishedAt < succeededBefore)
+        .sort((a, b) => (a.finishedAt ?? 0) - (b.finishedAt ?? 0) || a.id - b.id)
+        .slice(0, request.limit)
+      for (const job of succeeded) forget(job)
+      const settled = [...deadLetters.values()]
+        .flatMap((entry) => {
+          const at = settledAt(entry)
+          return at !== null && at < settledBefore ? [{ entry, at }] : []
+        })
+        .sort((a, b) => a.at - b.at || a.entry.job.id - b.entry.job.id)
+        .slice(0, request.limit)
+      for (const { entry } of settled) {
+        deadLetters.delete(entry.job.id)
+        if (entry.job.state === "dead") forget(entry.job)
+      }
+      return { succeeded: succeeded.length, deadLetters: settled.length }
+    })
+
   return {
     backend: "memory",
     insert,
@@ -517,7 +554,8 @@ export const make: Effect.Effect<JobStore> = Effect.gen(function*() {
     listDeadLetters,
     getDeadLetter,
     replayDeadLetters,
-    discardDeadLetters
+    discardDeadLetters,
+    prune
   }
 })
 

@@ -31,6 +31,8 @@ import type {
   JobStore,
   Lease,
   NewJob,
+  Pruned,
+  PruneRequest,
   QueueStats,
   Reclaimed
 } from "../JobQueue.js"
@@ -189,6 +191,8 @@ const DiscardRow = Schema.Struct({
 
 // Row decoders are built once: a Schema parser is memoised per schema, so a fresh Schema.Array per call would be
 // compiled again each time.
+const PrunedRow = Schema.Struct({ succeeded: Schema.Number, dead_letters: Schema.Number, dead_jobs: Schema.Number })
+
 const InsertedRows = Schema.Array(InsertedRow)
 const FreshRows = Schema.Array(FreshRow)
 const NotifiedRows = Schema.Array(NotifiedRow)
@@ -201,6 +205,7 @@ const StatsRows = Schema.Array(StatsRow)
 const EntryRows = Schema.Array(EntryRow)
 const ReplayRows = Schema.Array(ReplayRow)
 const DiscardRows = Schema.Array(DiscardRow)
+const PrunedRows = Schema.Array(PrunedRow)
 
 const entryOf = (row: typeof EntryRow.Type): DeadLetter.Entry => ({
   id: row.job_id,
@@ -873,6 +878,55 @@ const makeStoreWith = (
         }))
       })
 
+    // ---------------------------------------------------------------- retention
+
+    // Oldest first, in bounded batches that skip rows another transaction holds (a late completion, a replay or
+    // discard in progress). A settled entry's dead job row goes with it: it only backs the entry (and holds its
+    // dedup key). The cutoff scans use the partial indexes of 0003_job_queue_retention.sql; their expressions must
+    // stay identical to these.
+    const prune = (request: PruneRequest) =>
+      run(
+        "pruneJobs",
+        PrunedRows,
+        sql`
+          WITH doomed_jobs AS (
+            SELECT id FROM bulwark_jobs
+            WHERE state = 'succeeded'
+              AND finished_at < now() - ${
+          millisParam(request.keepSucceeded)
+        }::double precision * interval '1 millisecond'
+            ORDER BY finished_at
+            LIMIT ${request.limit}
+            FOR UPDATE SKIP LOCKED
+          ), pruned_jobs AS (
+            DELETE FROM bulwark_jobs j USING doomed_jobs d
+            WHERE j.id = d.id AND j.state = 'succeeded'
+            RETURNING j.id
+          ), doomed_entries AS (
+            SELECT job_id FROM bulwark_dead_letters
+            WHERE status <> 'pending'
+              AND coalesce(replayed_at, discarded_at) <
+                now() - ${millisParam(request.keepSettledDeadLetters)}::double precision * interval '1 millisecond'
+            ORDER BY coalesce(replayed_at, discarded_at)
+            LIMIT ${request.limit}
+            FOR UPDATE SKIP LOCKED
+          ), pruned_entries AS (
+            DELETE FROM bulwark_dead_letters d USING doomed_entries e
+            WHERE d.job_id = e.job_id AND d.status <> 'pending'
+            RETURNING d.job_id
+          ), pruned_dead_jobs AS (
+            DELETE FROM bulwark_jobs j USING pruned_entries e
+            WHERE j.id = e.job_id AND j.state = 'dead'
+            RETURNING j.id
+          )
+          SELECT (SELECT count(*) FROM pruned_jobs)::int AS succeeded,
+            (SELECT count(*) FROM pruned_entries)::int AS dead_letters,
+            (SELECT count(*) FROM pruned_dead_jobs)::int AS dead_jobs`
+      ).pipe(Effect.map((rows): Pruned => ({
+        succeeded: rows[0]?.succeeded ?? 0,
+        deadLetters: rows[0]?.dead_letters ?? 0
+      })))
+
     // ---------------------------------------------------------------- wake-ups
 
     const listener = yield* makeListener(pg, sql, channel, listenerCheckInterval)
@@ -893,7 +947,8 @@ const makeStoreWith = (
       listDeadLetters,
       getDeadLetter,
       replayDeadLetters,
-      discardDeadLetters
+      discardDeadLetters,
+      prune
     }
   })
 
