@@ -12,7 +12,7 @@
  * `1.0` and `1` differ, which only ever costs a 422, never a wrong replay.
  * Bodies that are not JSON, or not valid JSON, are hashed byte for byte.
  */
-import { createHash } from "node:crypto"
+import { createHash, hash } from "node:crypto"
 
 /** @internal */
 export class CanonicalJsonError extends Error {}
@@ -216,14 +216,11 @@ export const bodyForFingerprint = (
  */
 export const fingerprint = (input: FingerprintInput): string => {
   const body = bodyForFingerprint(input.contentType, input.body)
-  const hash = createHash("sha256")
-  for (const field of [input.method, input.scope, input.target, body.kind]) {
-    const bytes = Buffer.from(field, "utf8")
-    hash.update(`${bytes.length}:`)
-    hash.update(bytes)
-  }
-  const data = typeof body.data === "string" ? Buffer.from(body.data, "utf8") : body.data
-  hash.update(`${data.length}:`)
-  hash.update(data)
-  return hash.digest("hex")
+  // The same bytes as hashing each field's UTF-8 bytes after its byte length, written as one string: strings are
+  // hashed as UTF-8 (lone surrogates become U+FFFD, as `Buffer.from` makes them, and as `byteLength` counts them).
+  const head = `${prefixed(input.method)}${prefixed(input.scope)}${prefixed(input.target)}${prefixed(body.kind)}`
+  if (typeof body.data === "string") return hash("sha256", `${head}${prefixed(body.data)}`, "hex")
+  return createHash("sha256").update(head).update(`${body.data.length}:`).update(body.data).digest("hex")
 }
+
+const prefixed = (field: string): string => `${Buffer.byteLength(field, "utf8")}:${field}`

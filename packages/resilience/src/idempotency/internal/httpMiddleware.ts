@@ -28,6 +28,7 @@ import { fingerprint } from "./httpFingerprint.js"
 import { parseKey } from "./httpKey.js"
 import { buffer } from "./httpRequest.js"
 import { capture, type Captured, excludedHeaders, replay, StoredResponse } from "./httpResponse.js"
+import { prepare, runPrepared } from "./idempotency.js"
 
 export { canonicalJson, fingerprint } from "./httpFingerprint.js"
 export { parseKey } from "./httpKey.js"
@@ -177,6 +178,8 @@ export const middleware = <EP = never, RP = never>(options: MiddlewareOptions<EP
   }
   const partitionOf = options.partition
   const common = runOptions(options)
+  // Checked once: every request of this middleware runs with the same lease, ttl, limits and flags.
+  const prepared = prepare(common)
   const refuse = (refusal: Refusal) => Effect.succeed(refusalResponse(refusal, problemType))
 
   return <E, R>(
@@ -234,22 +237,25 @@ export const middleware = <EP = never, RP = never>(options: MiddlewareOptions<EP
               )
             )
           const outcome = yield* Effect.either(
-            Idempotency.run({
-              scope,
-              partition,
-              key,
-              fingerprint: fingerprint({
-                method: request.method,
+            runPrepared(
+              prepared,
+              {
                 scope,
-                target: request.originalUrl,
-                contentType: request.headers["content-type"],
-                body: buffered.bytes
-              }),
-              success: StoredResponse,
-              failure: Schema.Never,
-              shouldStore: () => local.current?.store ?? false,
-              ...common
-            })(handler)
+                partition,
+                key,
+                fingerprint: fingerprint({
+                  method: request.method,
+                  scope,
+                  target: request.originalUrl,
+                  contentType: request.headers["content-type"],
+                  body: buffered.bytes
+                }),
+                success: StoredResponse,
+                failure: Schema.Never,
+                shouldStore: () => local.current?.store ?? false
+              },
+              handler
+            )
           )
           const ran = local.current
           if (outcome._tag === "Right" && outcome.right._tag === "Replayed") {
@@ -320,6 +326,8 @@ export const handler = <A, AI, E, EI, Req extends ApiRequest, R, EP = never, RP 
   const storeAll = options.storeAll ?? false
   const problemType = options.problemType ?? "about:blank"
   const common = runOptions(options)
+  // Checked once: every request of this endpoint runs with the same lease, ttl, limits and flags.
+  const prepared = prepare(common)
   const partitionOf = options.partition
   // Refusals are not errors the endpoint declares: a response as defect is sent as it is, and not logged.
   const refuse = (refusal: Refusal) => Effect.die(refusalResponse(refusal, problemType))
@@ -352,26 +360,28 @@ export const handler = <A, AI, E, EI, Req extends ApiRequest, R, EP = never, RP 
       // Set when this request runs the handler (a holder: assignments in closures defeat narrowing).
       const ran: { started: boolean } = { started: false }
       const outcome = yield* Effect.either(
-        Idempotency.run({
-          scope,
-          partition,
-          key: check.key,
-          fingerprint: fingerprint({
-            method: request.method,
+        runPrepared(
+          prepared,
+          {
             scope,
-            target: request.originalUrl,
-            contentType: request.headers["content-type"],
-            body
-          }),
-          success: options.success,
-          failure: options.failure,
-          shouldStore,
-          ...common
-        })((execution) =>
-          Effect.suspend(() => {
-            ran.started = true
-            return handle(apiRequest).pipe(Effect.provideService(CurrentExecution, Option.some(execution)))
-          })
+            partition,
+            key: check.key,
+            fingerprint: fingerprint({
+              method: request.method,
+              scope,
+              target: request.originalUrl,
+              contentType: request.headers["content-type"],
+              body
+            }),
+            success: options.success,
+            failure: options.failure,
+            shouldStore
+          },
+          (execution) =>
+            Effect.suspend(() => {
+              ran.started = true
+              return handle(apiRequest).pipe(Effect.provideService(CurrentExecution, Option.some(execution)))
+            })
         )
       )
       if (outcome._tag === "Right") {

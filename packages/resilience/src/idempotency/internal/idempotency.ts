@@ -9,7 +9,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import { createHash, randomUUID } from "node:crypto"
+import { hash, randomUUID } from "node:crypto"
 import * as Failure from "../../Failure.js"
 import * as Metric from "../../internal/metric.js"
 import * as Options from "../../internal/options.js"
@@ -62,7 +62,7 @@ const text = (value: unknown, min: number, max: number): value is string =>
 export const isValidKey = (key: string): boolean => text(key, 1, 255)
 
 /** @internal */
-export const keyHash = (key: string): string => createHash("sha256").update(key).digest("hex").slice(0, 12)
+export const keyHash = (key: string): string => hash("sha256", key, "hex").slice(0, 12)
 
 /** What errors and messages name: the scope and a hash of the key, never the key. */
 interface Named {
@@ -88,82 +88,138 @@ interface Valid<A, AI, E, EI> extends Named {
 const check = <T>(ok: boolean, option: string, value: T, expected: string): Options.Check<T> =>
   ok ? Either.right(value) : Either.left(Options.invalid(field(option), value, expected))
 
-const validate = <A, AI, E, EI>(
+const refuse = (option: string, value: unknown, expected: string): Options.Check<never> =>
+  Either.left(Options.invalid(field(option), value, expected))
+
+/** The options that do not change from request to request of one route (see {@link prepare}). */
+type StaticOptions = Pick<
+  Idempotency.Options<unknown, unknown, unknown, unknown>,
+  "lease" | "ttl" | "waitForInFlight" | "storeFailures" | "maxStoredBytes" | "transactional"
+>
+
+interface Statics {
+  readonly lease: Duration.Duration
+  readonly ttl: Duration.Duration
+  readonly wait: Duration.Duration | undefined
+  readonly storeFailures: "terminal" | "all"
+  readonly maxStoredBytes: number
+}
+
+/**
+ * The static options, checked once. Two results, because `shouldStore` (checked per call) sits between them in the
+ * order `validate` reports the first invalid option in.
+ *
+ * @internal
+ */
+export interface Prepared {
+  readonly statics: Options.Check<Statics>
+  readonly transactional: Options.Check<boolean>
+}
+
+const checkStatics = (options: StaticOptions): Options.Check<Statics> => {
+  const lease = Options.duration(field("lease"), options.lease ?? defaults.lease, { allowZero: false })
+  if (Either.isLeft(lease)) return Either.left(lease.left)
+  if (Duration.toMillis(lease.right) < MIN_LEASE_MS) {
+    return Either.left(Options.invalid(field("lease"), options.lease, `a duration of at least ${MIN_LEASE_MS} ms`))
+  }
+  const ttl = Options.duration(field("ttl"), options.ttl ?? defaults.ttl, { allowZero: false })
+  if (Either.isLeft(ttl)) return Either.left(ttl.left)
+  const wait = Options.optionalDuration(field("waitForInFlight"), options.waitForInFlight)
+  if (Either.isLeft(wait)) return Either.left(wait.left)
+  const storeFailures = check(
+    options.storeFailures === undefined || options.storeFailures === "terminal" || options.storeFailures === "all",
+    "storeFailures",
+    options.storeFailures ?? defaults.storeFailures,
+    `"terminal" or "all"`
+  )
+  if (Either.isLeft(storeFailures)) return Either.left(storeFailures.left)
+  const maxStoredBytes = Options.number(
+    field("maxStoredBytes"),
+    options.maxStoredBytes ?? defaults.maxStoredBytes,
+    { min: 1, max: MAX_STORED_BYTES, integer: true }
+  )
+  if (Either.isLeft(maxStoredBytes)) return Either.left(maxStoredBytes.left)
+  return Either.right({
+    lease: lease.right,
+    ttl: ttl.right,
+    wait: wait.right,
+    storeFailures: storeFailures.right,
+    maxStoredBytes: maxStoredBytes.right
+  })
+}
+
+/**
+ * Checks the options that are the same on every call (durations, limits, flags) once, for {@link runPrepared}: the
+ * HTTP layer builds `run`'s options per request from one route's configuration.
+ *
+ * @internal
+ */
+export const prepare = (options: StaticOptions): Prepared => ({
+  statics: checkStatics(options),
+  transactional: check(
+    options.transactional === undefined || typeof options.transactional === "boolean",
+    "transactional",
+    options.transactional ?? false,
+    "a boolean"
+  )
+})
+
+/** Checks the per-call options, in the same order (and with the same errors) as when nothing was prepared. */
+const validateWith = <A, AI, E, EI>(
+  prepared: Prepared,
   options: Idempotency.Options<A, AI, E, EI>
-): Options.Check<Valid<A, AI, E, EI>> =>
-  Either.gen(function*() {
-    const scope = yield* check(
-      typeof options.scope === "string" && SCOPE.test(options.scope),
+): Options.Check<Valid<A, AI, E, EI>> => {
+  if (!(typeof options.scope === "string" && SCOPE.test(options.scope))) {
+    return refuse(
       "scope",
       options.scope,
       "1 to 128 printable ASCII characters, without leading or trailing spaces"
     )
-    const partition = yield* check(
-      text(options.partition ?? "", 0, 255),
-      "partition",
-      options.partition ?? "",
-      "at most 255 characters, without control characters"
-    )
-    const key = yield* check(
-      isValidKey(options.key),
-      "key",
-      options.key,
-      "1 to 255 characters, without control characters"
-    )
-    const fingerprint = yield* check(
-      text(options.fingerprint, 1, 512),
-      "fingerprint",
-      options.fingerprint,
-      "1 to 512 characters, without control characters"
-    )
-    const lease = yield* Options.duration(field("lease"), options.lease ?? defaults.lease, { allowZero: false })
-    if (Duration.toMillis(lease) < MIN_LEASE_MS) {
-      return yield* Either.left(
-        Options.invalid(field("lease"), options.lease, `a duration of at least ${MIN_LEASE_MS} ms`)
-      )
-    }
-    const ttl = yield* Options.duration(field("ttl"), options.ttl ?? defaults.ttl, { allowZero: false })
-    const wait = yield* Options.optionalDuration(field("waitForInFlight"), options.waitForInFlight)
-    const storeFailures = yield* check(
-      options.storeFailures === undefined || options.storeFailures === "terminal" || options.storeFailures === "all",
-      "storeFailures",
-      options.storeFailures ?? defaults.storeFailures,
-      `"terminal" or "all"`
-    )
-    const maxStoredBytes = yield* Options.number(
-      field("maxStoredBytes"),
-      options.maxStoredBytes ?? defaults.maxStoredBytes,
-      { min: 1, max: MAX_STORED_BYTES, integer: true }
-    )
-    const shouldStore = yield* check(
-      options.shouldStore === undefined || typeof options.shouldStore === "function",
-      "shouldStore",
-      options.shouldStore,
-      "a function"
-    )
-    const transactional = yield* check(
-      options.transactional === undefined || typeof options.transactional === "boolean",
-      "transactional",
-      options.transactional ?? false,
-      "a boolean"
-    )
-    return {
-      scope,
-      partition,
-      key,
-      keyHash: keyHash(key),
-      fingerprint,
-      success: options.success,
-      failure: options.failure,
-      lease,
-      ttl,
-      wait,
-      storeFailures,
-      shouldStore,
-      maxStoredBytes,
-      transactional
-    }
+  }
+  const scope = options.scope
+  const partition = options.partition ?? ""
+  if (!text(partition, 0, 255)) {
+    return refuse("partition", partition, "at most 255 characters, without control characters")
+  }
+  const key = options.key
+  if (!isValidKey(key)) return refuse("key", key, "1 to 255 characters, without control characters")
+  const fingerprint = options.fingerprint
+  if (!text(fingerprint, 1, 512)) {
+    return refuse("fingerprint", fingerprint, "1 to 512 characters, without control characters")
+  }
+  if (Either.isLeft(prepared.statics)) return Either.left(prepared.statics.left)
+  const shouldStore = options.shouldStore
+  if (!(shouldStore === undefined || typeof shouldStore === "function")) {
+    return refuse("shouldStore", shouldStore, "a function")
+  }
+  if (Either.isLeft(prepared.transactional)) return Either.left(prepared.transactional.left)
+  const statics = prepared.statics.right
+  // The hash is only needed by errors, messages and log annotations: computed on first use, at most once.
+  let hashed: string | undefined
+  return Either.right({
+    scope,
+    partition,
+    key,
+    get keyHash() {
+      if (hashed === undefined) hashed = keyHash(key)
+      return hashed
+    },
+    fingerprint,
+    success: options.success,
+    failure: options.failure,
+    lease: statics.lease,
+    ttl: statics.ttl,
+    wait: statics.wait,
+    storeFailures: statics.storeFailures,
+    shouldStore,
+    maxStoredBytes: statics.maxStoredBytes,
+    transactional: prepared.transactional.right
   })
+}
+
+const validate = <A, AI, E, EI>(
+  options: Idempotency.Options<A, AI, E, EI>
+): Options.Check<Valid<A, AI, E, EI>> => validateWith(prepare(options), options)
 
 // -----------------------------------------------------------------------------
 // Metrics
@@ -334,8 +390,15 @@ const decide = <A, AI, E, EI>(
   return Option.isSome(verdict) && verdict.value === "terminal" ? "store" : "release"
 }
 
-/** Store writes after the handler ran are retried briefly: a lost write means the lease must lapse first. */
-const writeRetry = Schedule.exponential(Duration.millis(50)).pipe(Schedule.intersect(Schedule.recurs(2)))
+/**
+ * Store writes after the handler ran are retried briefly (twice, after 50 then 100 ms): a lost write means the lease
+ * must lapse first. `Effect.retry` with `exponential(50 ms) ∩ recurs(2)`, written so that a first attempt that
+ * succeeds (nearly all of them) does not pay for setting up a schedule.
+ */
+const FIRST_WRITE_RETRY = Duration.millis(50)
+const laterWriteRetries = Schedule.exponential(Duration.millis(100)).pipe(Schedule.intersect(Schedule.recurs(1)))
+const retryWrite = <A, E, R>(write: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.catchAll(write, () => Effect.zipRight(Effect.sleep(FIRST_WRITE_RETRY), Effect.retry(write, laterWriteRetries)))
 
 const leaseLost = (valid: Named) =>
   new Idempotency.IdempotencyConflictError({
@@ -374,8 +437,7 @@ const execute = <A, AI, E, EI, R>(
     Effect.asVoid
   )
 
-  const releaseQuietly = store.release(lease).pipe(
-    Effect.retry(writeRetry),
+  const releaseQuietly = retryWrite(store.release(lease)).pipe(
     Effect.catchAll((error) =>
       Effect.logWarning("Idempotency release failed; the key stays claimed until its lease lapses", error)
     ),
@@ -387,8 +449,7 @@ const execute = <A, AI, E, EI, R>(
   // claimed until its lease lapses; a repeat after that runs again as a recovery. A fenced completion (another
   // execution took the key over) is a conflict: the key's answer is the newer execution's.
   const complete = (result: IdempotencyStore.StoredResult) =>
-    store.complete(lease, result).pipe(
-      Effect.retry(writeRetry),
+    retryWrite(store.complete(lease, result)).pipe(
       Effect.catchAll((error) =>
         Effect.as(
           Effect.logWarning(
@@ -719,3 +780,16 @@ export const run = dual<RunDataLast, RunDataFirst>(
   (args) => typeof args[0] === "function",
   (handler, options) => Effect.flatMap(validate(options), (valid) => runValid(valid, handler))
 )
+
+/**
+ * `run`, with the static options checked beforehand by {@link prepare} (those in `options` are then not read): the
+ * same errors, in the same order, as `run` with the options `prepared` was made from.
+ *
+ * @internal
+ */
+export const runPrepared = <A, AI, E, EI, R>(
+  prepared: Prepared,
+  options: Idempotency.Options<A, AI, E, EI>,
+  handler: (execution: Idempotency.Execution) => Effect.Effect<A, E, R>
+): Effect.Effect<Idempotency.Result<A>, E | Idempotency.RunError, R | IdempotencyStore.IdempotencyStore> =>
+  Effect.flatMap(validateWith(prepared, options), (valid) => runValid(valid, handler))
