@@ -24,7 +24,13 @@ describe("concurrent duplicates on PostgreSQL, from two processes", () => {
         const { url } = yield* ScratchPostgres.ScratchDatabase
         const scope = "race over processes"
         const config = { mode: "race", url, scope, keys: KEYS, duplicates: DUPLICATES / 2 }
-        const workers = [startWorker({ ...config, name: "a" }), startWorker({ ...config, name: "b" })]
+        // The processes take the keys from opposite ends, so that both execute some even when one starts first
+        // (each sends all its claims at once: a process that started a few milliseconds early would otherwise have
+        // claimed every key before the other's first claim arrived).
+        const workers = [
+          startWorker({ ...config, name: "a" }),
+          startWorker({ ...config, name: "b", descending: true })
+        ]
         yield* Effect.promise(() => Promise.all(workers.map((w) => w.line("ready"))))
         for (const w of workers) w.child.stdin.write("go\n")
         const outputs = yield* Effect.promise(() => Promise.all(workers.map((w) => w.line("["))))

@@ -7,9 +7,9 @@
  * ```
  *
  * `<json>` is one of
- * - `{ "mode": "race", url, scope, keys, duplicates, name }`: connects (8 pooled connections), prints `ready`,
- *   waits for a line on stdin (so every process starts at once), then runs `duplicates` concurrent requests for
- *   each of `keys` keys (`key-0` … ), each handler recording its side effect in `idempotency_side_effects`, and
+ * - `{ "mode": "race", url, scope, keys, duplicates, name, descending }`: connects (8 pooled connections), prints
+ *   `ready`, waits for a line on stdin (so every process starts at once), then runs `duplicates` concurrent requests
+ *   for each of `keys` keys (`key-0` … , or from the last key down with `descending`), each handler recording its side effect in `idempotency_side_effects`, and
  *   prints one JSON line: `[[key, tag, value], …]`.
  * - `{ "mode": "crash", url, scope, key, leaseMillis }`: claims `key`, records its side effect, prints
  *   `claimed <attempt>` and hangs (heartbeating) until it is killed.
@@ -30,7 +30,8 @@ const Config = Schema.parseJson(Schema.Union(
     scope: Schema.String,
     keys: Schema.Number,
     duplicates: Schema.Number,
-    name: Schema.String
+    name: Schema.String,
+    descending: Schema.optionalWith(Schema.Boolean, { default: () => false })
   }),
   Schema.Struct({
     mode: Schema.Literal("crash"),
@@ -59,7 +60,9 @@ const race = (config: Extract<Config, { mode: "race" }>) =>
     yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT 1`)
     process.stdout.write("ready\n")
     yield* go
-    const calls = Array.from({ length: config.keys }, (_, k) => `key-${k}`).flatMap((key) =>
+    const keys = Array.from({ length: config.keys }, (_, k) => `key-${k}`)
+    if (config.descending) keys.reverse()
+    const calls = keys.flatMap((key) =>
       Array.from(
         { length: config.duplicates },
         (_, d) => ({ key, executor: `${config.name}/${d}/${crypto.randomUUID()}` })
