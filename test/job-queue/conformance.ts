@@ -744,6 +744,56 @@ export const conformance = <R>(backend: Backend<R>): void => {
       }))
 
     test(
+      "a handler past the queue's maxRunTime is interrupted and retried, then dead-lettered with JobTimeoutError",
+      () =>
+        Effect.gen(function*() {
+          let interrupted = 0
+          const hanging = yield* JobQueue.enqueue(Email, { to: "hang", n: 1 })
+          const quick = yield* JobQueue.enqueue(Email, { to: "quick", n: 2 })
+          const worker = yield* JobWorker.make({
+            workerId: "timekeeper",
+            handlers: [
+              JobWorker.handler(Email, (payload) =>
+                payload.to === "hang"
+                  ? Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => (interrupted += 1))))
+                  : Effect.sleep("20 millis"))
+            ]
+          })
+          const done = yield* waitForStatus(quick.id, "succeeded")
+          assert.strictEqual(done.attempts, 1)
+          assert.deepStrictEqual(done.errors, [])
+          yield* waitForStatus(hanging.id, "dead")
+          const entry = yield* entryOf(hanging.id)
+          assert.deepInclude(entry, { attempts: 3, reason: "exhausted" })
+          assert.deepStrictEqual(
+            entry.errors.map((e) => [e.attempt, e.tag, e.verdict, e.workerId]),
+            [1, 2, 3].map((n) => [n, "JobTimeoutError", "transient", "timekeeper"])
+          )
+          for (const error of entry.errors) {
+            assert.include(error.message, `Job ${hanging.id} (email) in queue "default" ran longer than`)
+            assert.include(error.message, "300ms")
+            const ran = error.startedAt === null ? -1 : error.failedAt.getTime() - error.startedAt.getTime()
+            assert.isAtLeast(ran, 290, `attempt ${error.attempt} ran ${ran} ms`)
+          }
+          // Every attempt's handler was really stopped, not left running in the background.
+          assert.strictEqual(interrupted, 3)
+          const stats = yield* eventually(worker.stats, (s) => s.deadLettered === 1, "5 seconds", "the counters")
+          assert.deepInclude(stats, { succeeded: 1, retried: 2, deadLettered: 1, leasesLost: 0 })
+          assert.strictEqual(yield* worker.inFlight, 0)
+        }),
+      {
+        ...defaultOptions,
+        queues: {
+          default: {
+            ...fast,
+            maxRunTime: "300 millis",
+            retry: { base: "50 millis", cap: "100 millis", maxAttempts: 3 }
+          }
+        }
+      }
+    )
+
+    test(
       "no job runs on two workers at once while its lease is valid, even when jobs outlive the lease",
       () =>
         Effect.gen(function*() {
@@ -1156,6 +1206,9 @@ export const conformance = <R>(backend: Backend<R>): void => {
           { queues: { q: { maxPayloadBytes: 0 } } },
           { queues: { q: { prefetch: -1 } } },
           { queues: { q: { prefetch: 1.5 } } },
+          { queues: { q: { maxRunTime: 0 } } },
+          { queues: { q: { maxRunTime: "-1 seconds" } } },
+          { queues: { q: { maxRunTime: Duration.infinity } } },
           { queues: { q: {} }, jobs: [JobQueue.define({ kind: "bad kind!", queue: "q", payload: Schema.String })] },
           { queues: { default: {} }, jobs: [Email, Email] }
         ]
@@ -1164,6 +1217,16 @@ export const conformance = <R>(backend: Backend<R>): void => {
           assert.isTrue(Either.isLeft(result), JSON.stringify(options))
           if (Either.isLeft(result)) assert.strictEqual(result.left._tag, "InvalidOptionsError")
         }
+        const zeroRunTime = JobQueue.makeConfig({ queues: { q: { maxRunTime: "0 millis" } } })
+        assert.deepInclude(Either.isLeft(zeroRunTime) ? zeroRunTime.left : undefined, {
+          _tag: "InvalidOptionsError",
+          option: "queues.q.maxRunTime"
+        })
+        const limited = JobQueue.makeConfig({ queues: { q: { maxRunTime: "2 minutes" } } })
+        assert.deepStrictEqual(
+          Either.map(limited, (config) => config.queues.get("q")?.maxRunTime),
+          Either.right(Option.some(Duration.minutes(2)))
+        )
         const good = JobQueue.makeConfig({ queues: { default: {} } })
         assert.isTrue(Either.isRight(good))
         if (Either.isRight(good)) {
@@ -1174,6 +1237,7 @@ export const conformance = <R>(backend: Backend<R>): void => {
           assert.strictEqual(Duration.toMillis(queue?.retry.base ?? Duration.zero), 5_000)
           assert.strictEqual(Duration.toMillis(queue?.retry.cap ?? Duration.zero), 300_000)
           assert.deepInclude(queue?.retry, { jitter: 0.25, maxAttempts: 5 })
+          assert.isTrue(Option.isNone(queue?.maxRunTime ?? Option.some(Duration.zero)), "no run-time limit")
         }
       }))
 

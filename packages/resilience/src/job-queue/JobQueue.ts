@@ -490,7 +490,8 @@ export interface AdmissionOptions {
 
 /**
  * One queue (tier). Worker settings (`concurrency`, `batchSize`, lease,
- * heartbeat, poll, reclaim) apply to each worker process serving the queue.
+ * heartbeat, poll, reclaim, `maxRunTime`) apply to each worker process serving
+ * the queue.
  *
  * @since 0.1.0
  * @category Configuration
@@ -515,6 +516,14 @@ export interface QueueOptions {
   readonly pollInterval?: Duration.DurationInput
   /** How often a worker looks for lapsed leases to reclaim. Default half the visibility timeout, at most 5 s. */
   readonly reclaimInterval?: Duration.DurationInput
+  /**
+   * Longest an attempt's handler may run (on the Effect `Clock`, from its start; payload decoding included): a
+   * positive duration. Default: none (a handler may run as long as the heartbeat keeps its lease). A handler past it
+   * is interrupted (its finalizers run; an uninterruptible region is waited for) and the attempt fails with the
+   * transient `JobWorker.JobTimeoutError`, so the queue's retry policy applies and the last attempt dead-letters
+   * the job, the error recorded in its history like any other failure.
+   */
+  readonly maxRunTime?: Duration.DurationInput
   readonly retry?: RetryOptions
   /** Largest encoded payload in bytes (UTF-8 JSON): 1 to 64 MiB. Default 256 KiB. */
   readonly maxPayloadBytes?: number
@@ -557,6 +566,8 @@ export interface QueueConfig {
   readonly heartbeatInterval: Duration.Duration
   readonly pollInterval: Duration.Duration
   readonly reclaimInterval: Duration.Duration
+  /** Longest an attempt's handler may run; none: no limit. */
+  readonly maxRunTime: Option.Option<Duration.Duration>
   readonly retry: RetryPolicy
   readonly maxPayloadBytes: number
   readonly admission: Option.Option<{

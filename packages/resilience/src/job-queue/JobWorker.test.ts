@@ -1,8 +1,9 @@
 /**
  * Time-dependent worker behaviour on the memory backend, driven by TestClock:
  * backoff delays, reclaiming lapsed leases (and not a moment earlier),
- * heartbeats over a long job, and the grace period of a shutdown. The
- * backend-independent contract is in test/job-queue/conformance.ts.
+ * heartbeats over a long job, the grace period of a shutdown and the queue's
+ * `maxRunTime`. The backend-independent contract is in
+ * test/job-queue/conformance.ts.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
@@ -183,6 +184,77 @@ describe("JobWorker on the TestClock", () => {
       assert.isTrue(at >= 30_000 && at <= 40_000, `${at}`)
       assert.strictEqual((yield* worker.stats).leasesLost, 1)
     }).pipe(Effect.scoped, Effect.provide(JobQueue.layerMemory({ queues: { default: {} } }))))
+
+  it.effect("a handler past maxRunTime is interrupted on the clock, retried, then dead-lettered; others run on", () =>
+    Effect.gen(function*() {
+      const interruptedAt: Array<number> = []
+      const startedAt: Array<number> = []
+      const hanging = yield* JobQueue.enqueue(Task, { n: 1 })
+      const slow = yield* JobQueue.enqueue(Task, { n: 2 })
+      const worker = yield* JobWorker.make({
+        handlers: [
+          JobWorker.handler(Task, ({ n }) =>
+            n === 2
+              ? Effect.sleep("59 seconds")
+              : Clock.currentTimeMillis.pipe(
+                Effect.tap((now) => startedAt.push(now)),
+                Effect.zipRight(Effect.never),
+                Effect.onInterrupt(() => Effect.map(Clock.currentTimeMillis, (now) => interruptedAt.push(now)))
+              ))
+        ]
+      })
+      // Past the 30 s lease: the heartbeat renews it, so only maxRunTime can stop the handler.
+      yield* advance("59900 millis")
+      assert.deepStrictEqual(interruptedAt, [])
+      assert.strictEqual((yield* statusOf(hanging.id)).status, "running")
+      assert.strictEqual((yield* statusOf(slow.id)).status, "succeeded", "a handler within the limit is unaffected")
+      yield* advance("100 millis")
+      assert.deepStrictEqual(interruptedAt, [60_000])
+      const retrying = yield* statusOf(hanging.id)
+      assert.strictEqual(retrying.status, "retrying")
+      assert.deepStrictEqual(retrying.errors.map((e) => [e.attempt, e.tag, e.verdict]), [[
+        1,
+        "JobTimeoutError",
+        "transient"
+      ]])
+      assert.include(retrying.errors[0]?.message ?? "", "1m")
+      // Retried after the 5 s backoff (plus at most a poll), and stopped again a minute after it started.
+      yield* advance("70 seconds", "500 millis")
+      assert.strictEqual(startedAt.length, 2)
+      const second = startedAt[1] ?? 0
+      assert.isTrue(second >= 65_000 && second <= 66_000, `${second}`)
+      assert.deepStrictEqual(interruptedAt, [60_000, second + 60_000])
+      const dead = yield* statusOf(hanging.id)
+      assert.strictEqual(dead.status, "dead")
+      assert.deepStrictEqual(dead.errors.map((e) => e.tag), ["JobTimeoutError", "JobTimeoutError"])
+      assert.deepInclude(yield* worker.stats, { succeeded: 1, retried: 1, deadLettered: 1, leasesLost: 0 })
+      assert.strictEqual(yield* worker.inFlight, 0)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(JobQueue.layerMemory({
+        queues: { default: { maxRunTime: "1 minute", retry: { jitter: 0, maxAttempts: 2 } } }
+      }))
+    ))
+
+  it.effect("without maxRunTime a handler runs as long as it takes", () =>
+    Effect.gen(function*() {
+      const { id } = yield* JobQueue.enqueue(Task, { n: 1 })
+      yield* JobWorker.make({ handlers: [JobWorker.handler(Task, () => Effect.sleep("5 minutes"))] })
+      yield* advance("301 seconds", "5 seconds")
+      const info = yield* statusOf(id)
+      assert.strictEqual(info.status, "succeeded")
+      assert.deepStrictEqual(info.errors, [])
+    }).pipe(Effect.scoped, Effect.provide(JobQueue.layerMemory({ queues: { default: {} } }))))
+
+  it.effect("an invalid maxRunTime is rejected, naming the field", () =>
+    Effect.gen(function*() {
+      for (const maxRunTime of [0, -5, "-1 seconds", Duration.infinity] as const) {
+        const error = yield* Effect.flip(
+          JobQueue.JobQueue.pipe(Effect.provide(JobQueue.layerMemory({ queues: { default: { maxRunTime } } })))
+        )
+        assert.deepInclude(error, { _tag: "InvalidOptionsError", option: "queues.default.maxRunTime" })
+      }
+    }))
 
   it.effect("shutdown waits the grace period, then hands the lease back", () =>
     Effect.gen(function*() {

@@ -31,6 +31,11 @@
  * - **reclaims** jobs whose lease lapsed (a crashed worker) every
  *   `reclaimInterval`: back to `retrying` with the attempt counted, or to the
  *   dead-letter queue when none are left;
+ * - **limits run time** when the queue sets `maxRunTime` (default: no limit):
+ *   a handler still running after it (on the Effect `Clock`) is interrupted
+ *   and its attempt fails with the transient {@link JobTimeoutError}, so a
+ *   hanging handler no longer holds its slot (and, through the heartbeat, its
+ *   lease) forever;
  * - **retries** a transient failure after `min(base·2^(n-1)·(1±jitter), cap)`
  *   and sends a terminal one (`Failure.Terminal`, a classifier verdict, a
  *   payload that no longer decodes) straight to the dead-letter queue.
@@ -49,7 +54,7 @@
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
@@ -122,6 +127,47 @@ export class NoHandlerError extends Data.TaggedError("NoHandlerError")<{
 }
 
 /**
+ * A handler ran past its queue's `maxRunTime` and was interrupted. Transient:
+ * the attempt is retried with backoff like any transient failure, and the last
+ * one dead-letters the job with this error in its history.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { JobQueue, JobWorker } from "@bulwark/resilience"
+ *
+ * const Export = JobQueue.define({ kind: "export", queue: "batch", payload: Schema.Struct({ id: Schema.Number }) })
+ *
+ * // With `queues: { batch: { maxRunTime: "2 minutes" } }`, this attempt fails with
+ * // JobTimeoutError { queue: "batch", kind: "export", jobId, limit: 2 minutes } after 2 minutes.
+ * const exportHandler = JobWorker.handler(Export, () => Effect.never)
+ * ```
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class JobTimeoutError extends Data.TaggedError("JobTimeoutError")<{
+  readonly queue: string
+  readonly kind: string
+  readonly jobId: JobId
+  readonly limit: Duration.Duration
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Job ${this.jobId} (${this.kind}) in queue "${this.queue}" ran longer than its maxRunTime of ${
+      Duration.format(this.limit)
+    } and was interrupted`
+  }
+}
+
+/**
  * What a handler knows about the job it runs.
  *
  * @since 0.1.0
@@ -157,8 +203,9 @@ export interface Handler<out R = never> {
  * A handler for one job definition. Fail with a transient error (or any
  * unclassified one) to retry with backoff, with a terminal one
  * (`Failure.TerminalError`, or anything the `Failure` classifier calls
- * terminal) to dead-letter at once. Interruption is reserved for shutdown and
- * lost leases.
+ * terminal) to dead-letter at once. Interruption is reserved for shutdown,
+ * lost leases and the queue's `maxRunTime` (which fails the attempt with
+ * {@link JobTimeoutError}).
  *
  * @example
  * ```ts

@@ -82,6 +82,7 @@ const queueConfig = (name: string, options: QueueOptions): Either.Either<QueueCo
         ),
       { allowZero: false }
     )
+    const maxRunTime = yield* check.optionalDuration(at("maxRunTime"), options.maxRunTime, { allowZero: false })
     const retry = options.retry ?? {}
     const base = yield* check.duration(at("retry.base"), retry.base ?? defaults.retryBase)
     const cap = yield* check.duration(at("retry.cap"), retry.cap ?? defaults.retryCap)
@@ -129,6 +130,7 @@ const queueConfig = (name: string, options: QueueOptions): Either.Either<QueueCo
       heartbeatInterval,
       pollInterval,
       reclaimInterval,
+      maxRunTime: Option.fromNullable(maxRunTime),
       retry: { base, cap, jitter, maxAttempts },
       maxPayloadBytes,
       admission,

@@ -393,9 +393,19 @@ export const make = <R>(
           dedupKey: job.dedupKey,
           workerId
         }
-        const work: Effect.Effect<void, unknown> = handler === undefined
+        const run: Effect.Effect<void, unknown> = handler === undefined
           ? Effect.fail(new JobWorkerApi.NoHandlerError({ kind: job.kind, workerId }))
           : Effect.provide(handler.run(job.payload, jobContext), context)
+        // On the Effect Clock: the handler is interrupted at the limit and the attempt fails transiently.
+        const work = Option.match(pool.queue.maxRunTime, {
+          onNone: () => run,
+          onSome: (limit) =>
+            Effect.timeoutFail(run, {
+              duration: limit,
+              onTimeout: () =>
+                new JobWorkerApi.JobTimeoutError({ queue: job.queue, kind: job.kind, jobId: job.lease.id, limit })
+            })
+        })
         const traced = Effect.withSpan(work, `bulwark.job ${job.kind}`, {
           kind: "consumer",
           // A stack trace per job costs more than a no-op handler; the span's name and attributes say where it is.
