@@ -7,11 +7,11 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { Redis } from "ioredis"
 import { createHash } from "node:crypto"
 import * as CircuitBreaker from "../../circuit-breaker/CircuitBreaker.js"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as Options from "../../internal/options.js"
+import * as RedisClient from "../../internal/redis.js"
 import * as IdempotencyStore from "../IdempotencyStore.js"
 import type * as RedisIdempotencyCache from "../RedisIdempotencyCache.js"
 
@@ -89,49 +89,6 @@ const validate = (options: RedisIdempotencyCache.Options): Options.Check<Valid> 
     )
   })
 
-const messageOf = (cause: unknown): string =>
-  typeof cause === "object" && cause !== null && "message" in cause && typeof cause.message === "string"
-    ? cause.message
-    : String(cause)
-
-/** An ioredis client the cache made (and closes), or the caller's (left alone). */
-const acquireClient = (
-  options: RedisIdempotencyCache.Options,
-  valid: Valid
-): Effect.Effect<Redis, never, Scope.Scope> => {
-  const given = options.client
-  if (given !== undefined) return Effect.succeed(given)
-  return Effect.acquireRelease(
-    Effect.sync(() => {
-      const client = new Redis({
-        lazyConnect: true,
-        // Fail fast while disconnected: the store answers instead, nothing queues up.
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
-        commandTimeout: valid.commandTimeoutMs,
-        connectTimeout: Math.max(valid.commandTimeoutMs, 1_000),
-        ...options.redis
-      })
-      // Connection errors surface through the calls (counted, logged, breaker); keep ioredis from printing them.
-      client.on("error", () => undefined)
-      return client
-    }),
-    (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
-  ).pipe(
-    Effect.tap((client) =>
-      Effect.tryPromise(() => client.connect()).pipe(
-        Effect.catchAll((cause) =>
-          Effect.logWarning(
-            `Idempotency cache: Redis is unreachable at startup (${
-              messageOf(cause)
-            }); the store answers until it connects`
-          )
-        )
-      )
-    )
-  )
-}
-
 /** @internal */
 export const make = (
   store: IdempotencyStore.Service,
@@ -139,7 +96,13 @@ export const make = (
 ): Effect.Effect<IdempotencyStore.Service, InvalidOptionsError, Scope.Scope> =>
   Effect.gen(function*() {
     const valid = yield* validate(options)
-    const client = yield* acquireClient(options, valid)
+    const client = yield* RedisClient.acquireClient({
+      client: options.client,
+      redis: options.redis,
+      commandTimeoutMs: valid.commandTimeoutMs,
+      unreachable: (message) =>
+        `Idempotency cache: Redis is unreachable at startup (${message}); the store answers until it connects`
+    })
     const breaker = yield* CircuitBreaker.make<RedisCacheError>({
       name: valid.breakerName,
       trip: CircuitBreaker.consecutiveFailures(valid.breakerFailures),
@@ -156,7 +119,7 @@ export const make = (
     const call = <A>(what: string, f: () => Promise<A>): Effect.Effect<A, RedisCacheError> =>
       Effect.tryPromise({
         try: f,
-        catch: (cause) => new RedisCacheError({ message: `${what}: ${messageOf(cause)}`, cause })
+        catch: (cause) => new RedisCacheError({ message: `${what}: ${RedisClient.messageOf(cause)}`, cause })
       })
 
     /** Runs a Redis call through the breaker; on failure, logs (throttled) and answers `None`. */

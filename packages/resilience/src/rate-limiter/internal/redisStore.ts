@@ -4,11 +4,12 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { Redis } from "ioredis"
+import type { Redis } from "ioredis"
 import { createHash } from "node:crypto"
 import * as CircuitBreaker from "../../circuit-breaker/CircuitBreaker.js"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as Options from "../../internal/options.js"
+import * as RedisClient from "../../internal/redis.js"
 import * as RateLimiter from "../RateLimiter.js"
 import type * as RedisRateLimiter from "../RedisRateLimiter.js"
 import type { Spec } from "./algorithms.js"
@@ -102,11 +103,6 @@ const extraOf = (spec: Spec): number => {
 const isNoScript = (error: unknown): boolean =>
   typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" &&
   error.message.startsWith("NOSCRIPT")
-
-const messageOf = (cause: unknown): string =>
-  typeof cause === "object" && cause !== null && "message" in cause && typeof cause.message === "string"
-    ? cause.message
-    : String(cause)
 
 const isNumber = (u: unknown): u is number => typeof u === "number"
 
@@ -213,47 +209,20 @@ const validate = (options: RedisRateLimiter.Options): Options.Check<Valid> =>
     )
   })
 
-/** An ioredis client the store made (and closes), or the caller's (left alone). */
-const acquireClient = (options: RedisRateLimiter.Options, valid: Valid): Effect.Effect<Redis, never, Scope.Scope> => {
-  const given = options.client
-  if (given !== undefined) return Effect.succeed(given)
-  return Effect.acquireRelease(
-    Effect.sync(() => {
-      const client = new Redis({
-        lazyConnect: true,
-        // Fail fast while disconnected: the circuit breaker and failure policy take over, nothing queues up.
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
-        commandTimeout: valid.commandTimeout,
-        connectTimeout: Math.max(valid.commandTimeout, 1_000),
-        ...options.redis
-      })
-      // Connection errors surface through the calls (counted, logged, breaker); keep ioredis from printing them.
-      client.on("error", () => undefined)
-      return client
-    }),
-    (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
-  ).pipe(
-    Effect.tap((client) =>
-      Effect.tryPromise(() => client.connect()).pipe(
-        Effect.catchAll((cause) =>
-          Effect.logWarning(
-            `Rate limiter store: Redis is unreachable at startup (${messageOf(cause)}); ` +
-              `deciding with the ${valid.onFailure} policy until it connects`
-          )
-        )
-      )
-    )
-  )
-}
-
 /** @internal */
 export const make = (
   options: RedisRateLimiter.Options = {}
 ): Effect.Effect<RateLimiter.Store, InvalidOptionsError, Scope.Scope> =>
   Effect.gen(function*() {
     const valid = yield* validate(options)
-    const client = yield* acquireClient(options, valid)
+    const client = yield* RedisClient.acquireClient({
+      client: options.client,
+      redis: options.redis,
+      commandTimeoutMs: valid.commandTimeout,
+      unreachable: (message) =>
+        `Rate limiter store: Redis is unreachable at startup (${message}); ` +
+        `deciding with the ${valid.onFailure} policy until it connects`
+    })
     const breaker = yield* CircuitBreaker.make<RedisStoreError>({
       name: valid.breakerName,
       trip: CircuitBreaker.consecutiveFailures(valid.breakerFailures),
@@ -344,7 +313,7 @@ export const make = (
           : hasExtra
           ? (now, cost, maxDelay) => [now, cost, maxDelay, limit, window, extra]
           : (now, cost, maxDelay) => [now, cost, maxDelay, limit, window]
-        const storeError = (cause: unknown) => new RedisStoreError({ message: messageOf(cause), cause })
+        const storeError = (cause: unknown) => new RedisStoreError({ message: RedisClient.messageOf(cause), cause })
         const unexpected = () => new RedisStoreError({ message: "Redis answered the rate-limit script unexpectedly" })
 
         /** Through the breaker: while it is open calls skip Redis, half-open it lets a probe through. */
