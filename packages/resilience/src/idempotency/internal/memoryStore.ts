@@ -159,15 +159,16 @@ export const make: Effect.Effect<IdempotencyStore.Service> = Effect.sync(() => {
 
   const deleteExpired = (limit: number) =>
     withNow((now) => {
-      let deleted = 0
+      // Oldest expiry first, as the PostgreSQL store does (`ORDER BY expires_at`); ties in insertion order.
+      const expired: Array<readonly [string, number]> = []
       for (const [id, entry] of entries) {
-        if (deleted >= limit) break
-        if (Record.isExpired(rowOf(entry, now))) {
-          entries.delete(id)
-          deleted++
-        }
+        const row = rowOf(entry, now)
+        if (Record.isExpired(row)) expired.push([id, row.expiresInMs])
       }
-      return deleted
+      expired.sort((a, b) => a[1] - b[1])
+      const doomed = expired.slice(0, limit)
+      for (const [id] of doomed) entries.delete(id)
+      return doomed.length
     })
 
   const service: IdempotencyStore.Service = {
