@@ -15,54 +15,52 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
-import { randomUUID } from "node:crypto"
 import * as ScratchPostgres from "../support/postgres.js"
 import { conformance } from "./conformance.js"
+import { claimRequest } from "./support.js"
 
 // The store's statements run on real I/O: let fibers woken by TestClock finish their round trips.
 const settle = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 30)))
 
 let tables = 0
 
-layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 30_000 })("SqlIdempotencyStore", (it) => {
-  conformance(it, {
-    name: "postgres",
-    fresh: Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      const table = `idempotency_test_${++tables}`
-      yield* Effect.orDie(SqlIdempotencyStore.createTable({ tableName: table }))
-      const shift = (duration: Duration.DurationInput) => {
-        const ms = Duration.toMillis(Duration.decode(duration))
-        return Effect.orDie(sql`
-          UPDATE ${sql(table)} SET
-            lease_expires_at = lease_expires_at - ${ms}::float8 * interval '1 millisecond',
-            expires_at = expires_at - ${ms}::float8 * interval '1 millisecond'
-        `)
-      }
-      return {
-        layer: SqlIdempotencyStore.layer({ tableName: table }).pipe(
-          Layer.provide(Layer.succeed(SqlClient.SqlClient, sql)),
-          Layer.orDie
-        ),
-        advance: (duration) =>
-          shift(duration).pipe(Effect.zipRight(TestClock.adjust(duration)), Effect.zipRight(settle)),
-        settleAfter: (duration) => Effect.zipRight(TestClock.adjust(duration), settle)
-      }
-    })
-  })
-})
+// Batching on (the default) and off: each call alone, as one statement per call.
+for (const batching of [true, false] as const) {
+  layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 30_000 })(
+    `SqlIdempotencyStore${batching ? "" : " without batching"}`,
+    (it) => {
+      conformance(it, {
+        name: batching ? "postgres" : "postgres, unbatched",
+        fresh: Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const table = `idempotency_test_${++tables}`
+          yield* Effect.orDie(SqlIdempotencyStore.createTable({ tableName: table }))
+          const shift = (duration: Duration.DurationInput) => {
+            const ms = Duration.toMillis(Duration.decode(duration))
+            return Effect.orDie(sql`
+              UPDATE ${sql(table)} SET
+                lease_expires_at = lease_expires_at - ${ms}::float8 * interval '1 millisecond',
+                expires_at = expires_at - ${ms}::float8 * interval '1 millisecond'
+            `)
+          }
+          return {
+            layer: SqlIdempotencyStore.layer({ tableName: table, batching }).pipe(
+              Layer.provide(Layer.succeed(SqlClient.SqlClient, sql)),
+              Layer.orDie
+            ),
+            advance: (duration) =>
+              shift(duration).pipe(Effect.zipRight(TestClock.adjust(duration)), Effect.zipRight(settle)),
+            settleAfter: (duration) => Effect.zipRight(TestClock.adjust(duration), settle)
+          }
+        })
+      })
+    }
+  )
+}
 
 layer(ScratchPostgres.layer({ maxConnections: 2 }), { timeout: 30_000 })("SqlIdempotencyStore on PostgreSQL", (it) => {
   const claim = (store: IdempotencyStore.Service, key: string, fingerprint: string) =>
-    store.claim({
-      scope: "POST /payments",
-      partition: "",
-      key,
-      fingerprint,
-      owner: randomUUID(),
-      lease: Duration.seconds(30),
-      ttl: Duration.hours(1)
-    })
+    store.claim(claimRequest(key, fingerprint))
 
   const leaseOf = (result: IdempotencyStore.ClaimResult): IdempotencyStore.Lease => {
     if (result._tag !== "Claimed") throw new Error(`expected Claimed, got ${result._tag}`)

@@ -1,12 +1,15 @@
 /**
- * Helpers shared by the idempotency tests that use real processes: the side-effect table the handlers write to,
- * and starting `worker.ts` as a child process.
+ * Helpers shared by the idempotency tests: the side-effect table the handlers write to, starting `worker.ts` as a
+ * child process, and a claim request.
  */
+import type * as IdempotencyStore from "@bulwark/resilience/IdempotencyStore"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert } from "@effect/vitest"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import { randomUUID } from "node:crypto"
 import { dirname, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -124,3 +127,14 @@ export const checkResults = (
     assert.strictEqual(first[2].executor, execution?.executor, `${key}: the value is the one execution's`)
   }
 }
+
+/** A claim of `key` for "POST /payments" by a new owner: a 30 s lease, kept an hour. */
+export const claimRequest = (key: string, fingerprint = "fp"): IdempotencyStore.ClaimRequest => ({
+  scope: "POST /payments",
+  partition: "",
+  key,
+  fingerprint,
+  owner: randomUUID(),
+  lease: Duration.seconds(30),
+  ttl: Duration.hours(1)
+})

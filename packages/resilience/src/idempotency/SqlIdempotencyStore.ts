@@ -25,8 +25,10 @@
  *   clocks agree on leases and expiry.
  *
  * A new key costs two round trips (claim, complete); a replay costs one
- * read-only one. The table and functions come from migration
- * `0001_idempotency.sql` (run it with `Migrations.run`); for another table name,
+ * read-only one. Under load, concurrent claims (and completions) share a
+ * round trip: see {@link Options.batching}. The table and functions come from
+ * migrations `0001_idempotency.sql` and `0004_idempotency_batches.sql` (run
+ * them with `Migrations.run`); for another table name,
  * {@link createTable} creates a copy. Do not run the store inside an
  * application's `sql.withTransaction`: the claim would only become visible to
  * other requests on commit, and `now()` would stand still for the transaction.
@@ -50,10 +52,25 @@ export interface Options {
   /**
    * The table, optionally schema-qualified (`schema.table`); a lower-case identifier, the table's own name at most
    * 51 characters. The table and its functions (`<table>_claim`, `<table>_heartbeat`, `<table>_complete`,
-   * `<table>_release`) are what `0001_idempotency.sql` creates for the default name; {@link createTable} creates
+   * `<table>_release`, `<table>_claim_batch`, `<table>_complete_batch`) are what `0001_idempotency.sql` and
+   * `0004_idempotency_batches.sql` create for the default name; {@link createTable} creates
    * them for another. Default `"bulwark_idempotency_keys"` (the migration's).
    */
   readonly tableName?: string
+  /**
+   * Claims and completions made concurrently (by different requests, fibers, jobs) share round trips: while
+   * `maxInFlight` statements of one kind are out, later calls queue, and go together, up to `maxBatch`, as one
+   * statement (`<table>_claim_batch`, `<table>_complete_batch`, from `0004_idempotency_batches.sql`) as soon as
+   * one returns. An idle store sends each call at once, alone: batching adds no latency, only fewer round trips
+   * under load. Each key in a batch is decided exactly as alone (the batch functions call the one-key functions,
+   * in key order, so concurrent batches cannot deadlock); a batch that fails fails each of its calls with the
+   * same `IdempotencyStoreError`. Inside a transaction (`transactional: true`, or an application's), calls go
+   * through the transaction's connection, alone.
+   *
+   * `false` sends every call alone. Default `true`: `maxBatch` 64, `maxInFlight` 4 (per kind: up to eight of
+   * the pool's connections).
+   */
+  readonly batching?: boolean | { readonly maxBatch?: number; readonly maxInFlight?: number }
 }
 
 /**
@@ -97,7 +114,8 @@ export const layer: (options?: Options) => Layer.Layer<IdempotencyStore, Invalid
 
 /**
  * Creates the store's table and functions under `options.tableName`: what
- * migration `0001_idempotency.sql` creates for the default name, with every
+ * migrations `0001_idempotency.sql` and `0004_idempotency_batches.sql` create
+ * for the default name, with every
  * object named after the given table. For applications that keep several
  * stores apart, and for tests; the default table comes from `Migrations.run`.
  * Fails if the table already exists.

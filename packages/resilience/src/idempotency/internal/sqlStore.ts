@@ -9,6 +9,7 @@ import * as Schema from "effect/Schema"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import type { InvalidOptionsError } from "../../Failure.js"
+import * as Batcher from "../../internal/batcher.js"
 import * as Options from "../../internal/options.js"
 import * as Migrations from "../../sql/Migrations.js"
 import * as IdempotencyStore from "../IdempotencyStore.js"
@@ -20,13 +21,20 @@ import * as Record from "./record.js"
 const backend = "postgres"
 
 /** @internal */
-export const defaults = { tableName: "bulwark_idempotency_keys" } as const
+export const defaults = { tableName: "bulwark_idempotency_keys", maxBatch: 64, maxInFlight: 4 } as const
 
 /** The store's functions, named `<table><suffix>`: schema-qualified like the table. */
-const FUNCTIONS: ReadonlySet<string> = new Set(["_claim", "_heartbeat", "_complete", "_release"])
+const FUNCTIONS: ReadonlySet<string> = new Set([
+  "_claim",
+  "_heartbeat",
+  "_complete",
+  "_release",
+  "_claim_batch",
+  "_complete_batch"
+])
 
-/** The migration that creates the default table and its functions; {@link createTable} copies it. */
-const MIGRATION = "0001_idempotency.sql"
+/** The migrations that create the default table and its functions; {@link createTable} copies them. */
+const MIGRATIONS = ["0001_idempotency.sql", "0004_idempotency_batches.sql"] as const
 
 /**
  * A claim answered with a record that the claim rule says it should have taken
@@ -57,6 +65,8 @@ const ClaimRow = Schema.Union(
 )
 
 const WrittenRow = Schema.Struct({ written: Schema.Boolean })
+/** A batch function's rows also carry the 1-based position of their item in the batch. */
+const Ordinal = Schema.Struct({ ordinal: Schema.Number })
 const CountRow = Schema.Struct({ count: Schema.Number })
 
 // Built once: a decoder made per call (e.g. around `Schema.Array(row)`) would be rebuilt on every request.
@@ -64,6 +74,7 @@ const decodeClaimRow = Schema.decodeUnknownEither(ClaimRow)
 const decodeExistingRow = Schema.decodeUnknownEither(ExistingRow)
 const decodeWrittenRow = Schema.decodeUnknownEither(WrittenRow)
 const decodeCountRow = Schema.decodeUnknownEither(CountRow)
+const decodeOrdinal = Schema.decodeUnknownEither(Ordinal)
 
 const rowOf = (row: Omit<typeof ExistingRow.Type, "owner_token">): Record.Row => ({
   state: row.state,
@@ -82,23 +93,66 @@ const rowOf = (row: Omit<typeof ExistingRow.Type, "owner_token">): Record.Row =>
  */
 const TABLE_NAME = /^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,50}$/
 
-const validate = (options: SqlIdempotencyStore.Options): Options.Check<{ readonly tableName: string }> => {
+interface Valid {
+  readonly tableName: string
+  /** `undefined`: every call is its own round trip. */
+  readonly batching: { readonly maxBatch: number; readonly maxInFlight: number } | undefined
+}
+
+const field = (option: string): Options.Field => ({ component: "SqlIdempotencyStore", option })
+
+const validate = (options: SqlIdempotencyStore.Options): Options.Check<Valid> => {
   const tableName = options.tableName ?? defaults.tableName
-  return TABLE_NAME.test(tableName)
-    ? Either.right({ tableName })
-    : Either.left(
+  if (!TABLE_NAME.test(tableName)) {
+    return Either.left(
       Options.invalid(
-        { component: "SqlIdempotencyStore", option: "tableName" },
+        field("tableName"),
         options.tableName,
         "a lower-case SQL identifier of at most 51 characters, optionally schema-qualified (schema.table)"
       )
     )
+  }
+  const batching = options.batching ?? true
+  if (batching === false) return Either.right({ tableName, batching: undefined })
+  if (batching !== true && (typeof batching !== "object" || batching === null)) {
+    return Either.left(Options.invalid(field("batching"), batching, "a boolean or { maxBatch, maxInFlight }"))
+  }
+  const limits = batching === true ? {} : batching
+  const maxBatch = Options.number(field("batching.maxBatch"), limits.maxBatch ?? defaults.maxBatch, {
+    min: 1,
+    max: 1_000,
+    integer: true
+  })
+  if (Either.isLeft(maxBatch)) return Either.left(maxBatch.left)
+  const maxInFlight = Options.number(field("batching.maxInFlight"), limits.maxInFlight ?? defaults.maxInFlight, {
+    min: 1,
+    max: 1_000,
+    integer: true
+  })
+  if (Either.isLeft(maxInFlight)) return Either.left(maxInFlight.left)
+  return Either.right({ tableName, batching: { maxBatch: maxBatch.right, maxInFlight: maxInFlight.right } })
 }
 
 /** `"a.b"` → `"a"."b"`: the names are validated lower-case identifiers, quoting only guards keywords. */
 const quote = (name: string): string => name.split(".").map((part) => `"${part}"`).join(".")
 
 const millis = (duration: Duration.Duration): number => Duration.toMillis(duration)
+
+/**
+ * The positions of a batch's items sorted by key: every batch takes its rows' locks in this one order, so two
+ * batches sharing keys cannot deadlock. Any total order does; this is JavaScript's string order.
+ */
+const lockOrder = (
+  items: ReadonlyArray<{ readonly scope: string; readonly partition: string; readonly key: string }>
+): ReadonlyArray<number> => {
+  const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+  return items.map((_, i) => i).sort((i, j) => {
+    const a = items[i]
+    const b = items[j]
+    if (a === undefined || b === undefined) return 0
+    return compare(a.scope, b.scope) || compare(a.partition, b.partition) || compare(a.key, b.key)
+  })
+}
 
 /** A failure of the effect run in a transaction, on its way through `withTransaction`. */
 class Inner<E> {
@@ -110,7 +164,7 @@ export const make = (
   options: SqlIdempotencyStore.Options = {}
 ): Effect.Effect<IdempotencyStore.Service, InvalidOptionsError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
-    const { tableName } = yield* validate(options)
+    const { tableName, batching } = yield* validate(options)
     // Column names are ours: an application's result-name transforms (snake → camel) must not rename them.
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const table = sql(tableName)
@@ -122,6 +176,9 @@ export const make = (
       payload FROM ${call("claim", 7)}`
     const HEARTBEAT = `SELECT ${call("heartbeat", 6)} AS written`
     const COMPLETE = `SELECT ${call("complete", 8)} AS written`
+    const CLAIM_BATCH = `SELECT ordinal, claimed, state, fingerprint, attempt, recovery, lease_remaining_ms,
+      expires_in_ms, outcome, payload FROM ${call("claim_batch", 7)}`
+    const COMPLETE_BATCH = `SELECT ordinal, written FROM ${call("complete_batch", 8)}`
     const RELEASE = `SELECT ${call("release", 5)} AS written`
 
     const failed = (operation: IdempotencyStore.Operation) => (cause: SqlError | Error) =>
@@ -137,7 +194,37 @@ export const make = (
         ? Either.mapLeft(decode(rows[0]), failed(operation))
         : Effect.fail(failed(operation)(new Error(`expected one row, got ${rows.length}`)))
 
-    const claimOnce = (request: IdempotencyStore.ClaimRequest) =>
+    /**
+     * A batch's rows, each put back at its item's position (`order[i]` is the position of the batch's i-th item).
+     */
+    const inOrder = <A>(
+      decode: (row: unknown) => Either.Either<A, Error>,
+      operation: IdempotencyStore.Operation,
+      order: ReadonlyArray<number>
+    ) =>
+    (rows: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<A>, IdempotencyStore.IdempotencyStoreError> => {
+      const results: Array<A | undefined> = Array.from({ length: order.length }, () => undefined)
+      for (const row of rows) {
+        const position = Either.flatMap(decodeOrdinal(row), ({ ordinal }) => {
+          const at = order[ordinal - 1]
+          return at === undefined ? Either.left(new Error(`no item at ordinal ${ordinal}`)) : Either.right(at)
+        })
+        if (Either.isLeft(position)) return Effect.fail(failed(operation)(position.left))
+        const decoded = decode(row)
+        if (Either.isLeft(decoded)) return Effect.fail(failed(operation)(decoded.left))
+        results[position.right] = decoded.right
+      }
+      const complete: Array<A> = []
+      for (const result of results) {
+        if (result === undefined) {
+          return Effect.fail(failed(operation)(new Error(`expected ${order.length} rows, got ${rows.length}`)))
+        }
+        complete.push(result)
+      }
+      return Effect.succeed(complete)
+    }
+
+    const claimRow = (request: IdempotencyStore.ClaimRequest) =>
       sql.unsafe(CLAIM, [
         request.scope,
         request.partition,
@@ -146,26 +233,56 @@ export const make = (
         request.owner,
         millis(request.lease),
         millis(request.ttl)
-      ]).pipe(
-        Effect.mapError(failed("claim")),
-        Effect.flatMap(single(decodeClaimRow, "claim")),
+      ]).pipe(Effect.mapError(failed("claim")), Effect.flatMap(single(decodeClaimRow, "claim")))
+
+    const claimRows = (
+      requests: ReadonlyArray<IdempotencyStore.ClaimRequest>
+    ): Effect.Effect<ReadonlyArray<typeof ClaimRow.Type>, IdempotencyStore.IdempotencyStoreError> => {
+      const [only] = requests
+      if (requests.length === 1 && only !== undefined) return Effect.map(claimRow(only), (row) => [row])
+      const order = lockOrder(requests)
+      const sorted = order.map((i) => requests[i]).filter((request) => request !== undefined)
+      return sql.unsafe(CLAIM_BATCH, [
+        sorted.map((request) => request.scope),
+        sorted.map((request) => request.partition),
+        sorted.map((request) => request.key),
+        sorted.map((request) => request.fingerprint),
+        sorted.map((request) => request.owner),
+        sorted.map((request) => millis(request.lease)),
+        sorted.map((request) => millis(request.ttl))
+      ]).pipe(Effect.mapError(failed("claim")), Effect.flatMap(inOrder(decodeClaimRow, "claim", order)))
+    }
+
+    const leaseOf = (request: IdempotencyStore.ClaimRequest, attempt: number, recovery: boolean) => ({
+      scope: request.scope,
+      partition: request.partition,
+      key: request.key,
+      fingerprint: request.fingerprint,
+      owner: request.owner,
+      attempt,
+      recovery,
+      lease: request.lease,
+      ttl: request.ttl
+    })
+
+    const releaseRow = (lease: IdempotencyStore.Lease) => written("release")(sql.unsafe(RELEASE, fence(lease)))
+
+    const batchedClaim = batching === undefined ? undefined : Batcher.make({
+      send: claimRows,
+      ...batching,
+      // A key claimed for a caller that went away meanwhile is given back at once, rather than left to lapse.
+      onAbandoned: (request, row) =>
+        row.claimed ? Effect.ignore(releaseRow(leaseOf(request, row.attempt, row.recovery))) : Effect.void
+    })
+
+    const claimOnce = (request: IdempotencyStore.ClaimRequest) =>
+      Effect.flatMap(
+        Effect.serviceOption(SqlClient.TransactionConnection),
+        (transaction) =>
+          batchedClaim === undefined || Option.isSome(transaction) ? claimRow(request) : batchedClaim(request)
+      ).pipe(
         Effect.map((row): Record.Classification | IdempotencyStore.ClaimResult => {
-          if (row.claimed) {
-            return {
-              _tag: "Claimed",
-              lease: {
-                scope: request.scope,
-                partition: request.partition,
-                key: request.key,
-                fingerprint: request.fingerprint,
-                owner: request.owner,
-                attempt: row.attempt,
-                recovery: row.recovery,
-                lease: request.lease,
-                ttl: request.ttl
-              }
-            }
-          }
+          if (row.claimed) return { _tag: "Claimed", lease: leaseOf(request, row.attempt, row.recovery) }
           return Record.classifyExisting(rowOf(row), request.fingerprint)
         })
       )
@@ -204,10 +321,56 @@ export const make = (
     const heartbeat = (lease: IdempotencyStore.Lease) =>
       written("heartbeat")(sql.unsafe(HEARTBEAT, [...fence(lease), millis(lease.lease)]))
 
-    const complete = (lease: IdempotencyStore.Lease, result: IdempotencyStore.StoredResult) =>
+    const completeRow = (lease: IdempotencyStore.Lease, result: IdempotencyStore.StoredResult) =>
       written("complete")(sql.unsafe(COMPLETE, [...fence(lease), result.outcome, result.payload, millis(lease.ttl)]))
 
-    const release = (lease: IdempotencyStore.Lease) => written("release")(sql.unsafe(RELEASE, fence(lease)))
+    interface Completion {
+      readonly scope: string
+      readonly partition: string
+      readonly key: string
+      readonly lease: IdempotencyStore.Lease
+      readonly result: IdempotencyStore.StoredResult
+    }
+
+    const completeRows = (
+      completions: ReadonlyArray<Completion>
+    ): Effect.Effect<ReadonlyArray<boolean>, IdempotencyStore.IdempotencyStoreError> => {
+      const [only] = completions
+      if (completions.length === 1 && only !== undefined) {
+        return Effect.map(completeRow(only.lease, only.result), (done) => [done])
+      }
+      const order = lockOrder(completions)
+      const sorted = order.map((i) => completions[i]).filter((completion) => completion !== undefined)
+      return sql.unsafe(COMPLETE_BATCH, [
+        sorted.map(({ lease }) => lease.scope),
+        sorted.map(({ lease }) => lease.partition),
+        sorted.map(({ lease }) => lease.key),
+        sorted.map(({ lease }) => lease.owner),
+        sorted.map(({ lease }) => lease.attempt),
+        sorted.map(({ result }) => result.outcome),
+        sorted.map(({ result }) => result.payload),
+        sorted.map(({ lease }) => millis(lease.ttl))
+      ]).pipe(
+        Effect.mapError(failed("complete")),
+        Effect.flatMap(inOrder(decodeWrittenRow, "complete", order)),
+        Effect.map((rows) => rows.map((row) => row.written))
+      )
+    }
+
+    const batchedComplete = batching === undefined ? undefined : Batcher.make({ send: completeRows, ...batching })
+
+    // Inside a transaction (the `transactional` option's, or an application's), the completion must go through
+    // the transaction's connection: it commits or rolls back with the handler's writes.
+    const complete = (lease: IdempotencyStore.Lease, result: IdempotencyStore.StoredResult) =>
+      Effect.flatMap(
+        Effect.serviceOption(SqlClient.TransactionConnection),
+        (transaction) =>
+          batchedComplete === undefined || Option.isSome(transaction)
+            ? completeRow(lease, result)
+            : batchedComplete({ scope: lease.scope, partition: lease.partition, key: lease.key, lease, result })
+      )
+
+    const release = releaseRow
 
     // Lease and expiry columns as milliseconds from the server's now(), so no clock but Postgres' is involved.
     const remaining = (column: string) => sql.literal(`(extract(epoch from (${column} - now())) * 1000)::float8`)
@@ -324,8 +487,10 @@ export const createTable = (
 ): Effect.Effect<void, InvalidOptionsError | SqlError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const { tableName } = yield* validate(options)
-    const migration = yield* Effect.sync(() => readFileSync(join(Migrations.directory(), MIGRATION), "utf8"))
     const sql = yield* SqlClient.SqlClient
-    // Several statements in one text: sent without parameters, as the migrator does.
-    yield* sql.unsafe(tableDefinition(migration, tableName)).raw
+    for (const file of MIGRATIONS) {
+      const migration = yield* Effect.sync(() => readFileSync(join(Migrations.directory(), file), "utf8"))
+      // Several statements in one text: sent without parameters, as the migrator does.
+      yield* sql.unsafe(tableDefinition(migration, tableName)).raw
+    }
   })
