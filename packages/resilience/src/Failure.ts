@@ -361,11 +361,12 @@ export interface ClassifierOverrides {
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
+ * import { Effect, pipe } from "effect"
  * import { Failure } from "@bulwark/resilience"
  *
  * // This API answers 409 while a resource is being provisioned: retry it.
- * const classifier = Failure.defaultClassifier.pipe(
+ * const classifier = pipe(
+ *   Failure.defaultClassifier,
  *   Failure.extend({ statuses: { 409: "transient" }, tags: { InventoryLocked: "transient" } })
  * )
  * const program = Effect.void.pipe(Failure.withClassifier(classifier))

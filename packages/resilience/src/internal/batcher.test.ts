@@ -72,6 +72,20 @@ describe("Batcher", () => {
       assert.deepStrictEqual(batches, [[1], [2, 3, 4], [5, 6]])
     }))
 
+  it.effect("ends a batch before its weight would pass maxWeight; a heavier item goes alone", () =>
+    Effect.gen(function*() {
+      const { batches, open, send } = yield* recorder({ gated: true })
+      const submit = Batcher.make({ send, maxBatch: 10, maxInFlight: 1, maxWeight: 5, weigh: (n: number) => n })
+      const first = yield* Effect.fork(submit(1))
+      yield* settle
+      const rest = yield* Effect.fork(Effect.forEach([2, 3, 1, 9, 4], submit, { concurrency: "unbounded" }))
+      yield* settle
+      for (let i = 0; i < 5; i++) yield* open(i)
+      yield* Fiber.join(first)
+      assert.deepStrictEqual(yield* Fiber.join(rest), [20, 30, 10, 90, 40])
+      assert.deepStrictEqual(batches, [[1], [2, 3], [1], [9], [4]])
+    }))
+
   it.effect("keeps up to maxInFlight batches out at once", () =>
     Effect.gen(function*() {
       const { batches, open, send } = yield* recorder({ gated: true })

@@ -35,6 +35,12 @@ export interface Options<I, O, E> {
   readonly send: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<O>, E>
   readonly maxBatch: number
   readonly maxInFlight: number
+  /**
+   * A batch stops growing before its items' total weight would pass this (it always takes at least one item):
+   * e.g. the bytes of the payloads it carries. Default: no limit.
+   */
+  readonly maxWeight?: number
+  readonly weigh?: (item: I) => number
   /** The result of a call whose caller was interrupted after its batch was sent. */
   readonly onAbandoned?: (item: I, result: O) => Effect.Effect<void>
 }
@@ -74,12 +80,25 @@ export const make = <I, O, E>(options: Options<I, O, E>): Submit<I, O, E> => {
     return abandoned.length === 0 ? Effect.void : Effect.asVoid(Effect.forkDaemon(Effect.all(abandoned)))
   }
 
-  /** Takes up to `maxBatch` queued calls (skipping abandoned ones), sends them, and settles each. */
+  const maxWeight = options.maxWeight ?? Infinity
+  const weigh = options.weigh ?? (() => 0)
+
+  /** Takes up to `maxBatch` queued calls (skipping abandoned ones, within `maxWeight`), sends them, settles each. */
   const sendNext: Effect.Effect<void> = Effect.suspend(() => {
     const batch: Array<Entry<I, O, E>> = []
+    let weight = 0
     while (batch.length < options.maxBatch && queue.length > 0) {
-      const entry = queue.shift()
-      if (entry !== undefined && !entry.abandoned) batch.push(entry)
+      const next = queue[0]
+      if (next === undefined) break
+      if (next.abandoned) {
+        queue.shift()
+        continue
+      }
+      const added = weigh(next.item)
+      if (batch.length > 0 && weight + added > maxWeight) break
+      queue.shift()
+      weight += added
+      batch.push(next)
     }
     if (batch.length === 0) return Effect.void
     return Effect.flatMap(Effect.exit(options.send(batch.map((entry) => entry.item))), (exit) => settle(batch, exit))

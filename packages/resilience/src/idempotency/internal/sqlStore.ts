@@ -21,7 +21,7 @@ import * as Record from "./record.js"
 const backend = "postgres"
 
 /** @internal */
-export const defaults = { tableName: "bulwark_idempotency_keys", maxBatch: 64, maxInFlight: 4 } as const
+export const defaults = { tableName: "bulwark_idempotency_keys", maxBatch: 64, maxInFlight: 2 } as const
 
 /** The store's functions, named `<table><suffix>`: schema-qualified like the table. */
 const FUNCTIONS: ReadonlySet<string> = new Set([
@@ -42,6 +42,9 @@ const MIGRATIONS = ["0001_idempotency.sql", "0004_idempotency_batches.sql"] as c
  * safety net, not a path taken in practice).
  */
 const MAX_STALE_RETRIES = 10
+
+/** The payload characters one batch of completions carries at most (one larger payload goes alone). */
+const MAX_BATCH_PAYLOAD_CHARS = 1_048_576
 
 const State = Schema.Literal("in_progress", "completed", "released")
 const Outcome = Schema.Literal("success", "failure", "too_large", "unencodable")
@@ -357,7 +360,13 @@ export const make = (
       )
     }
 
-    const batchedComplete = batching === undefined ? undefined : Batcher.make({ send: completeRows, ...batching })
+    // Stored results can be large (up to `maxStoredBytes` each): a batch carries at most about 1 MiB of them.
+    const batchedComplete = batching === undefined ? undefined : Batcher.make({
+      send: completeRows,
+      ...batching,
+      maxWeight: MAX_BATCH_PAYLOAD_CHARS,
+      weigh: (completion) => completion.result.payload.length
+    })
 
     // Inside a transaction (the `transactional` option's, or an application's), the completion must go through
     // the transaction's connection: it commits or rolls back with the handler's writes.
