@@ -111,6 +111,28 @@ layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000 })("SqlIde
       }
     }).pipe(Effect.scoped))
 
+  it.effect("a table made before the batch functions existed still works, one call per statement", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const table = `idempotency_batching_${++tables}`
+      yield* SqlIdempotencyStore.createTable({ tableName: table })
+      yield* sql.unsafe(`DROP FUNCTION ${table}_claim_batch; DROP FUNCTION ${table}_complete_batch`)
+      const store = yield* SqlIdempotencyStore.make({ tableName: table, batching: { maxInFlight: 1 } })
+      const keys = Array.from({ length: 30 }, (_, i) => `old-${i}`)
+      const claims = yield* Effect.forEach(keys, (key) => store.claim(claimRequest(key)), { concurrency: "unbounded" })
+      const leases = claims.flatMap((claimed) => claimed._tag === "Claimed" ? [claimed.lease] : [])
+      assert.strictEqual(leases.length, keys.length)
+      const written = yield* Effect.forEach(
+        leases,
+        (lease) => store.complete(lease, { outcome: "success", payload: `"ok"` }),
+        { concurrency: "unbounded" }
+      )
+      assert.deepStrictEqual(written, keys.map(() => true))
+      const rows = yield* sql<{ readonly count: number }>`
+        SELECT count(*)::int AS count FROM ${sql(table)} WHERE state = 'completed'`
+      assert.strictEqual(rows[0]?.count, keys.length)
+    }))
+
   it.effect("refuses batching limits out of range", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(SqlIdempotencyStore.make({ batching: { maxBatch: 0 } }))

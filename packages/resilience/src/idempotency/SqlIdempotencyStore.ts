@@ -65,7 +65,8 @@ export interface Options {
    * under load. Each key in a batch is decided exactly as alone (the batch functions call the one-key functions,
    * in key order, so concurrent batches cannot deadlock); a batch that fails fails each of its calls with the
    * same `IdempotencyStoreError`. A batch of completions carries at most about 1 MiB of stored results (a larger
-   * one goes alone). Inside a transaction (`transactional: true`, or an application's), calls go
+   * one goes alone). A table made by {@link createTable} before the batch functions existed has none: the store then
+   * sends one call per statement, and logs a warning once. Inside a transaction (`transactional: true`, or an application's), calls go
    * through the transaction's connection, alone.
    *
    * `false` sends every call alone. Default `true`: `maxBatch` 64, `maxInFlight` 2 (per kind: up to four of the

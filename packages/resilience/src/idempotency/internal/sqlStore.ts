@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { hasProperty } from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
@@ -42,6 +43,9 @@ const MIGRATIONS = ["0001_idempotency.sql", "0004_idempotency_batches.sql"] as c
  * safety net, not a path taken in practice).
  */
 const MAX_STALE_RETRIES = 10
+
+/** PostgreSQL's `undefined_function`: what calling a batch function that a table does not have fails with. */
+const UNDEFINED_FUNCTION = "42883"
 
 /** The payload characters one batch of completions carries at most (one larger payload goes alone). */
 const MAX_BATCH_PAYLOAD_CHARS = 1_048_576
@@ -238,22 +242,52 @@ export const make = (
         millis(request.ttl)
       ]).pipe(Effect.mapError(failed("claim")), Effect.flatMap(single(decodeClaimRow, "claim")))
 
+    // A table made by `createTable` before the batch functions existed has none: its batches go one call per
+    // statement from then on, with one warning, rather than failing.
+    let batchFunctionsMissing = false
+    const batchOrAlone = <A>(
+      statement: Effect.Effect<ReadonlyArray<unknown>, SqlError>,
+      operation: IdempotencyStore.Operation,
+      decodeRows: (
+        rows: ReadonlyArray<unknown>
+      ) => Effect.Effect<ReadonlyArray<A>, IdempotencyStore.IdempotencyStoreError>,
+      alone: Effect.Effect<ReadonlyArray<A>, IdempotencyStore.IdempotencyStoreError>
+    ) =>
+      Effect.matchEffect(statement, {
+        onFailure: (error) => {
+          if (!(hasProperty(error.cause, "code") && error.cause.code === UNDEFINED_FUNCTION)) {
+            return Effect.fail(failed(operation)(error))
+          }
+          const warn = batchFunctionsMissing ? Effect.void : Effect.logWarning(
+            `${tableName}'s batch functions are missing (a table made before 0004_idempotency_batches.sql): calls go one per statement; run createTable for a new table, or Migrations.run for the default one`
+          )
+          batchFunctionsMissing = true
+          return Effect.zipRight(warn, alone)
+        },
+        onSuccess: decodeRows
+      })
+
     const claimRows = (
       requests: ReadonlyArray<IdempotencyStore.ClaimRequest>
     ): Effect.Effect<ReadonlyArray<typeof ClaimRow.Type>, IdempotencyStore.IdempotencyStoreError> => {
-      const [only] = requests
-      if (requests.length === 1 && only !== undefined) return Effect.map(claimRow(only), (row) => [row])
+      const alone = Effect.forEach(requests, claimRow, { concurrency: "unbounded" })
+      if (requests.length === 1 || batchFunctionsMissing) return alone
       const order = lockOrder(requests)
       const sorted = order.map((i) => requests[i]).filter((request) => request !== undefined)
-      return sql.unsafe(CLAIM_BATCH, [
-        sorted.map((request) => request.scope),
-        sorted.map((request) => request.partition),
-        sorted.map((request) => request.key),
-        sorted.map((request) => request.fingerprint),
-        sorted.map((request) => request.owner),
-        sorted.map((request) => millis(request.lease)),
-        sorted.map((request) => millis(request.ttl))
-      ]).pipe(Effect.mapError(failed("claim")), Effect.flatMap(inOrder(decodeClaimRow, "claim", order)))
+      return batchOrAlone(
+        sql.unsafe(CLAIM_BATCH, [
+          sorted.map((request) => request.scope),
+          sorted.map((request) => request.partition),
+          sorted.map((request) => request.key),
+          sorted.map((request) => request.fingerprint),
+          sorted.map((request) => request.owner),
+          sorted.map((request) => millis(request.lease)),
+          sorted.map((request) => millis(request.ttl))
+        ]),
+        "claim",
+        inOrder(decodeClaimRow, "claim", order),
+        alone
+      )
     }
 
     const leaseOf = (request: IdempotencyStore.ClaimRequest, attempt: number, recovery: boolean) => ({
@@ -338,25 +372,27 @@ export const make = (
     const completeRows = (
       completions: ReadonlyArray<Completion>
     ): Effect.Effect<ReadonlyArray<boolean>, IdempotencyStore.IdempotencyStoreError> => {
-      const [only] = completions
-      if (completions.length === 1 && only !== undefined) {
-        return Effect.map(completeRow(only.lease, only.result), (done) => [done])
-      }
+      const alone = Effect.forEach(completions, ({ lease, result }) => completeRow(lease, result), {
+        concurrency: "unbounded"
+      })
+      if (completions.length === 1 || batchFunctionsMissing) return alone
       const order = lockOrder(completions)
       const sorted = order.map((i) => completions[i]).filter((completion) => completion !== undefined)
-      return sql.unsafe(COMPLETE_BATCH, [
-        sorted.map(({ lease }) => lease.scope),
-        sorted.map(({ lease }) => lease.partition),
-        sorted.map(({ lease }) => lease.key),
-        sorted.map(({ lease }) => lease.owner),
-        sorted.map(({ lease }) => lease.attempt),
-        sorted.map(({ result }) => result.outcome),
-        sorted.map(({ result }) => result.payload),
-        sorted.map(({ lease }) => millis(lease.ttl))
-      ]).pipe(
-        Effect.mapError(failed("complete")),
-        Effect.flatMap(inOrder(decodeWrittenRow, "complete", order)),
-        Effect.map((rows) => rows.map((row) => row.written))
+      return batchOrAlone(
+        sql.unsafe(COMPLETE_BATCH, [
+          sorted.map(({ lease }) => lease.scope),
+          sorted.map(({ lease }) => lease.partition),
+          sorted.map(({ lease }) => lease.key),
+          sorted.map(({ lease }) => lease.owner),
+          sorted.map(({ lease }) => lease.attempt),
+          sorted.map(({ result }) => result.outcome),
+          sorted.map(({ result }) => result.payload),
+          sorted.map(({ lease }) => millis(lease.ttl))
+        ]),
+        "complete",
+        (rows) =>
+          Effect.map(inOrder(decodeWrittenRow, "complete", order)(rows), (all) => all.map((row) => row.written)),
+        alone
       )
     }
 
