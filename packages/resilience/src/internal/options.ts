@@ -82,3 +82,18 @@ export const name = (field: Field, input: string): Check<string> =>
   typeof input === "string" && /^[A-Za-z0-9_.:/-]{1,128}$/.test(input)
     ? Either.right(input)
     : Either.left(invalid(field, input, "1 to 128 characters of A-Z a-z 0-9 _ . : / -"))
+
+/**
+ * The limits of a bounded pass of batched deletes (idempotency cleanup, job retention): rows per batch, and batches
+ * per pass. One set of ranges for every such pass.
+ *
+ * @internal
+ */
+export const batchLimits = (
+  field: (option: string) => Field,
+  input: { readonly batchSize: number; readonly maxBatches: number }
+): Check<{ readonly batchSize: number; readonly maxBatches: number }> =>
+  Either.all({
+    batchSize: number(field("batchSize"), input.batchSize, { min: 1, max: 100_000, integer: true }),
+    maxBatches: number(field("maxBatches"), input.maxBatches, { min: 1, max: 1_000_000, integer: true })
+  })

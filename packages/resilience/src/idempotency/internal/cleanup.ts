@@ -1,6 +1,5 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as Options from "../../internal/options.js"
 import * as IdempotencyStore from "../IdempotencyStore.js"
@@ -18,17 +17,9 @@ interface Valid {
 }
 
 const validate = (options: IdempotencyStore.CleanupOptions): Options.Check<Valid> =>
-  Either.all({
-    batchSize: Options.number(field("batchSize"), options.batchSize ?? defaults.batchSize, {
-      min: 1,
-      max: 100_000,
-      integer: true
-    }),
-    maxBatches: Options.number(field("maxBatches"), options.maxBatches ?? defaults.maxBatches, {
-      min: 1,
-      max: 1_000_000,
-      integer: true
-    })
+  Options.batchLimits(field, {
+    batchSize: options.batchSize ?? defaults.batchSize,
+    maxBatches: options.maxBatches ?? defaults.maxBatches
   })
 
 const runValid = (valid: Valid) =>

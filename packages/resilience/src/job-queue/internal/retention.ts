@@ -29,23 +29,20 @@ interface Valid {
 }
 
 const validate = (options: PruneOptions): Options.Check<Valid> =>
-  Either.all({
-    keepSucceeded: Options.duration(field("keepSucceeded"), options.keepSucceeded ?? defaults.keepSucceeded),
-    keepSettledDeadLetters: Options.duration(
-      field("keepSettledDeadLetters"),
-      options.keepSettledDeadLetters ?? defaults.keepSettledDeadLetters
-    ),
-    batchSize: Options.number(field("batchSize"), options.batchSize ?? defaults.batchSize, {
-      min: 1,
-      max: 100_000,
-      integer: true
+  Either.map(
+    Either.all({
+      keepSucceeded: Options.duration(field("keepSucceeded"), options.keepSucceeded ?? defaults.keepSucceeded),
+      keepSettledDeadLetters: Options.duration(
+        field("keepSettledDeadLetters"),
+        options.keepSettledDeadLetters ?? defaults.keepSettledDeadLetters
+      ),
+      limits: Options.batchLimits(field, {
+        batchSize: options.batchSize ?? defaults.batchSize,
+        maxBatches: options.maxBatches ?? defaults.maxBatches
+      })
     }),
-    maxBatches: Options.number(field("maxBatches"), options.maxBatches ?? defaults.maxBatches, {
-      min: 1,
-      max: 1_000_000,
-      integer: true
-    })
-  })
+    ({ keepSettledDeadLetters, keepSucceeded, limits }) => ({ keepSucceeded, keepSettledDeadLetters, ...limits })
+  )
 
 const runValid = (valid: Valid): Effect.Effect<Pruned, JobStoreError, JobQueue> =>
   Effect.flatMap(tag, (queue) => {
