@@ -5,7 +5,7 @@ import effect from "@effect/eslint-plugin"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["**/node_modules/**", ".tsbuild/**", "grafana/**", "coverage/**", "**/*.js", "**/*.mjs", "**/*.cjs"] },
+  { ignores: ["**/node_modules/**", ".tsbuild/**", "grafana/**", "coverage/**", "test/consumer/app/**", "packages/*/dist/**", "packages/dashboard/grafana/**", "**/*.js", "**/*.mjs", "**/*.cjs"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -29,8 +29,10 @@
  * Needs PostgreSQL on 127.0.0.1:5432 (a scratch database is created in it and
  * dropped) and Redis on 127.0.0.1:6379.
  */
-import { IdempotencyHttp, IdempotencyStore, RedisIdempotencyCache, SqlIdempotencyStore } from "@bulwark/resilience"
+import { IdempotencyHttp, IdempotencyStore } from "@bulwark/resilience"
 import * as Migrations from "@bulwark/resilience/Migrations"
+import * as RedisIdempotencyCache from "@bulwark/resilience/RedisIdempotencyCache"
+import * as SqlIdempotencyStore from "@bulwark/resilience/SqlIdempotencyStore"
 import { NodeHttpServer } from "@effect/platform-node"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"

@@ -18,7 +18,7 @@
  * `latencyMs` longer than the client's timeout is the "timed out, but charged"
  * case the service must reconcile rather than charge again.
  *
- * Run it alone: `npx tsx examples/payments/Gateway.ts` (port from
+ * Run it alone: `npx tsx --conditions=bulwark-source examples/payments/Gateway.ts` (port from
  * `GATEWAY_PORT`, unset: any free port); it prints its URL.
  *
  * @since 0.1.0

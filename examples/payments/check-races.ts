@@ -1,7 +1,7 @@
 /**
  * A self-check of the exactly-once charge under races, run by
  * `test/examples/payments.e2e.test.ts` (and by hand:
- * `npx tsx examples/payments/check-races.ts`). It drives `chargePayment`
+ * `npx tsx --conditions=bulwark-source examples/payments/check-races.ts`). It drives `chargePayment`
  * directly — several fibers at once on the same payments, as an HTTP handler
  * re-run and a `charge-payment` job would — against the simulated gateway,
  * on the embedded PGlite (or `DATABASE_URL`), and prints one JSON line:

@@ -23,15 +23,8 @@
  *
  * @since 0.1.0
  */
-import {
-  CircuitBreaker,
-  Failure,
-  Fallback,
-  PrometheusMetrics,
-  ResilientHttpClient,
-  Retry,
-  Timeout
-} from "@bulwark/resilience"
+import { CircuitBreaker, Failure, Fallback, ResilientHttpClient, Retry, Timeout } from "@bulwark/resilience"
+import * as PrometheusMetrics from "@bulwark/resilience/PrometheusMetrics"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"

@@ -17,7 +17,7 @@
  * | `errorRate` | that share of requests answers 500 |
  * | `latencyMs` | every answer comes that much later |
  *
- * Run it alone: `npx tsx examples/product-page/Recommendations.ts` (port
+ * Run it alone: `npx tsx --conditions=bulwark-source examples/product-page/Recommendations.ts` (port
  * from `RECOMMENDATIONS_PORT`, unset: any free port); it prints its URL.
  *
  * @since 0.1.0

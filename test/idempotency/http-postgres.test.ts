@@ -3,7 +3,8 @@
  * effects the handlers perform are rows in a table, counted by SQL. Needs PostgreSQL on
  * 127.0.0.1:5432 and fails (never skips) when it is not there.
  */
-import { IdempotencyHttp, IdempotencyHttpClient, Retry, SqlIdempotencyStore } from "@bulwark/resilience"
+import { IdempotencyHttp, IdempotencyHttpClient, Retry } from "@bulwark/resilience"
+import * as SqlIdempotencyStore from "@bulwark/resilience/SqlIdempotencyStore"
 import { NodeHttpServer } from "@effect/platform-node"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"

@@ -1,6 +1,19 @@
 /**
  * Bulwark: resilience for Effect programs.
  *
+ * The root entry loads only the core peers (`effect`, `@effect/platform`). Integrations that need an optional peer
+ * are reached by their own subpath, so an application that does not use them does not install them:
+ *
+ * | subpath | optional peers |
+ * | --- | --- |
+ * | `@bulwark/resilience/Migrations` | `@effect/sql` |
+ * | `@bulwark/resilience/SqlJobQueue`, `/SqlIdempotencyStore` | `@effect/sql`, `@effect/sql-pg` |
+ * | `@bulwark/resilience/RedisRateLimiter`, `/RedisIdempotencyCache` | `ioredis` |
+ * | `@bulwark/resilience/PrometheusMetrics` | `prom-client` |
+ * | `@bulwark/resilience/Tracing` | `@effect/opentelemetry`, `@opentelemetry/*` |
+ * | `@bulwark/resilience/Cli` and the `bulwark` bin | `@effect/cli`, `@effect/platform-node`, `@effect/sql`, `@effect/sql-pg` |
+ * | `Pipeline.fromFile` on a `.yaml` file | `yaml` (loaded when first needed) |
+ *
  * @since 0.1.0
  */
 
@@ -19,33 +32,12 @@ export * as Failure from "./Failure.js"
 export * as Metrics from "./Metrics.js"
 
 /**
- * Bulwark's metrics in Prometheus text format: a bridge into a prom-client `Registry` and a `/metrics` handler.
- *
- * @since 0.1.0
- */
-export * as PrometheusMetrics from "./observability/PrometheusMetrics.js"
-
-/**
- * Traces through OpenTelemetry, switched on by one layer; the span attribute names every primitive uses.
- *
- * @since 0.1.0
- */
-export * as Tracing from "./observability/Tracing.js"
-
-/**
  * An HttpClient with per-host breakers and bulkheads, retries of transient answers (Retry-After), timeouts,
  * idempotency keys, a log line, metrics and spans per call.
  *
  * @since 0.1.0
  */
 export * as ResilientHttpClient from "./http/ResilientHttpClient.js"
-
-/**
- * Bulwark's PostgreSQL schema as numbered migrations, run by @effect/sql's Migrator.
- *
- * @since 0.1.0
- */
-export * as Migrations from "./sql/Migrations.js"
 
 /**
  * Retry policies on `Schedule`: backoff, jitter, attempt and time budgets, `Retry-After`.
@@ -91,13 +83,6 @@ export * as Bulkhead from "./bulkhead/Bulkhead.js"
 export * as RateLimiter from "./rate-limiter/RateLimiter.js"
 
 /**
- * A Redis store for rate limiters: atomic Lua on Redis time, shared by every process, fail-open or fail-closed.
- *
- * @since 0.1.0
- */
-export * as RedisRateLimiter from "./rate-limiter/RedisRateLimiter.js"
-
-/**
  * Rate-limit middleware for @effect/platform: 429 + Retry-After, IETF RateLimit headers, problem+json.
  *
  * @since 0.1.0
@@ -110,13 +95,6 @@ export * as RateLimiterHttp from "./rate-limiter/RateLimiterHttp.js"
  * @since 0.1.0
  */
 export * as JobQueue from "./job-queue/JobQueue.js"
-
-/**
- * The PostgreSQL backend of the job queue (`FOR UPDATE SKIP LOCKED` claims, LISTEN/NOTIFY wake-ups).
- *
- * @since 0.1.0
- */
-export * as SqlJobQueue from "./job-queue/SqlJobQueue.js"
 
 /**
  * Pull workers for the job queue: leases, heartbeats, retries with backoff, graceful shutdown.
@@ -133,13 +111,6 @@ export * as JobWorker from "./job-queue/JobWorker.js"
 export * as DeadLetter from "./job-queue/DeadLetter.js"
 
 /**
- * The `bulwark` command line: list, show, replay and discard dead letters; queue depth per state.
- *
- * @since 0.1.0
- */
-export * as Cli from "./cli/Cli.js"
-
-/**
  * Idempotency keys: run an effect at most once per (scope, key), replay the stored result, typed conflicts and
  * mismatches, leases with heartbeats, fencing, recovery after crashes.
  *
@@ -153,20 +124,6 @@ export * as Idempotency from "./idempotency/Idempotency.js"
  * @since 0.1.0
  */
 export * as IdempotencyStore from "./idempotency/IdempotencyStore.js"
-
-/**
- * The PostgreSQL idempotency store (`@effect/sql`), one atomic statement per operation.
- *
- * @since 0.1.0
- */
-export * as SqlIdempotencyStore from "./idempotency/SqlIdempotencyStore.js"
-
-/**
- * A Redis read-through cache of completed idempotency records in front of another store.
- *
- * @since 0.1.0
- */
-export * as RedisIdempotencyCache from "./idempotency/RedisIdempotencyCache.js"
 
 /**
  * Idempotency-Key middleware for @effect/platform (HttpRouter / HttpApp, and an HttpApi handler wrapper): replays

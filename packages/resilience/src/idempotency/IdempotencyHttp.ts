@@ -203,7 +203,8 @@ export class CurrentExecution extends Context.Reference<CurrentExecution>()(
  * ```ts
  * import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
  * import { Effect, Layer, Schema } from "effect"
- * import { IdempotencyHttp, SqlIdempotencyStore } from "@bulwark/resilience"
+ * import { IdempotencyHttp } from "@bulwark/resilience"
+ * import * as SqlIdempotencyStore from "@bulwark/resilience/SqlIdempotencyStore"
  *
  * const PaymentRequest = Schema.Struct({ amount: Schema.Number })
  * declare const charge: (request: typeof PaymentRequest.Type) => Effect.Effect<{ readonly id: string }>

@@ -77,7 +77,8 @@ export const make: (
  * ```ts
  * import { PgClient } from "@effect/sql-pg"
  * import { Layer, Redacted } from "effect"
- * import { RedisIdempotencyCache, SqlIdempotencyStore } from "@bulwark/resilience"
+ * import * as RedisIdempotencyCache from "@bulwark/resilience/RedisIdempotencyCache"
+ * import * as SqlIdempotencyStore from "@bulwark/resilience/SqlIdempotencyStore"
  *
  * const Pg = PgClient.layer({ url: Redacted.make("postgres://127.0.0.1/app") })
  * const Store = RedisIdempotencyCache.layer({ redis: { host: "127.0.0.1", port: 6379 } }).pipe(

@@ -93,7 +93,9 @@ export const make: (options?: Options) => Effect.Effect<Service, InvalidOptionsE
  * ```ts
  * import { PgClient } from "@effect/sql-pg"
  * import { Effect, Layer, Redacted, Schema } from "effect"
- * import { Idempotency, Migrations, SqlIdempotencyStore } from "@bulwark/resilience"
+ * import { Idempotency } from "@bulwark/resilience"
+ * import * as Migrations from "@bulwark/resilience/Migrations"
+ * import * as SqlIdempotencyStore from "@bulwark/resilience/SqlIdempotencyStore"
  *
  * const Pg = PgClient.layer({ url: Redacted.make("postgres://127.0.0.1/app") })
  * const Store = SqlIdempotencyStore.layer().pipe(Layer.provide(Pg))
@@ -127,7 +129,7 @@ export const layer: (options?: Options) => Layer.Layer<IdempotencyStore, Invalid
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { SqlIdempotencyStore } from "@bulwark/resilience"
+ * import * as SqlIdempotencyStore from "@bulwark/resilience/SqlIdempotencyStore"
  *
  * const program = Effect.gen(function*() {
  *   yield* SqlIdempotencyStore.createTable({ tableName: "billing.idempotency_keys" })

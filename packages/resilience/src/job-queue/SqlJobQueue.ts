@@ -46,7 +46,8 @@
  * ```ts
  * import { PgClient } from "@effect/sql-pg"
  * import { Effect, Layer, Redacted } from "effect"
- * import { JobQueue, SqlJobQueue } from "@bulwark/resilience"
+ * import { JobQueue } from "@bulwark/resilience"
+ * import * as SqlJobQueue from "@bulwark/resilience/SqlJobQueue"
  *
  * const Jobs = SqlJobQueue.layer({
  *   queues: { high_priority: { concurrency: 20 }, default: {}, batch: { concurrency: 2, visibilityTimeout: "5 minutes" } }

@@ -22,7 +22,7 @@
  * import { Layer } from "effect"
  * import { createServer } from "node:http"
  * import { collectDefaultMetrics, Registry } from "prom-client"
- * import { PrometheusMetrics } from "@bulwark/resilience"
+ * import * as PrometheusMetrics from "@bulwark/resilience/PrometheusMetrics"
  *
  * const registry = new Registry()
  * collectDefaultMetrics({ register: registry }) // Node's process metrics beside Bulwark's
@@ -175,7 +175,7 @@ export class ScrapeError extends Data.TaggedError("ScrapeError")<{
  * ```ts
  * import { Effect } from "effect"
  * import { register as defaultRegistry } from "prom-client"
- * import { PrometheusMetrics } from "@bulwark/resilience"
+ * import * as PrometheusMetrics from "@bulwark/resilience/PrometheusMetrics"
  *
  * // Bulwark's metrics on the registry an Express app already serves
  * const program = PrometheusMetrics.register(defaultRegistry)
@@ -222,7 +222,7 @@ export const scrape: Effect.Effect<string, ScrapeError, PrometheusRegistry> = in
  * @example
  * ```ts
  * import * as HttpRouter from "@effect/platform/HttpRouter"
- * import { PrometheusMetrics } from "@bulwark/resilience"
+ * import * as PrometheusMetrics from "@bulwark/resilience/PrometheusMetrics"
  *
  * const admin = HttpRouter.empty.pipe(HttpRouter.get("/internal/metrics", PrometheusMetrics.handler))
  * ```

@@ -33,7 +33,8 @@
  * ```ts
  * import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
  * import { Effect, Layer } from "effect"
- * import { ResilientHttpClient, Tracing } from "@bulwark/resilience"
+ * import { ResilientHttpClient } from "@bulwark/resilience"
+ * import * as Tracing from "@bulwark/resilience/Tracing"
  *
  * const program = Effect.gen(function*() {
  *   const client = yield* ResilientHttpClient.ResilientHttpClient
@@ -111,7 +112,7 @@ export interface Options {
  * ```ts
  * import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base"
  * import { Effect } from "effect"
- * import { Tracing } from "@bulwark/resilience"
+ * import * as Tracing from "@bulwark/resilience/Tracing"
  *
  * const exporter = new InMemorySpanExporter()
  * const traced = Effect.void.pipe(
@@ -138,7 +139,7 @@ export const layer: (options: Options) => Layer.Layer<never, InvalidOptionsError
  * ```ts
  * import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
  * import { Layer } from "effect"
- * import { Tracing } from "@bulwark/resilience"
+ * import * as Tracing from "@bulwark/resilience/Tracing"
  *
  * const Observability = Layer.merge(NodeSdk.layer(() => ({ resource: { serviceName: "checkout" } })), Tracing.layerSpans)
  * ```

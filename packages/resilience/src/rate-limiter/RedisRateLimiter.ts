@@ -88,7 +88,8 @@ export const make: (options?: Options) => Effect.Effect<Store, InvalidOptionsErr
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { RateLimiter, RedisRateLimiter } from "@bulwark/resilience"
+ * import { RateLimiter } from "@bulwark/resilience"
+ * import * as RedisRateLimiter from "@bulwark/resilience/RedisRateLimiter"
  *
  * const program = Effect.gen(function*() {
  *   const limiter = yield* RateLimiter.make({

@@ -8,7 +8,6 @@ import type * as PlatformError from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as YAML from "yaml"
 import type * as Pipeline from "../Pipeline.js"
 import * as schema from "./schema.js"
 
@@ -28,16 +27,38 @@ const formatOf = (path: string): Either.Either<Format, Pipeline.InvalidPipelineC
   return Either.left(schema.invalid(path, [{ path: "", message: "expected a .json, .yaml or .yml file" }]))
 }
 
+type ParseText = (text: string) => unknown
+
+/**
+ * `yaml` is an optional peer dependency: it is loaded when the first YAML file is read, so an application
+ * that never reads one does not need it installed.
+ */
+const loadYamlParser = (path: string): Effect.Effect<ParseText, Pipeline.InvalidPipelineConfigError> =>
+  Effect.tryPromise({
+    try: () => import("yaml"),
+    catch: () =>
+      schema.invalid(path, [{
+        path: "",
+        message: "is YAML, which needs the optional peer dependency `yaml`: install it with `npm install yaml`"
+      }])
+  }).pipe(
+    // YAML 1.2 core schema: `30 seconds` is a string, `5` a number, `true` a boolean; duplicate keys are errors.
+    Effect.map((YAML): ParseText => (text): unknown => YAML.parse(text))
+  )
+
 const parse = (
   path: string,
   format: Format,
   text: string
-): Either.Either<unknown, Pipeline.InvalidPipelineConfigError> =>
-  Either.try({
-    // YAML 1.2 core schema: `30 seconds` is a string, `5` a number, `true` a boolean; duplicate keys are errors.
-    try: (): unknown => format === "JSON" ? JSON.parse(text) : YAML.parse(text),
-    catch: (error) => syntaxError(path, format, error)
-  })
+): Effect.Effect<unknown, Pipeline.InvalidPipelineConfigError> =>
+  Effect.flatMap(
+    format === "JSON" ? Effect.succeed<ParseText>(JSON.parse) : loadYamlParser(path),
+    (parseText) =>
+      Either.try({
+        try: (): unknown => parseText(text),
+        catch: (error) => syntaxError(path, format, error)
+      })
+  )
 
 /** @internal */
 export const fromFile = (
