@@ -1,8 +1,5 @@
-import { assert, describe, it } from "@effect/vitest"
-import { spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
-
-const root = fileURLToPath(new URL("..", import.meta.url))
+import { assert, describe, it, onTestFinished } from "@effect/vitest"
+import * as Process from "./support/process.js"
 
 interface Finished {
   readonly code: number | null
@@ -12,23 +9,14 @@ interface Finished {
 }
 
 /** Runs the demo as `npm run demo` would (tsx, in a child process), its stdout a pipe like in CI. */
-const runDemo = (args: ReadonlyArray<string>, timeoutMs: number): Promise<Finished> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "examples/demo.ts", ...args], {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs)
-    child.on("error", reject)
-    child.on("close", (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, stdout, stderr })
-    })
-  })
+const runDemo = async (args: ReadonlyArray<string>, timeoutMs: number): Promise<Finished> => {
+  const child = Process.startTs("examples/demo.ts", args)
+  onTestFinished(() => child.stop().then(() => undefined))
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs)
+  const { code, signal } = await child.exited
+  clearTimeout(timer)
+  return { code, signal, stdout: child.stdout(), stderr: child.stderr() }
+}
 
 describe("npm run demo -- --short", () => {
   it("survives the outage, the duplicates and the poison jobs, and every invariant holds", async () => {

@@ -7,83 +7,48 @@
  * check, among the rest, the invariant that matters: the gateway never holds
  * two charges for one payment.
  */
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { afterAll, assert, beforeAll, describe, it, onTestFinished } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import { type ChildProcess, spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
-import { fileURLToPath } from "node:url"
 import * as Postgres from "../support/postgres.js"
-
-const root = fileURLToPath(new URL("../..", import.meta.url))
+import * as Process from "../support/process.js"
 
 // -----------------------------------------------------------------------------
 // Processes
 // -----------------------------------------------------------------------------
 
 interface Started {
-  readonly child: ChildProcess
+  readonly child: Process.Child
   readonly ready: RegExpExecArray
   readonly output: () => string
 }
 
-/** Spawns `node --import tsx <file>` and waits for a stdout line matching `ready`. */
-const startProcess = (file: string, env: Record<string, string>, ready: RegExp): Promise<Started> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", file], {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let output = ""
-    const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString("utf8")).slice(-20_000)
-    }
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL")
-      reject(new Error(`${file} did not start within 90 s:\n${output}`))
-    }, 90_000)
-    child.stderr.on("data", keep)
-    child.stdout.on("data", (chunk: Buffer) => {
-      keep(chunk)
-      const match = ready.exec(output)
-      if (match !== null) {
-        clearTimeout(timer)
-        resolve({ child, ready: match, output: () => output })
-      }
-    })
-    child.on("exit", (code) => {
-      clearTimeout(timer)
-      reject(new Error(`${file} exited with ${code} before it was ready:\n${output}`))
-    })
+/** Runs `node --import tsx <file>` and waits for its output to match `ready` (killed if it does not in 90 s). */
+const startProcess = async (file: string, env: Record<string, string>, ready: RegExp): Promise<Started> => {
+  const child = Process.startTs(file, [], { env })
+  const match = await child.waitFor(ready, { from: "output", timeoutMillis: 90_000 }).catch((error: unknown) => {
+    child.kill("SIGKILL")
+    throw error
   })
+  return { child, ready: match, output: () => child.output().slice(-20_000) }
+}
 
 /** SIGTERM, then the exit code (SIGKILL after 20 s). */
-const stopProcess = (child: ChildProcess): Promise<number | null> =>
-  new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve(child.exitCode)
-    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000)
-    child.once("exit", (code) => {
-      clearTimeout(timer)
-      resolve(code)
-    })
-    child.kill("SIGTERM")
-  })
+const stopProcess = (child: Process.Child): Promise<number | null> => child.stop(20_000).then(({ code }) => code)
 
 /** The exit code of a process that ends by itself (SIGKILL after 30 s). */
-const exitOf = (child: ChildProcess): Promise<number | null> =>
-  new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode)
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000)
-    child.once("exit", (code) => {
-      clearTimeout(timer)
-      resolve(code)
-    })
+const exitOf = (child: Process.Child): Promise<number | null> => {
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000)
+  return child.exited.then(({ code }) => {
+    clearTimeout(timer)
+    return code
   })
+}
 
 // -----------------------------------------------------------------------------
 // HTTP
@@ -483,6 +448,7 @@ describe("chargers racing on the same payments (examples/payments/check-races.ts
       const context = await Effect.runPromise(Layer.buildWithScope(Postgres.layer(), scope))
       const database = Context.get(context, Postgres.ScratchDatabase)
       const check = await startProcess("examples/payments/check-races.ts", { DATABASE_URL: database.url }, /^\{.*\}$/m)
+      onTestFinished(() => stopProcess(check.child).then(() => undefined))
       const report = Schema.decodeUnknownSync(RaceReport)(check.ready[0])
       assert.deepStrictEqual(report.scenarios.map((s) => s.name), ["concurrent", "after-unknown", "lease-lapsed"])
       for (const scenario of report.scenarios) {

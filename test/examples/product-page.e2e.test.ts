@@ -16,11 +16,8 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { type ChildProcess, spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
 import * as ScratchPostgres from "../support/postgres.js"
-
-const root = fileURLToPath(new URL("../..", import.meta.url))
+import * as Process from "../support/process.js"
 
 // -----------------------------------------------------------------------------
 // The example as a process
@@ -36,53 +33,22 @@ const STARTUP = Duration.seconds(90)
 
 /** Starts `main.ts` (PORT=0) and waits for both servers' lines; stops it with SIGTERM (SIGKILL after 5 s). */
 const startExample = (env: Record<string, string>): Effect.Effect<Running, never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.async<{ readonly child: ChildProcess; readonly running: Running }>((resume) => {
-      const child = spawn(process.execPath, ["--import", "tsx", "examples/product-page/main.ts"], {
-        cwd: root,
-        env: { ...process.env, PORT: "0", ...env },
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      let out = ""
-      let done = false
-      const output = () => out
-      const finish = (error?: string) => {
-        if (done) return
-        done = true
-        clearTimeout(timer)
-        if (error !== undefined) {
-          child.kill("SIGKILL")
-          resume(Effect.dieMessage(`${error}\n--- output\n${out}`))
-          return
-        }
-        const page = /product page listening on (http:\/\/\S+)/.exec(out)?.[1]
-        const recommendations = /recommendations listening on (http:\/\/\S+)/.exec(out)?.[1]
-        if (page === undefined || recommendations === undefined) return
-        resume(Effect.succeed({ child, running: { page, recommendations, output } }))
-      }
-      const onData = (chunk: Buffer) => {
-        out += chunk.toString()
-        if (/product page listening on/.test(out)) finish()
-      }
-      child.stdout.on("data", onData)
-      child.stderr.on("data", (chunk: Buffer) => (out += chunk.toString()))
-      child.on("exit", (code, signal) => finish(`the example exited during startup (${code ?? signal})`))
-      const timer = setTimeout(
-        () => finish(`the example did not start within ${Duration.format(STARTUP)}`),
-        Duration.toMillis(STARTUP)
-      )
-    }),
-    ({ child }) =>
-      Effect.async<void>((resume) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
-        const kill = setTimeout(() => child.kill("SIGKILL"), 5_000)
-        child.once("exit", () => {
-          clearTimeout(kill)
-          resume(Effect.void)
-        })
-        child.kill("SIGTERM")
-      })
-  ).pipe(Effect.map(({ running }) => running))
+  Effect.gen(function*() {
+    const child = yield* Process.scopedTs("examples/product-page/main.ts", [], {
+      env: { PORT: "0", ...env },
+      graceMillis: 5_000
+    })
+    const listening = (what: string) =>
+      child.waitFor(new RegExp(`${what} listening on (http://\\S+)`), {
+        from: "output",
+        timeoutMillis: Duration.toMillis(STARTUP)
+      }).then((match) => match[1] ?? "")
+    // A rejection (exited, or not up in time; with the output) is a defect: the test cannot go on.
+    const [page, recommendations] = yield* Effect.promise(() =>
+      Promise.all([listening("product page"), listening("recommendations")])
+    )
+    return { page, recommendations, output: child.output }
+  })
 
 // -----------------------------------------------------------------------------
 // HTTP

@@ -42,7 +42,8 @@ describe("a process killed mid-execution", () => {
           lease: `${LEASE_MS} millis`
         } as const
 
-        const worker = startWorker({ mode: "crash", url, scope, key, leaseMillis: LEASE_MS })
+        // Killed, if still running, when the scope closes: before the database is dropped (Effect.scoped below).
+        const worker = yield* startWorker({ mode: "crash", url, scope, key, leaseMillis: LEASE_MS })
         assert.strictEqual(yield* Effect.promise(() => worker.line("claimed")), "claimed 1")
 
         // Alive, the worker's heartbeat keeps the claim for longer than one lease.
@@ -94,7 +95,7 @@ describe("a process killed mid-execution", () => {
         assert.strictEqual(record.state, "completed")
         assert.strictEqual(record.attempt, 2)
         assert.isTrue(record.recovery)
-      }).pipe(Effect.provide(Postgres)),
+      }).pipe(Effect.scoped, Effect.provide(Postgres)),
     30_000
   )
 })

@@ -7,41 +7,22 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
-import { dirname, resolve } from "node:path"
-import { fileURLToPath } from "node:url"
+import { resolve } from "node:path"
 import * as ScratchPostgres from "../support/postgres.js"
+import * as Process from "../support/process.js"
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
-const tsx = resolve(root, "node_modules/tsx/dist/cli.mjs")
-const worker = resolve(root, "test/idempotency/http-server.worker.ts")
+const worker = resolve(Process.root, "test/idempotency/http-server.worker.ts")
 
 const KEYS = 100
 const DUPLICATES = 20
 const KEYS_AT_ONCE = 25
 
-interface Worker {
-  readonly child: ChildProcessWithoutNullStreams
-  readonly port: Promise<number>
-}
-
-const start = (url: string): Worker => {
-  const child = spawn(process.execPath, [tsx, worker, JSON.stringify({ url })], { cwd: root })
-  let out = ""
-  let err = ""
-  const port = new Promise<number>((resolvePort, reject) => {
-    child.stdout.on("data", (chunk: Buffer) => {
-      out += chunk.toString()
-      const match = /ready (\d+)\n/.exec(out)
-      if (match?.[1] !== undefined) resolvePort(Number(match[1]))
-    })
-    child.stderr.on("data", (chunk: Buffer) => {
-      err += chunk.toString()
-    })
-    child.on("exit", (code) => reject(new Error(`server worker exited with ${code} before it was ready: ${err}`)))
-  })
-  return { child, port }
-}
+/** A server process, SIGKILLed when the scope closes; its port once it printed `ready <port>`. */
+const start = (url: string) =>
+  Effect.flatMap(
+    Process.scopedTs(worker, [JSON.stringify({ url })]),
+    (child) => Effect.promise(() => child.waitFor(/ready (\d+)\n/).then((match) => Number(match[1])))
+  )
 
 interface Answer {
   readonly status: number
@@ -75,11 +56,7 @@ describe("IdempotencyHttp across two server processes on one PostgreSQL", () => 
           pid integer NOT NULL,
           amount numeric NOT NULL
         )`
-          const workers = yield* Effect.acquireRelease(
-            Effect.sync(() => [start(url), start(url)]),
-            (started) => Effect.sync(() => started.forEach((w) => w.child.kill("SIGKILL")))
-          )
-          const ports = yield* Effect.promise(() => Promise.all(workers.map((w) => w.port)))
+          const ports = yield* Effect.all([start(url), start(url)], { concurrency: "unbounded" })
           const keys = Array.from({ length: KEYS }, (_, i) => `multi-${i}-${Math.random().toString(36).slice(2)}`)
           const answers = yield* Effect.forEach(
             keys,

@@ -2,7 +2,7 @@
  * A server process for `http-multiprocess.test.ts`:
  *
  * ```sh
- * node node_modules/tsx/dist/cli.mjs test/idempotency/http-server.worker.ts '{"url":"postgres://…"}'
+ * node --import tsx test/idempotency/http-server.worker.ts '{"url":"postgres://…"}'
  * ```
  *
  * Serves `POST /charges` on 127.0.0.1 (a free port) behind `IdempotencyHttp.middleware`, on the
@@ -11,7 +11,8 @@
  * execution could produce (the row id, this process id, a random nonce), so byte-identical answers
  * for a key can only come from one execution. Runs until it is killed.
  */
-import { IdempotencyHttp, SqlIdempotencyStore } from "@bulwark/resilience"
+import { IdempotencyHttp } from "@bulwark/resilience"
+import * as SqlIdempotencyStore from "@bulwark/resilience/SqlIdempotencyStore"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"

@@ -27,9 +27,10 @@ describe("concurrent duplicates on PostgreSQL, from two processes", () => {
         // The processes take the keys from opposite ends, so that both execute some even when one starts first
         // (each sends all its claims at once: a process that started a few milliseconds early would otherwise have
         // claimed every key before the other's first claim arrived).
+        // Killed, if still running, when the scope closes: before the database is dropped (Effect.scoped below).
         const workers = [
-          startWorker({ ...config, name: "a" }),
-          startWorker({ ...config, name: "b", descending: true })
+          yield* startWorker({ ...config, name: "a" }),
+          yield* startWorker({ ...config, name: "b", descending: true })
         ]
         yield* Effect.promise(() => Promise.all(workers.map((w) => w.line("ready"))))
         for (const w of workers) w.child.stdin.write("go\n")
@@ -40,7 +41,7 @@ describe("concurrent duplicates on PostgreSQL, from two processes", () => {
         // Both processes really executed some of the keys.
         for (const rows of perProcess) assert.isAbove(rows.filter(([, tag]) => tag === "Executed").length, 0)
         checkResults(perProcess.flat(), yield* sideEffects(scope))
-      }).pipe(Effect.provide(Postgres)),
+      }).pipe(Effect.scoped, Effect.provide(Postgres)),
     60_000
   )
 })

@@ -17,36 +17,23 @@ import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { Redis } from "ioredis"
+import type { Redis } from "ioredis"
 import { createHash } from "node:crypto"
 import { createServer } from "node:net"
 import * as ScratchPostgres from "../support/postgres.js"
+import * as TestRedis from "../support/redis.js"
 
-const REDIS = { host: "127.0.0.1", port: 6379 } as const
-const prefix = `bulwark-test:idem:${process.pid}:${Date.now().toString(36)}:`
+const REDIS = TestRedis.connection
+const prefix = TestRedis.prefix("idempotency-cache")
 
 let admin: Redis
 
 beforeAll(async () => {
-  admin = new Redis({ ...REDIS, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false })
-  admin.on("error", () => undefined)
-  try {
-    await admin.connect()
-    await admin.ping()
-  } catch (cause) {
-    throw new Error(`This test needs Redis on ${REDIS.host}:${REDIS.port} and could not reach it: ${String(cause)}`)
-  }
+  admin = await TestRedis.connect()
 })
 
-afterAll(async () => {
-  let cursor = "0"
-  do {
-    const [next, keys] = await admin.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
-    if (keys.length > 0) await admin.del(...keys)
-    cursor = next
-  } while (cursor !== "0")
-  await admin.quit()
-})
+// Every key the cache wrote is under `prefix`.
+afterAll(() => TestRedis.cleanUp(admin, prefix))
 
 const Receipt = Schema.Struct({ id: Schema.String })
 const SCOPE = "POST /payments"

@@ -1,6 +1,6 @@
 /**
  * Helpers shared by the idempotency tests: the side-effect table the handlers write to, starting `worker.ts` as a
- * child process, and a claim request.
+ * child process (killed when the scope closes), and a claim request.
  */
 import type * as IdempotencyStore from "@bulwark/resilience/IdempotencyStore"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -8,13 +8,13 @@ import { assert } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import type * as Scope from "effect/Scope"
+import { type ChildProcessWithoutNullStreams } from "node:child_process"
 import { randomUUID } from "node:crypto"
-import { dirname, resolve } from "node:path"
-import { fileURLToPath } from "node:url"
+import { resolve } from "node:path"
+import * as Process from "../support/process.js"
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
-const worker = resolve(root, "test/idempotency/worker.ts")
+const worker = resolve(Process.root, "test/idempotency/worker.ts")
 
 /** One row per handler execution: what the tests count. */
 export const createSideEffects = Effect.flatMap(
@@ -53,44 +53,19 @@ export interface Worker {
   readonly stderr: () => string
 }
 
-export const startWorker = (config: object): Worker => {
-  // `node --import tsx`, not tsx's CLI: the CLI runs the script in a second process, which would survive the SIGKILL
-  // sent to the first.
-  const child = spawn(process.execPath, ["--import", "tsx", worker, JSON.stringify(config)], { cwd: root })
-  let out = ""
-  let err = ""
-  const waiters: Array<{ prefix: string; resolve: (line: string) => void }> = []
-  const check = () => {
+/** `worker.ts` with `config`, SIGKILLed when the scope closes (a no-op once it has exited). */
+export const startWorker = (config: object): Effect.Effect<Worker, never, Scope.Scope> =>
+  Effect.map(Process.scopedTs(worker, [JSON.stringify(config)], { stdin: "open" }), (child) => ({
+    child: child.process,
     // Complete lines only: output arrives in chunks of at most 64 KiB.
-    const lines = out.split("\n").slice(0, -1)
-    for (const waiter of [...waiters]) {
-      const found = lines.find((line) => line.startsWith(waiter.prefix))
-      if (found !== undefined) {
-        waiters.splice(waiters.indexOf(waiter), 1)
-        waiter.resolve(found)
-      }
-    }
-  }
-  child.stdout.on("data", (chunk: Buffer) => {
-    out += chunk.toString()
-    check()
-  })
-  child.stderr.on("data", (chunk: Buffer) => {
-    err += chunk.toString()
-  })
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) => {
-    child.on("exit", (code, signal) => resolveExit({ code, signal }))
-  })
-  const line = (prefix: string) =>
-    new Promise<string>((resolveLine, reject) => {
-      waiters.push({ prefix, resolve: resolveLine })
-      check()
-      void exited.then(({ code, signal }) =>
-        reject(new Error(`worker exited (${code ?? signal}) before printing "${prefix}…": ${out} ${err}`))
-      )
-    })
-  return { child, line, exited, stdout: () => out, stderr: () => err }
-}
+    line: (prefix: string) =>
+      child.waitFor(new RegExp(`^(${prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}[^\n]*)\n`, "m")).then(
+        (match) => match[1] ?? ""
+      ),
+    exited: child.exited,
+    stdout: child.stdout,
+    stderr: child.stderr
+  }))
 
 // -----------------------------------------------------------------------------
 // The race tests: 100 keys × 20 duplicates

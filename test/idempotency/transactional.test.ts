@@ -24,6 +24,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as ScratchPostgres from "../support/postgres.js"
+import * as TestRedis from "../support/redis.js"
 import { CardDeclined, ChargeFailure, GatewayBusy } from "./conformance.js"
 
 const Receipt = Schema.Struct({ key: Schema.String })
@@ -199,10 +200,9 @@ layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000 })("Idempo
   it.effect("through a Redis cache: the completion is not cached before the commit, replays come from PostgreSQL then Redis", () =>
     Effect.gen(function*() {
       const store = yield* setUp
-      const cached = yield* RedisIdempotencyCache.make(store, {
-        redis: { host: "127.0.0.1", port: 6379 },
-        prefix: `bulwark-test:tx:${process.pid}:${Date.now()}:`
-      })
+      // The keys under it are deleted when the scope closes (after the cache's connection, made later, is closed).
+      const prefix = yield* TestRedis.scopedPrefix("transactional")
+      const cached = yield* RedisIdempotencyCache.make(store, { redis: TestRedis.connection, prefix })
       assert.isDefined(cached.transaction)
       const run = Effect.provideService(charge("cached-1"), IdempotencyStore.IdempotencyStore, cached)
       assert.strictEqual((yield* run)._tag, "Executed")

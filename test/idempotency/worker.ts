@@ -3,7 +3,7 @@
  * (`race.test.ts`, `crash.test.ts`):
  *
  * ```sh
- * node node_modules/tsx/dist/cli.mjs test/idempotency/worker.ts '<json>'
+ * node --import tsx test/idempotency/worker.ts '<json>'
  * ```
  *
  * `<json>` is one of

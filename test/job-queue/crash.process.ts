@@ -1,17 +1,14 @@
 /**
  * Child processes for the job-queue tests: worker scripts and the `bulwark`
- * CLI, run with tsx's loader in the child itself
- * (`node --import tsx/dist/loader.mjs <file.ts>`). Not through tsx's CLI:
- * that is a wrapper process that spawns the real one, so a SIGKILL sent to it
- * would kill the wrapper and leave the worker running.
+ * CLI, run with tsx's loader in the child itself (`../support/process.ts`),
+ * so that a SIGKILL reaches the worker and not a wrapper around it.
  */
 import * as Effect from "effect/Effect"
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
-import { dirname, resolve } from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { type ChildProcessWithoutNullStreams } from "node:child_process"
+import { resolve } from "node:path"
+import * as Process from "../support/process.js"
 
-export const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
-const tsxLoader = pathToFileURL(resolve(root, "node_modules/tsx/dist/loader.mjs")).href
+export const root = Process.root
 const crashWorker = resolve(root, "test/job-queue/crash.worker.ts")
 const cliMain = resolve(root, "packages/resilience/src/cli/main.ts")
 
@@ -27,51 +24,25 @@ export interface Child {
 }
 
 const start = (args: ReadonlyArray<string>, env: Record<string, string | undefined>): Child => {
-  const child = spawn(process.execPath, ["--import", tsxLoader, ...args], {
-    cwd: root,
-    env: { ...process.env, ...env }
-  })
-  let stdout = ""
-  let stderr = ""
-  let exit: number | string | undefined
-  const exitWaiters: Array<(code: number | string) => void> = []
-  const readyWaiters: Array<(error: Error | undefined) => void> = []
+  const child = Process.start(process.execPath, Process.tsArgs(args[0] ?? "", args.slice(1)), { env })
+  const readyLine = child.waitFor(/^ready\b/m)
   let isReady = false
-  child.stdout.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString()
-    if (!isReady && /^ready\b/m.test(stdout)) {
-      isReady = true
-      readyWaiters.splice(0).forEach((wake) => wake(undefined))
-    }
-  })
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString()
-  })
-  child.on("exit", (code, signal) => {
-    exit = code ?? signal ?? "unknown"
-    exitWaiters.splice(0).forEach((wake) => wake(exit ?? "unknown"))
-    readyWaiters.splice(0).forEach((wake) => wake(new Error(`child exited (${exit}) before it was ready: ${stderr}`)))
-  })
+  // Observed here too, so that a child that exits before it is ready is no unhandled rejection.
+  readyLine.then(() => (isReady = true), () => undefined)
   return {
-    process: child,
-    ready: Effect.async<void, Error>((resume) => {
-      if (isReady) return resume(Effect.void)
-      if (exit !== undefined) return resume(Effect.fail(new Error(`child exited (${exit}): ${stderr}`)))
-      readyWaiters.push((error) => resume(error === undefined ? Effect.void : Effect.fail(error)))
-    }),
-    exited: Effect.async<number | string>((resume) => {
-      if (exit !== undefined) return resume(Effect.succeed(exit))
-      exitWaiters.push((code) => resume(Effect.succeed(code)))
-    }),
-    isReady: () => isReady && exit === undefined,
-    kill: (signal) => {
-      if (exit === undefined) child.kill(signal)
-    },
-    output: () => ({ stdout, stderr })
+    process: child.process,
+    ready: Effect.tryPromise({
+      try: () => readyLine,
+      catch: (error) => error instanceof Error ? error : new Error(String(error))
+    }).pipe(Effect.asVoid),
+    exited: Effect.promise(() => child.exited).pipe(Effect.map(({ code, signal }) => code ?? signal ?? "unknown")),
+    isReady: () => isReady && child.exit() === undefined,
+    kill: child.kill,
+    output: () => ({ stdout: child.stdout(), stderr: child.stderr() })
   }
 }
 
-/** A crash-test worker process on the scratch database. */
+/** A crash-test worker process on the scratch database; the caller kills it (in a finalizer). */
 export const spawnWorker = (url: string, workerId: string): Effect.Effect<Child> =>
   Effect.sync(() => start([crashWorker, url, workerId], {}))
 
@@ -81,12 +52,16 @@ export interface CliResult {
   readonly stderr: string
 }
 
-/** Runs `bulwark <args>` to completion. `DATABASE_URL` is only set when `env` sets it. */
+/**
+ * Runs `bulwark <args>` to completion (killed if interrupted first). `DATABASE_URL` is only set when `env` sets
+ * it.
+ */
 export const runCli = (
   args: ReadonlyArray<string>,
   env: Record<string, string | undefined> = {}
 ): Effect.Effect<CliResult> =>
-  Effect.suspend(() => {
-    const child = start([cliMain, ...args], { DATABASE_URL: undefined, NO_COLOR: "1", ...env })
-    return Effect.map(child.exited, (code) => ({ code, ...child.output() }))
-  })
+  Effect.acquireUseRelease(
+    Effect.sync(() => start([cliMain, ...args], { DATABASE_URL: undefined, NO_COLOR: "1", ...env })),
+    (child) => Effect.map(child.exited, (code) => ({ code, ...child.output() })),
+    (child) => Effect.sync(() => child.kill("SIGKILL"))
+  )

@@ -12,14 +12,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { execFile } from "node:child_process"
-import { resolve } from "node:path"
-import { pathToFileURL } from "node:url"
-import { root } from "./crash.process.js"
+import * as Process from "../support/process.js"
 
 const PUBLIC_MODULES = ["JobWorker", "DeadLetter", "SqlJobQueue", "JobQueue", "Cli"] as const
-
-const tsxLoader = pathToFileURL(resolve(root, "node_modules/tsx/dist/loader.mjs")).href
 
 /** The child's program: `first` is imported before anything else of Bulwark's. */
 const program = (first: string) => `
@@ -40,16 +35,22 @@ const ran = await Effect.runPromise(Effect.gen(function*() {
 console.log(JSON.stringify({ undefinedExports, tag: JobQueue.JobQueue.key, ran }))
 `
 
+/** The child's exit code (0 or 1), stdout and stderr; killed when interrupted or after 50 s (then code 1). */
 const runFirst = (first: string) =>
-  Effect.async<{ readonly code: number; readonly stdout: string; readonly stderr: string }>((resume) => {
-    const child = execFile(
-      process.execPath,
-      ["--import", tsxLoader, "--input-type=module", "--eval", program(first)],
-      { cwd: root, timeout: 50_000 },
-      (error, stdout, stderr) => resume(Effect.succeed({ code: error === null ? 0 : 1, stdout, stderr }))
+  Process.scoped(process.execPath, ["--import", Process.tsxLoader, "--input-type=module", "--eval", program(first)])
+    .pipe(
+      Effect.flatMap((child) =>
+        Effect.promise(() => child.exited).pipe(
+          Effect.timeoutTo({
+            duration: "50 seconds",
+            onTimeout: () => 1,
+            onSuccess: ({ code }) => code === 0 ? 0 : 1
+          }),
+          Effect.map((code) => ({ code, stdout: child.stdout(), stderr: child.stderr() }))
+        )
+      ),
+      Effect.scoped
     )
-    return Effect.sync(() => child.kill("SIGKILL"))
-  })
 
 describe("job-queue module graph", () => {
   it.live("each public module can be the first one a process loads", () =>

@@ -21,19 +21,16 @@
  */
 import { AlertRules, Dashboards } from "@bulwark/dashboard"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
-import { dirname, join, resolve } from "node:path"
-import { fileURLToPath } from "node:url"
+import { join, resolve } from "node:path"
+import * as Process from "../support/process.js"
 import { type DashboardFile, labelValuesOf, queriesOf } from "./support/grafana.js"
 import { substituteGrafana } from "./support/promql.js"
 
 const PROMETHEUS = "/usr/bin/prometheus"
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
-const tsx = resolve(root, "node_modules/tsx/dist/cli.mjs")
-const programFile = resolve(root, "test/observability/e2e-program.ts")
+const programFile = resolve(Process.root, "test/observability/e2e-program.ts")
 
 /** Everything after startup must happen within this; the file's budget is ~90 s. */
 const DEADLINE_MS = 45_000
@@ -51,32 +48,9 @@ const freePort = () =>
     })
   })
 
-interface Running {
-  readonly child: ChildProcess
-  output: string
-}
-
-const start = (command: string, args: ReadonlyArray<string>): Running => {
-  const child = spawn(command, [...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
-  const running: Running = { child, output: "" }
-  child.stdout?.on("data", (chunk: Buffer) => {
-    running.output += chunk.toString()
-  })
-  child.stderr?.on("data", (chunk: Buffer) => {
-    running.output += chunk.toString()
-  })
-  return running
-}
-
-const stop = async (running: Running | undefined) => {
-  if (running === undefined || running.child.exitCode !== null || running.child.signalCode !== null) return
-  const exited = new Promise<void>((done) => running.child.once("exit", () => done()))
-  running.child.kill("SIGTERM")
-  const stopped = await Promise.race([exited.then(() => true), sleep(5_000).then(() => false)])
-  if (!stopped) {
-    running.child.kill("SIGKILL")
-    await exited
-  }
+/** Stops a process started here: SIGTERM, SIGKILL after 5 s. */
+const stop = async (running: Process.Child | undefined) => {
+  await running?.stop(5_000)
 }
 
 /** Thrown by a poll to stop waiting at once (a process died). */
@@ -105,8 +79,8 @@ const eventually = async <A>(
   }
 }
 
-let program: Running | undefined
-let prometheus: Running | undefined
+let program: Process.Child | undefined
+let prometheus: Process.Child | undefined
 let directory: string | undefined
 let api = ""
 
@@ -167,17 +141,17 @@ beforeAll(async () => {
   if (!existsSync(PROMETHEUS)) {
     throw new Error(`${PROMETHEUS} is missing: install Debian's prometheus package (apt-get install prometheus)`)
   }
-  program = start(process.execPath, [tsx, programFile])
+  program = Process.startTs(programFile)
   const running = program
   const metricsPort = await eventually(
     "the program serving /metrics",
     () => {
-      if (running.child.exitCode !== null) return Promise.reject(new Fatal(`exited with ${running.child.exitCode}`))
-      const port = /READY (\d+)/.exec(running.output)?.[1]
+      if (running.process.exitCode !== null) return Promise.reject(new Fatal(`exited with ${running.process.exitCode}`))
+      const port = /READY (\d+)/.exec(running.output())?.[1]
       return Promise.resolve(port === undefined ? undefined : Number(port))
     },
     30_000,
-    () => `Program output:\n${running.output}`
+    () => `Program output:\n${running.output()}`
   )
 
   directory = mkdtempSync(join(tmpdir(), "bulwark-e2e-prometheus-"))
@@ -209,7 +183,7 @@ beforeAll(async () => {
   )
   const port = await freePort()
   api = `http://127.0.0.1:${port}`
-  prometheus = start(PROMETHEUS, [
+  prometheus = Process.start(PROMETHEUS, [
     `--config.file=${config}`,
     `--storage.tsdb.path=${join(directory, "data")}`,
     `--web.listen-address=127.0.0.1:${port}`,
@@ -219,12 +193,12 @@ beforeAll(async () => {
   await eventually(
     "Prometheus ready",
     async () => {
-      if (started.child.exitCode !== null) throw new Fatal(`exited with ${started.child.exitCode}`)
+      if (started.process.exitCode !== null) throw new Fatal(`exited with ${started.process.exitCode}`)
       const response = await fetch(`${api}/-/ready`)
       return response.ok ? true : undefined
     },
     20_000,
-    () => `Prometheus output:\n${started.output}`
+    () => `Prometheus output:\n${started.output()}`
   )
 }, 60_000)
 
@@ -260,7 +234,7 @@ describe("a real Prometheus scraping a running program", () => {
         return expected.every((prefix) => breakers.some((breaker) => breaker.startsWith(prefix))) ? list : undefined
       },
       DEADLINE_MS,
-      () => JSON.stringify(prometheus?.output)
+      () => JSON.stringify(prometheus?.output())
     )
     // the firing ones are exactly the open breakers: e2e-payments and the broken upstream's per-host breaker
     const open = await query(`bulwark_circuit_breaker_state{state="open"} == 1`)

@@ -7,71 +7,46 @@
  * (`packages/resilience/src/rate-limiter/RedisRateLimiter.worker.ts`), where
  * it can import the store's modules; it is spawned by path, not imported.
  */
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Redis } from "ioredis"
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
-import { dirname, resolve } from "node:path"
-import { fileURLToPath } from "node:url"
+import { afterAll, assert, beforeAll, describe, it, onTestFinished } from "@effect/vitest"
+import type { Redis } from "ioredis"
+import { resolve } from "node:path"
+import * as Process from "../support/process.js"
+import * as TestRedis from "../support/redis.js"
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
-const tsx = resolve(root, "node_modules/tsx/dist/cli.mjs")
-const worker = resolve(root, "packages/resilience/src/rate-limiter/RedisRateLimiter.worker.ts")
-const REDIS = { host: "127.0.0.1", port: 6379 } as const
-const prefix = `bulwark-test:multiprocess:${process.pid}:${Date.now().toString(36)}:`
+const worker = resolve(Process.root, "packages/resilience/src/rate-limiter/RedisRateLimiter.worker.ts")
+const REDIS = TestRedis.connection
+const prefix = TestRedis.prefix("rate-limiter-multiprocess")
 
-let admin: Redis
+let admin: Redis | undefined
 
 beforeAll(async () => {
-  admin = new Redis({ ...REDIS, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false })
-  admin.on("error", () => undefined)
-  try {
-    await admin.connect()
-    await admin.ping()
-  } catch (cause) {
-    throw new Error(`This test needs Redis on ${REDIS.host}:${REDIS.port} and could not reach it: ${String(cause)}`)
-  }
+  admin = await TestRedis.connect()
 })
 
-afterAll(async () => {
-  let cursor = "0"
-  do {
-    const [next, keys] = await admin.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
-    if (keys.length > 0) await admin.del(...keys)
-    cursor = next
-  } while (cursor !== "0")
-  await admin.quit()
-})
+afterAll(() => TestRedis.cleanUp(admin, prefix))
 
 interface Worker {
-  readonly child: ChildProcessWithoutNullStreams
+  readonly child: Process.Child
   readonly ready: Promise<void>
   readonly result: Promise<Record<string, number>>
 }
 
+/** A worker process, SIGKILLed when the test finishes (it has exited by then unless the test failed). */
 const start = (config: object): Worker => {
-  const child = spawn(process.execPath, [tsx, worker, JSON.stringify(config)], { cwd: root })
-  let out = ""
-  let err = ""
-  let markReady: () => void = () => undefined
-  const ready = new Promise<void>((resolveReady) => {
-    markReady = resolveReady
+  const child = Process.startTs(worker, [JSON.stringify(config)], { stdin: "open" })
+  onTestFinished(async () => {
+    child.kill("SIGKILL")
+    await child.exited
   })
-  child.stdout.on("data", (chunk: Buffer) => {
-    out += chunk.toString()
-    if (out.includes("ready\n")) markReady()
-  })
-  child.stderr.on("data", (chunk: Buffer) => {
-    err += chunk.toString()
-  })
-  const result = new Promise<Record<string, number>>((resolveResult, reject) => {
-    child.on("exit", (code) => {
-      if (code !== 0) return reject(new Error(`worker exited with ${code}: ${err}`))
-      const line = out.split("\n").find((l) => l.startsWith("{"))
-      if (line === undefined) return reject(new Error(`worker printed no result: ${out} ${err}`))
-      const parsed: unknown = JSON.parse(line)
-      if (typeof parsed !== "object" || parsed === null) return reject(new Error(`bad result: ${line}`))
-      resolveResult(Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, Number(v)])))
-    })
+  const ready = child.waitFor(/ready\n/).then(() => undefined)
+  const result = child.exited.then(({ code }) => {
+    const out = child.stdout()
+    if (code !== 0) throw new Error(`worker exited with ${code}: ${child.stderr()}`)
+    const line = out.split("\n").find((l) => l.startsWith("{"))
+    if (line === undefined) throw new Error(`worker printed no result: ${out} ${child.stderr()}`)
+    const parsed: unknown = JSON.parse(line)
+    if (typeof parsed !== "object" || parsed === null) throw new Error(`bad result: ${line}`)
+    return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, Number(v)]))
   })
   return { child, ready, result }
 }
@@ -83,7 +58,7 @@ describe("a Redis rate limit shared by two processes", () => {
     const config = { ...REDIS, prefix, attempts: 150, limit, window: 86_400_000 }
     const workers = [start(config), start(config)]
     await Promise.all(workers.map((w) => w.ready))
-    for (const w of workers) w.child.stdin.write("go\n")
+    for (const w of workers) w.child.process.stdin.write("go\n")
     const [a, b] = await Promise.all(workers.map((w) => w.result))
     if (a === undefined || b === undefined) return assert.fail("missing results")
     const total = (name: string) => (a[name] ?? 0) + (b[name] ?? 0)

@@ -17,7 +17,10 @@ import * as RateLimiter from "./RateLimiter.js"
 import * as RedisRateLimiter from "./RedisRateLimiter.js"
 
 const REDIS = { host: "127.0.0.1", port: 6379 } as const
-const prefix = `bulwark-test:${process.pid}:${Date.now().toString(36)}:`
+// The tests' key convention (test/support/redis.ts, outside this project): under the run's prefix, which the run's
+// global teardown checks is empty afterwards.
+const run = process.env["BULWARK_TEST_RUN"] ?? "adhoc"
+const prefix = `bulwark-test:${run}:rate-limiter:${process.pid}-${Date.now().toString(36)}:`
 
 let admin: Redis
 
