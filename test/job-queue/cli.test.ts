@@ -160,6 +160,9 @@ describe("the bulwark CLI", () => {
           assert.strictEqual(badSince.code, 2)
           assert.include(badSince.stderr, "--since")
           assert.strictEqual(unknownCommand.code, 2)
+          assert.include(unknownCommand.stderr, "Invalid subcommand")
+          assert.include(unknownCommand.stderr, "$ bulwark dlq discard")
+          assert.notInclude(unknownCommand.stderr, "$ bulwark queues stats")
         }),
       120_000
     )

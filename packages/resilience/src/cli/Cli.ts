@@ -38,18 +38,31 @@
  *   pending dead letters per queue, and the age of the oldest ready job.
  *
  * Exit codes ({@link ExitCode}): 0 done; 1 the database was unreachable or a
- * statement failed; 2 bad command line (unknown flag, bad value, no database
- * URL, missing `--yes`, invalid `--payload`) or an operation the entry's state
- * forbids (replaying a discarded entry, discarding a replayed one); 3 an id
- * named no dead-letter entry. With 2 or 3 nothing was changed.
+ * statement failed; 2 bad command line (unknown command or flag, bad value,
+ * no database URL, missing `--yes`, invalid `--payload`) or an operation the
+ * entry's state forbids (replaying a discarded entry, discarding a replayed
+ * one); 3 an id named no dead-letter entry. With 2 or 3 nothing was changed.
+ * A malformed command line prints the error and the usage of the command it
+ * named to stderr.
  *
- * Run it with `npm run bulwark -- dlq list` in this repository, or embed it:
+ * `bulwark --help` (and `bulwark dlq --help`, `bulwark dlq list --help`, …)
+ * prints the help, `bulwark --version` the version of `@bulwark/resilience`.
+ * Help, errors and tables are plain text when the stream is not a terminal or
+ * `NO_COLOR` is set, so `bulwark --help | less` and logs hold no escape codes.
+ *
+ * The package's `bin` is `bulwark`: in an application, `npx bulwark dlq list`.
+ * It needs the optional peer dependencies `@effect/cli`,
+ * `@effect/platform-node`, `@effect/sql` and `@effect/sql-pg`; without them
+ * it names the missing ones and the `npm install` that adds them, and exits
+ * with 1. In this repository: `npm run bulwark -- dlq list`.
+ *
+ * Or embed it:
  *
  * @example
  * ```ts
  * import { NodeContext, NodeRuntime } from "@effect/platform-node"
  * import { Effect } from "effect"
- * import { Cli } from "@bulwark/resilience"
+ * import * as Cli from "@bulwark/resilience/Cli"
  * import { SendReceipt } from "./jobs.js"
  *
  * // Your own `bulwark`, which validates edited payloads with your Schemas.
@@ -113,8 +126,10 @@ export const command: typeof internal.command = internal.command
 
 /**
  * Runs the CLI on `argv` (shaped like `process.argv`) and succeeds with the
- * exit code; errors are printed to stderr. Needs the platform's CLI
- * environment (`NodeContext.layer` from `@effect/platform-node`).
+ * exit code; errors are printed to stderr, with the usage when the command
+ * line is malformed. Output is plain text on a stream that is not a terminal
+ * or when `NO_COLOR` is set. Needs the platform's CLI environment
+ * (`NodeContext.layer` from `@effect/platform-node`).
  *
  * @since 0.1.0
  * @category Running

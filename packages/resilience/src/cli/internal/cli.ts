@@ -1,6 +1,10 @@
 import * as Args from "@effect/cli/Args"
+import * as CliConfig from "@effect/cli/CliConfig"
 import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Span from "@effect/cli/HelpDoc/Span"
 import * as Options from "@effect/cli/Options"
+import * as Usage from "@effect/cli/Usage"
 import * as ValidationError from "@effect/cli/ValidationError"
 import type * as PgClient from "@effect/sql-pg/PgClient"
 import * as Clock from "effect/Clock"
@@ -17,8 +21,10 @@ import * as SqlJobQueue from "../../job-queue/SqlJobQueue.js"
 import type { Options as CliOptions } from "../Cli.js"
 import * as database from "./database.js"
 import { type CliError, type DatabaseError, ExitCode, exitCodeOf, NotFoundError, UsageError } from "./errors.js"
+import * as output from "./output.js"
 import * as parse from "./parse.js"
 import * as render from "./render.js"
+import { version } from "./version.js"
 
 // -----------------------------------------------------------------------------
 // Options shared by the commands
@@ -599,10 +605,8 @@ const stats = Command.make(
 const pickSubcommand = (parent: string, children: ReadonlyArray<string>) =>
   Effect.fail(
     new UsageError({
-      message: `Missing subcommand: ${
-        ["bulwark", parent, children.join("|")].filter((part) => part !== "").join(" ")
-      } ` +
-        "(see --help)"
+      message: `Missing subcommand: ${["bulwark", parent, children.join("|")].filter((part) => part !== "").join(" ")}`,
+      showUsage: true
     })
   )
 
@@ -622,19 +626,79 @@ export const command = (options: CliOptions = {}) =>
     ])
   )
 
+// -----------------------------------------------------------------------------
+// Usage, printed under a malformed command line
+// -----------------------------------------------------------------------------
+
+interface Leaf {
+  readonly name: string
+  readonly usage: Usage.Usage
+}
+
+/** The name is typed as the command's own, so the two cannot drift apart. */
+const leaf = <Name extends string, R, E, A>(name: Name, self: Command.Command<Name, R, E, A>): Leaf => ({
+  name,
+  usage: Command.getUsage(self)
+})
+
+/** The tree of {@link command}, for usage: a leaf's usage does not depend on the CLI's options. */
+const groups: ReadonlyArray<{ readonly name: string; readonly leaves: ReadonlyArray<Leaf> }> = [
+  {
+    name: "dlq",
+    leaves: [leaf("list", list), leaf("show", show), leaf("replay", replay({})), leaf("discard", discard)]
+  },
+  { name: "queues", leaves: [leaf("stats", stats)] }
+]
+
+/**
+ * The usage of the command the arguments name, or of every command under the
+ * group they name, or of all of them: `bulwark dlq list --frob` shows
+ * `bulwark dlq list …`, `bulwark dlq explode` the four `dlq` commands.
+ */
+const usage = (args: ReadonlyArray<string>): HelpDoc.HelpDoc => {
+  const [first, second] = args
+  const group = groups.find((candidate) => candidate.name === first)
+  const named = group?.leaves.find((candidate) => candidate.name === second)
+  const shown = group === undefined
+    ? groups.flatMap(({ leaves, name }) => leaves.map((leaf) => [name, leaf] as const))
+    : group.leaves.filter((leaf) => named === undefined || leaf === named).map((leaf) => [group.name, leaf] as const)
+  const path = ["bulwark", ...(group === undefined ? [] : [group.name]), ...(named === undefined ? [] : [named.name])]
+  return HelpDoc.blocks([
+    HelpDoc.h1("USAGE"),
+    ...shown.flatMap(([name, leaf]) =>
+      Usage.enumerate(leaf.usage, CliConfig.defaultConfig).map((span) =>
+        HelpDoc.p(Span.concat(Span.text(`$ bulwark ${name} `), span))
+      )
+    ),
+    HelpDoc.p(`Run '${path.join(" ")} --help' for ${named === undefined ? "the commands and options" : "the options"}.`)
+  ])
+}
+
+const printUsage = (argv: ReadonlyArray<string>) => Console.error(HelpDoc.toAnsiText(usage(argv.slice(2))))
+
 /**
  * Runs the CLI on `argv` (as `process.argv`: node, script, arguments…) and
  * answers the exit code. Errors are printed to stderr as one line; @effect/cli
- * prints its own for a malformed command line.
+ * prints its own for a malformed command line, and the usage follows it. Help,
+ * errors and output are plain text on a stream that is not a terminal, or when
+ * `NO_COLOR` is set.
  *
  * @internal
  */
 export const run = (options: CliOptions = {}) => {
-  const cli = Command.run(command(options), { name: "bulwark", version: "0.1.0" })
+  const tree = command(options)
   return (argv: ReadonlyArray<string>) =>
-    cli(argv).pipe(
+    Effect.flatMap(version, (version) => Command.run(tree, { name: "bulwark", version })(argv)).pipe(
       Effect.as<ExitCode>(ExitCode.ok),
-      Effect.catchIf(ValidationError.isValidationError, () => Effect.succeed<ExitCode>(ExitCode.usage)),
-      Effect.catchAll((error: CliError) => Effect.as(Console.error(`bulwark: ${error.message}`), exitCodeOf(error)))
+      Effect.catchIf(ValidationError.isValidationError, () => Effect.as(printUsage(argv), ExitCode.usage)),
+      Effect.catchAll((error: CliError) =>
+        Effect.as(
+          error._tag === "UsageError" && error.showUsage === true
+            ? Effect.zipRight(Console.error(`bulwark: ${error.message}\n`), printUsage(argv))
+            : Console.error(`bulwark: ${error.message}`),
+          exitCodeOf(error)
+        )
+      ),
+      output.withPlainOutput
     )
 }

@@ -11,7 +11,7 @@ export const ExitCode = {
   ok: 0,
   /** PostgreSQL could not be reached or a statement failed. */
   databaseError: 1,
-  /** The command line was wrong: unknown flag, bad value, missing database URL, missing `--yes`. */
+  /** The command line was wrong: unknown command or flag, bad value, missing database URL, missing `--yes`. */
   usage: 2,
   /** A dead-letter entry named by id does not exist (nothing was changed). */
   notFound: 3
@@ -27,6 +27,8 @@ export type ExitCode = typeof ExitCode[keyof typeof ExitCode]
  */
 export class UsageError extends Data.TaggedError("UsageError")<{
   readonly message: string
+  /** Print the commands' usage under the message (the command line named no command to run). */
+  readonly showUsage?: true
 }> {}
 
 /**
