@@ -1,9 +1,10 @@
 /**
  * The alert rules in grafana/alerts/ run through the real promtool: `check
- * rules`, and `test rules` on the hand-written unit tests, which hold a firing
- * and a not-firing case for every alert. Mutated thresholds make those unit
- * tests fail, so they do test the thresholds. Fails (never skips) when
- * /usr/bin/promtool is missing.
+ * rules`, and `test rules` on the hand-written unit tests (kept in
+ * packages/dashboard/assets/, written beside the default rules by Build),
+ * which hold a firing and a not-firing case for every alert. Mutated
+ * thresholds make those unit tests fail, so they do test the thresholds.
+ * Fails (never skips) when /usr/bin/promtool is missing.
  */
 import { AlertRules } from "@bulwark/dashboard"
 import { InvalidOptionsError } from "@bulwark/resilience/Failure"

@@ -1,13 +1,16 @@
 /**
  * Prometheus alerting rules for Bulwark, generated from typed options.
- * `npm run dashboards` writes the defaults to `grafana/alerts/bulwark.yml`;
- * `grafana/alerts/bulwark.test.yml` unit-tests every alert with promtool.
+ * `Build` (and the `bulwark-dashboards` bin) writes them to
+ * `alerts/bulwark.yml`; with the default options, `alerts/bulwark.test.yml`
+ * beside them unit-tests every alert with promtool (`promtool test rules`).
  *
  * Why code rather than hand-written YAML: the thresholds, windows and
  * per-tier wait targets are options with validated defaults (regenerate with
  * your own), the metric names come from `Metrics.catalog` (a renamed metric
  * fails the build), and the same catalogue drives the dashboards. Durations
- * are Prometheus durations (`30s`, `5m`, `1h30m`), the rules' own vocabulary.
+ * are Prometheus durations (`30s`, `5m`, `1h30m`, units from largest to
+ * smallest), the rules' own vocabulary; windows and targets are above zero,
+ * a `for` may be `0s`.
  *
  * | alert | fires when | default |
  * |---|---|---|
@@ -38,6 +41,13 @@ import * as internal from "./internal/alertRules.js"
 /**
  * A Prometheus duration: `30s`, `5m`, `1h30m`, `1d`…
  *
+ * @example
+ * ```ts
+ * import type { AlertRules } from "@bulwark/dashboard"
+ *
+ * const window: AlertRules.PromDuration = "1h30m"
+ * ```
+ *
  * @since 0.1.0
  * @category Models
  */
@@ -46,6 +56,13 @@ export type PromDuration = string
 /**
  * Thresholds and windows of the rules; every field is optional (see
  * {@link defaults}). Invalid values throw `InvalidOptionsError` naming the option.
+ *
+ * @example
+ * ```ts
+ * import type { AlertRules } from "@bulwark/dashboard"
+ *
+ * const options: AlertRules.Options = { deadLetterDepth: { threshold: 0, for: "1m" } }
+ * ```
  *
  * @since 0.1.0
  * @category Models
@@ -103,6 +120,13 @@ export interface Options {
 /**
  * One alerting rule, as Prometheus reads it.
  *
+ * @example
+ * ```ts
+ * import { AlertRules } from "@bulwark/dashboard"
+ *
+ * const rule: AlertRules.AlertingRule | undefined = AlertRules.make().groups[0]?.rules[0]
+ * ```
+ *
  * @since 0.1.0
  * @category Models
  */
@@ -115,6 +139,13 @@ export interface AlertingRule {
 }
 
 /**
+ * @example
+ * ```ts
+ * import { AlertRules } from "@bulwark/dashboard"
+ *
+ * const names = AlertRules.make().groups.map((group: AlertRules.RuleGroup) => group.name)
+ * ```
+ *
  * @since 0.1.0
  * @category Models
  */
@@ -127,6 +158,13 @@ export interface RuleGroup {
 /**
  * A rule file: what `rule_files` in prometheus.yml loads.
  *
+ * @example
+ * ```ts
+ * import { AlertRules } from "@bulwark/dashboard"
+ *
+ * const file: AlertRules.RuleFile = AlertRules.make({ breakerOpen: { for: "10m" } })
+ * ```
+ *
  * @since 0.1.0
  * @category Models
  */
@@ -136,6 +174,13 @@ export interface RuleFile {
 
 /**
  * The default thresholds, windows and tier targets.
+ *
+ * @example
+ * ```ts
+ * import { AlertRules } from "@bulwark/dashboard"
+ *
+ * console.log(AlertRules.defaults.jobWait.targets) // { high_priority: "5s", default: "1m", batch: "15m" }
+ * ```
  *
  * @since 0.1.0
  * @category Defaults
@@ -148,6 +193,13 @@ export const defaults: typeof internal.defaults = internal.defaults
  * (dead letters, wait targets; one `BulwarkJobWaitAboveTarget` rule per tier
  * with a target, one for the other queues).
  *
+ * @example
+ * ```ts
+ * import { AlertRules } from "@bulwark/dashboard"
+ *
+ * const rules = AlertRules.make({ jobWait: { targets: { payments: "2s" }, defaultTarget: "2m" } })
+ * ```
+ *
  * @since 0.1.0
  * @category Constructors
  */
@@ -155,6 +207,13 @@ export const make: (options?: Options) => RuleFile = internal.make
 
 /**
  * The rule file as YAML, ready for `promtool check rules` and `rule_files`.
+ *
+ * @example
+ * ```ts
+ * import { AlertRules } from "@bulwark/dashboard"
+ *
+ * const yaml = AlertRules.toYaml(AlertRules.make())
+ * ```
  *
  * @since 0.1.0
  * @category Encoding

@@ -1,9 +1,12 @@
 /**
  * Bulwark's Grafana dashboards, as code (@grafana/grafana-foundation-sdk).
- * `npm run dashboards` writes them to `grafana/dashboards/*.json`.
+ * `Build` (and the `bulwark-dashboards` bin) writes them to `dashboards/*.json`.
  *
  * Every panel follows the `datasource` template variable, so the JSON works
- * with any Prometheus datasource, provisioned or imported. Each dashboard
+ * with any Prometheus datasource, provisioned or imported. The variable
+ * starts on the datasource whose uid is `datasourceUid` (default
+ * `bulwark-prometheus`, the one `Provisioning.datasource` provisions); a
+ * Grafana without it falls back to another Prometheus datasource. Each dashboard
  * filters by template variables over Bulwark's own labels: `breaker`,
  * `policy`, `bulkhead`, `limiter` and `operation` on the overview, `queue` on
  * jobs, `host` on HTTP dependencies. They only query metrics declared in
@@ -15,7 +18,7 @@
  * import { writeFileSync } from "node:fs"
  * import { Dashboards } from "@bulwark/dashboard"
  *
- * writeFileSync("overview.json", JSON.stringify(Dashboards.overview(), null, 2))
+ * writeFileSync("overview.json", JSON.stringify(Dashboards.overview({ datasourceUid: "prom-main" }), null, 2))
  * ```
  *
  * @since 0.1.0
@@ -28,10 +31,39 @@ import { overview as overviewDashboard } from "./internal/overview.js"
 /**
  * A Grafana dashboard model (schema version 42), ready for `JSON.stringify`.
  *
+ * @example
+ * ```ts
+ * import { Dashboards } from "@bulwark/dashboard"
+ *
+ * const dashboard: Dashboards.Dashboard = Dashboards.jobs()
+ * ```
+ *
  * @since 0.1.0
  * @category Models
  */
 export type Dashboard = GrafanaDashboard
+
+/**
+ * What the dashboards are built with.
+ *
+ * @example
+ * ```ts
+ * import type { Dashboards } from "@bulwark/dashboard"
+ *
+ * const options: Dashboards.Options = { datasourceUid: "prom-main" }
+ * ```
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  /**
+   * The uid of the datasource the `datasource` variable starts on (1 to 40
+   * characters of `A-Z a-z 0-9 _ -`; an invalid one throws
+   * `InvalidOptionsError`). Default `bulwark-prometheus`.
+   */
+  readonly datasourceUid?: string
+}
 
 /**
  * "Bulwark / Resilience overview" (uid `bulwark-overview`): breaker state
@@ -40,27 +72,48 @@ export type Dashboard = GrafanaDashboard
  * rate-limit decisions and rejection ratio; timeouts; answers by fallback
  * source and fallback ratio; idempotency results, replays and conflicts.
  *
+ * @example
+ * ```ts
+ * import { Dashboards } from "@bulwark/dashboard"
+ *
+ * const json = JSON.stringify(Dashboards.overview(), null, 2)
+ * ```
+ *
  * @since 0.1.0
  * @category Dashboards
  */
-export const overview: () => Dashboard = overviewDashboard
+export const overview: (options?: Options) => Dashboard = overviewDashboard
 
 /**
  * "Bulwark / Jobs and dead letters" (uid `bulwark-jobs`): depth per tier and
  * state, dead-letter depth and growth, replays and discards, outcomes and
  * retries, wait and run time percentiles.
  *
+ * @example
+ * ```ts
+ * import { Dashboards } from "@bulwark/dashboard"
+ *
+ * const json = JSON.stringify(Dashboards.jobs({ datasourceUid: "prom-main" }), null, 2)
+ * ```
+ *
  * @since 0.1.0
  * @category Dashboards
  */
-export const jobs: () => Dashboard = jobsDashboard
+export const jobs: (options?: Options) => Dashboard = jobsDashboard
 
 /**
  * "Bulwark / HTTP dependencies" (uid `bulwark-http`): per-host request rate,
  * error ratio (5xx and unanswered), latency percentiles, status and method
  * breakdowns.
  *
+ * @example
+ * ```ts
+ * import { Dashboards } from "@bulwark/dashboard"
+ *
+ * const json = JSON.stringify(Dashboards.http(), null, 2)
+ * ```
+ *
  * @since 0.1.0
  * @category Dashboards
  */
-export const http: () => Dashboard = httpDashboard
+export const http: (options?: Options) => Dashboard = httpDashboard

@@ -1,7 +1,8 @@
 /**
  * Grafana dashboards, Prometheus alert rules and provisioning for Bulwark, as
  * code, built from the metric catalogue so they can only name metrics that
- * exist. `npm run dashboards` writes them to `grafana/`.
+ * exist. The `bulwark-dashboards` bin writes them, with the provisioning
+ * files, into a folder (`npx bulwark-dashboards --out ./grafana`).
  *
  * @since 0.1.0
  */

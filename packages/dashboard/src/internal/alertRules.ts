@@ -3,40 +3,23 @@
  * thresholds, windows and per-tier wait targets are data, and the metric
  * names come from the catalogue.
  */
-import * as Failure from "@bulwark/resilience/Failure"
 import type * as AlertRules from "../AlertRules.js"
 import { M } from "./metrics.js"
+import * as Validate from "./validate.js"
 import * as Yaml from "./yaml.js"
 
 const component = "AlertRules"
-const DURATION = /^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$/
 const NAME = /^[A-Za-z0-9_.:/-]{1,128}$/
 
-const invalid = (option: string, value: unknown, expected: string): never => {
-  throw new Failure.InvalidOptionsError({ component, option, value, expected })
-}
+const invalid = (option: string, value: unknown, expected: string): never =>
+  Validate.invalid(component, option, value, expected)
 
-const duration = (option: string, value: string): string =>
-  DURATION.test(value) ? value : invalid(option, value, "a Prometheus duration such as 30s, 5m or 1h30m")
+/** A window or a target: above zero. */
+const duration = (option: string, value: string): string => Validate.duration(component, option, value)
 
-const UNIT_SECONDS: Readonly<Record<string, number>> = {
-  ms: 0.001,
-  s: 1,
-  m: 60,
-  h: 3600,
-  d: 86400,
-  w: 604800,
-  y: 31536000
-}
-
-/** @internal */
-export const seconds = (value: string): number => {
-  let total = 0
-  for (const [, amount, unit] of value.matchAll(/([0-9]+)(ms|s|m|h|d|w|y)/g)) {
-    total += Number(amount) * (UNIT_SECONDS[unit ?? "s"] ?? 1)
-  }
-  return total
-}
+/** How long a condition must hold: `0s` fires at once. */
+const forDuration = (option: string, value: string): string =>
+  Validate.duration(component, option, value, { zero: true })
 
 const number = (
   option: string,
@@ -87,13 +70,13 @@ export const make = (options: AlertRules.Options = {}): AlertRules.RuleFile => {
         min: 0
       }
     ),
-    for: duration("deadLetterDepth.for", options.deadLetterDepth?.for ?? defaults.deadLetterDepth.for)
+    for: forDuration("deadLetterDepth.for", options.deadLetterDepth?.for ?? defaults.deadLetterDepth.for)
   }
   const dlqGrowth = {
     window: duration("deadLetterGrowth.window", options.deadLetterGrowth?.window ?? defaults.deadLetterGrowth.window),
-    for: duration("deadLetterGrowth.for", options.deadLetterGrowth?.for ?? defaults.deadLetterGrowth.for)
+    for: forDuration("deadLetterGrowth.for", options.deadLetterGrowth?.for ?? defaults.deadLetterGrowth.for)
   }
-  const breakerOpen = { for: duration("breakerOpen.for", options.breakerOpen?.for ?? defaults.breakerOpen.for) }
+  const breakerOpen = { for: forDuration("breakerOpen.for", options.breakerOpen?.for ?? defaults.breakerOpen.for) }
   const flapping = {
     openings: number(
       "breakerFlapping.openings",
@@ -109,7 +92,7 @@ export const make = (options: AlertRules.Options = {}): AlertRules.RuleFile => {
       exclusiveMin: true
     }),
     window: duration("retryExhaustion.window", options.retryExhaustion?.window ?? defaults.retryExhaustion.window),
-    for: duration("retryExhaustion.for", options.retryExhaustion?.for ?? defaults.retryExhaustion.for)
+    for: forDuration("retryExhaustion.for", options.retryExhaustion?.for ?? defaults.retryExhaustion.for)
   }
   const fallback = {
     ratio: number("fallback.ratio", options.fallback?.ratio ?? defaults.fallback.ratio, {
@@ -118,7 +101,7 @@ export const make = (options: AlertRules.Options = {}): AlertRules.RuleFile => {
       exclusiveMin: true
     }),
     window: duration("fallback.window", options.fallback?.window ?? defaults.fallback.window),
-    for: duration("fallback.for", options.fallback?.for ?? defaults.fallback.for)
+    for: forDuration("fallback.for", options.fallback?.for ?? defaults.fallback.for)
   }
   const targets: ReadonlyArray<readonly [string, string]> = Object.entries(
     options.jobWait?.targets ?? defaults.jobWait.targets
@@ -135,7 +118,7 @@ export const make = (options: AlertRules.Options = {}): AlertRules.RuleFile => {
       exclusiveMin: true
     }),
     window: duration("jobWait.window", options.jobWait?.window ?? defaults.jobWait.window),
-    for: duration("jobWait.for", options.jobWait?.for ?? defaults.jobWait.for),
+    for: forDuration("jobWait.for", options.jobWait?.for ?? defaults.jobWait.for),
     defaultTarget: duration("jobWait.defaultTarget", options.jobWait?.defaultTarget ?? defaults.jobWait.defaultTarget)
   }
   const p = `p${Math.round(jobWait.quantile * 1000) / 10}`
@@ -147,7 +130,7 @@ export const make = (options: AlertRules.Options = {}): AlertRules.RuleFile => {
    */
   const waitBranch = (matcher: string, target: string) =>
     `label_replace(\n  histogram_quantile(${jobWait.quantile}, sum by (queue, le) (rate(${M.jobWait}_bucket{${matcher}}[${jobWait.window}])))\n    > ${
-      seconds(target)
+      Validate.seconds(target)
     },\n  "target", "${target}", "", ""\n)`
   const waitBranches = [
     ...targets.map(([queue, target]) => waitBranch(`queue="${queue}"`, target)),
@@ -278,7 +261,8 @@ export const toYaml = (rules: AlertRules.RuleFile): string =>
       }))
     },
     [
-      "Generated by `npm run dashboards` with AlertRules.make() (packages/dashboard/src): change the thresholds",
-      "there or pass your own options, not in this file. Unit tests: promtool test rules grafana/alerts/bulwark.test.yml"
+      "Generated by @bulwark/dashboard (AlertRules.make, the bulwark-dashboards bin): regenerate it with your own",
+      "thresholds rather than editing it. With the default thresholds, bulwark.test.yml beside this file unit-tests",
+      "every alert (promtool test rules <folder>/alerts/bulwark.test.yml)."
     ]
   )

@@ -3,8 +3,11 @@
  * latency percentiles of outgoing calls.
  */
 import { type Dashboard, RowBuilder } from "@grafana/grafana-foundation-sdk/dashboard"
+import type * as Dashboards from "../Dashboards.js"
 import { M } from "./metrics.js"
 import { dashboard, labelVariable, numberPanels, quantile, rate, stacked, stat, target, timeseries } from "./panels.js"
+import { defaults } from "./provisioning.js"
+import * as Validate from "./validate.js"
 
 const host = `host=~"$host"`
 
@@ -14,7 +17,7 @@ const host = `host=~"$host"`
  */
 const errors = `${M.httpRequests}{${host}, status!~"[1-4].."}`
 
-const build = (): Dashboard => {
+const build = (datasourceUid: string): Dashboard => {
   const latency = timeseries("Latency", "Outgoing request duration per host: p50, p95, p99.", "s")
   for (const [q, refId] of [[0.5, "A"], [0.95, "B"], [0.99, "C"]] as const) {
     latency.withTarget(target(quantile(q, M.httpDuration, host, ["host"]), `{{host}} p${Math.round(q * 100)}`, refId))
@@ -22,7 +25,8 @@ const build = (): Dashboard => {
   return dashboard({
     uid: "bulwark-http",
     title: "Bulwark / HTTP dependencies",
-    description: "Outgoing HTTP calls per host: rate, error ratio and latency."
+    description: "Outgoing HTTP calls per host: rate, error ratio and latency.",
+    datasourceUid
   })
     .withVariable(labelVariable("host", "Host", M.httpRequests))
     .withRow(new RowBuilder("Overview"))
@@ -68,4 +72,5 @@ const build = (): Dashboard => {
 }
 
 /** @internal */
-export const http = (): Dashboard => numberPanels(build())
+export const http = (options: Dashboards.Options = {}): Dashboard =>
+  numberPanels(build(Validate.datasourceUid("Dashboards", options.datasourceUid ?? defaults.datasourceUid)))

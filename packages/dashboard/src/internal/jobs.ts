@@ -4,8 +4,11 @@
  */
 import * as common from "@grafana/grafana-foundation-sdk/common"
 import { type Dashboard, RowBuilder } from "@grafana/grafana-foundation-sdk/dashboard"
+import type * as Dashboards from "../Dashboards.js"
 import { M } from "./metrics.js"
 import { dashboard, labelVariable, numberPanels, quantile, rate, stacked, stat, target, timeseries } from "./panels.js"
+import { defaults } from "./provisioning.js"
+import * as Validate from "./validate.js"
 
 const queue = `queue=~"$queue"`
 
@@ -20,7 +23,7 @@ const percentiles = (histogram: string) =>
     target(quantile(q, histogram, queue, ["queue"]), `{{queue}} p${Math.round(q * 100)}`, refId)
   )
 
-const build = (): Dashboard => {
+const build = (datasourceUid: string): Dashboard => {
   const wait = timeseries(
     "Wait time (due → started)",
     "How long jobs waited from being due (enqueued, or their run-at time) to a worker starting them: p50, p95, p99.",
@@ -33,7 +36,8 @@ const build = (): Dashboard => {
   return dashboard({
     uid: "bulwark-jobs",
     title: "Bulwark / Jobs and dead letters",
-    description: "Durable job queues (tiers): depth, dead-letter queue, throughput, retries, wait and run time."
+    description: "Durable job queues (tiers): depth, dead-letter queue, throughput, retries, wait and run time.",
+    datasourceUid
   })
     .withVariable(labelVariable("queue", "Queue", M.jobQueueDepth))
     // -------------------------------------------------------------------------
@@ -114,4 +118,5 @@ const build = (): Dashboard => {
 }
 
 /** @internal */
-export const jobs = (): Dashboard => numberPanels(build())
+export const jobs = (options: Dashboards.Options = {}): Dashboard =>
+  numberPanels(build(Validate.datasourceUid("Dashboards", options.datasourceUid ?? defaults.datasourceUid)))

@@ -5,6 +5,7 @@
 import * as common from "@grafana/grafana-foundation-sdk/common"
 import { type Dashboard, MappingType, RowBuilder } from "@grafana/grafana-foundation-sdk/dashboard"
 import { PanelBuilder as StateTimelinePanel } from "@grafana/grafana-foundation-sdk/statetimeline"
+import type * as Dashboards from "../Dashboards.js"
 import { M } from "./metrics.js"
 import {
   dashboard,
@@ -17,6 +18,8 @@ import {
   target,
   timeseries
 } from "./panels.js"
+import { defaults } from "./provisioning.js"
+import * as Validate from "./validate.js"
 
 /**
  * Breaker states as one number per breaker, worst last, so `max` across
@@ -51,12 +54,13 @@ const breakerStateExpr = `max by (breaker) (\n${
 const ratio = (numerator: string, denominator: string, by: string) =>
   `sum by (${by}) (${rate(numerator)})\n/\nsum by (${by}) (${rate(denominator)})`
 
-const build = (): Dashboard =>
+const build = (datasourceUid: string): Dashboard =>
   dashboard({
     uid: "bulwark-overview",
     title: "Bulwark / Resilience overview",
     description:
-      "Circuit breakers, retries, bulkheads, rate limiters, timeouts, fallbacks and idempotency keys, from Bulwark's metrics."
+      "Circuit breakers, retries, bulkheads, rate limiters, timeouts, fallbacks and idempotency keys, from Bulwark's metrics.",
+    datasourceUid
   })
     .withVariable(labelVariable("breaker", "Breaker", M.breakerState))
     .withVariable(labelVariable("policy", "Retry policy", M.retryCalls))
@@ -282,4 +286,5 @@ const build = (): Dashboard =>
     .build()
 
 /** @internal */
-export const overview = (): Dashboard => numberPanels(build())
+export const overview = (options: Dashboards.Options = {}): Dashboard =>
+  numberPanels(build(Validate.datasourceUid("Dashboards", options.datasourceUid ?? defaults.datasourceUid)))

@@ -19,15 +19,33 @@ import {
 import { DataqueryBuilder } from "@grafana/grafana-foundation-sdk/prometheus"
 import { PanelBuilder as StatPanel } from "@grafana/grafana-foundation-sdk/stat"
 import { PanelBuilder as TimeseriesPanel } from "@grafana/grafana-foundation-sdk/timeseries"
+import { DATASOURCE_NAME } from "./provisioning.js"
 
 /** Every panel and query variable follows the `datasource` variable, so one import works with any Prometheus. */
 export const datasource = { type: "prometheus", uid: "${datasource}" } as const
+
+/**
+ * The `datasource` variable starts on the provisioned datasource: Grafana
+ * matches a saved value by uid (by name in versions before Scenes), and falls
+ * back to another Prometheus datasource when none matches, as when the JSON
+ * is imported into a Grafana without that datasource.
+ */
+const datasourceVariable = (uid: string) =>
+  new DatasourceVariableBuilder("datasource")
+    .label("Data source")
+    .type("prometheus")
+    .current({ selected: true, text: DATASOURCE_NAME, value: uid })
 
 /** The tag that links the Bulwark dashboards to each other. */
 export const TAG = "bulwark"
 
 /** @internal */
-export const dashboard = (options: { readonly uid: string; readonly title: string; readonly description: string }) =>
+export const dashboard = (options: {
+  readonly uid: string
+  readonly title: string
+  readonly description: string
+  readonly datasourceUid: string
+}) =>
   new DashboardBuilder(options.title)
     .uid(options.uid)
     .description(options.description)
@@ -44,7 +62,7 @@ export const dashboard = (options: { readonly uid: string; readonly title: strin
         .includeVars(false)
         .keepTime(true)
     )
-    .withVariable(new DatasourceVariableBuilder("datasource").label("Data source").type("prometheus"))
+    .withVariable(datasourceVariable(options.datasourceUid))
 
 /**
  * A multi-value variable over one label of one metric; "All" matches every
