@@ -73,3 +73,6 @@ export const layer = (options: { readonly maxConnections?: number } = {}): Layer
       return Layer.merge(client, Layer.provide(migrated, client))
     })
   ).pipe(Layer.provideMerge(scratch))
+
+/** A freshly created, empty database (no migrations), dropped when the layer's scope closes. */
+export const scratchDatabase: Layer.Layer<ScratchDatabase> = scratch
