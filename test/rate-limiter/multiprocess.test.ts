@@ -3,9 +3,7 @@
  * more than it. Needs Redis on 127.0.0.1:6379 and fails (never skips) when it
  * is not there.
  *
- * The worker lives beside the Redis store
- * (`packages/resilience/src/rate-limiter/RedisRateLimiter.worker.ts`), where
- * it can import the store's modules; it is spawned by path, not imported.
+ * The worker (`worker.ts` beside this file) is spawned by path, not imported.
  */
 import { afterAll, assert, beforeAll, describe, it, onTestFinished } from "@effect/vitest"
 import type { Redis } from "ioredis"
@@ -13,7 +11,7 @@ import { resolve } from "node:path"
 import * as Process from "../support/process.js"
 import * as TestRedis from "../support/redis.js"
 
-const worker = resolve(Process.root, "packages/resilience/src/rate-limiter/RedisRateLimiter.worker.ts")
+const worker = resolve(Process.root, "test/rate-limiter/worker.ts")
 const REDIS = TestRedis.connection
 const prefix = TestRedis.prefix("rate-limiter-multiprocess")
 

@@ -15,60 +15,27 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import * as internal from "./internal/failure.js"
+import {
+  InvalidOptionsError,
+  RejectionTypeId,
+  RetriesExhausted,
+  TerminalError,
+  TerminalTypeId,
+  TransientError,
+  TransientTypeId
+} from "./internal/failureErrors.js"
 import * as retryAfter from "./internal/retryAfter.js"
 
 // -----------------------------------------------------------------------------
 // Brands
 // -----------------------------------------------------------------------------
 
-/**
- * The brand carried by every transient failure.
- *
- * @since 0.1.0
- * @category Symbols
- */
-export const TransientTypeId: unique symbol = Symbol.for("@bulwark/resilience/Failure/Transient")
-
-/**
- * @since 0.1.0
- * @category Symbols
- */
-export type TransientTypeId = typeof TransientTypeId
-
-/**
- * The brand carried by every terminal failure.
- *
- * @since 0.1.0
- * @category Symbols
- */
-export const TerminalTypeId: unique symbol = Symbol.for("@bulwark/resilience/Failure/Terminal")
-
-/**
- * @since 0.1.0
- * @category Symbols
- */
-export type TerminalTypeId = typeof TerminalTypeId
-
-/**
- * The brand carried by rejections: a local policy (open breaker, full
- * bulkhead, rate limit) refused the call, so the dependency was never called.
- *
- * @since 0.1.0
- * @category Symbols
- */
-export const RejectionTypeId: unique symbol = Symbol.for("@bulwark/resilience/Failure/Rejection")
-
-/**
- * @since 0.1.0
- * @category Symbols
- */
-export type RejectionTypeId = typeof RejectionTypeId
+// Declared in `internal/failureErrors.ts`, a leaf that any module may import for their values.
+export { RejectionTypeId, TerminalTypeId, TransientTypeId }
 
 /**
  * A failure that is safe to retry. Make your own error transient by adding the
@@ -148,57 +115,6 @@ export type TransientReason = "HttpStatus" | "Transport" | "Timeout" | "Lifted"
 export type TerminalReason = "HttpStatus" | "Lifted"
 
 /**
- * A generic transient failure. `cause` keeps the original error when one was
- * lifted; `retryAfter` is the server's hint, already capped by the classifier.
- *
- * @example
- * ```ts
- * import { Duration, Effect } from "effect"
- * import { Failure } from "@bulwark/resilience"
- *
- * const busy = Effect.fail(new Failure.TransientError({
- *   reason: "HttpStatus",
- *   message: "payment gateway answered 503",
- *   status: 503,
- *   retryAfter: Duration.seconds(2)
- * }))
- * ```
- *
- * @since 0.1.0
- * @category Errors
- */
-export class TransientError<out Cause = unknown> extends Data.TaggedError("TransientError")<{
-  readonly reason: TransientReason
-  readonly message: string
-  readonly status?: number
-  readonly retryAfter?: Duration.Duration
-  readonly cause?: Cause
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
-}
-
-/**
- * A generic terminal failure. `cause` keeps the original error when one was lifted.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class TerminalError<out Cause = unknown> extends Data.TaggedError("TerminalError")<{
-  readonly reason: TerminalReason
-  readonly message: string
-  readonly status?: number
-  readonly cause?: Cause
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
-}
-
-/**
  * Why a retry loop gave up.
  *
  * - `MaxAttempts`: the attempt limit was reached.
@@ -211,55 +127,8 @@ export class TerminalError<out Cause = unknown> extends Data.TaggedError("Termin
  */
 export type ExhaustionReason = "MaxAttempts" | "MaxElapsed" | "Budget" | "ScheduleDone"
 
-/**
- * A retry loop gave up on a transient failure. It is neither transient nor
- * terminal: this layer already retried, and outer layers decide what it
- * means for them. `lastFailure` is the failure of the final attempt.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class RetriesExhausted<out E = unknown> extends Data.TaggedError("RetriesExhausted")<{
-  readonly policy: string
-  readonly reason: ExhaustionReason
-  readonly attempts: number
-  readonly elapsed: Duration.Duration
-  readonly lastFailure: E
-}> {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return internal.exhaustedMessage(this)
-  }
-}
-
-/**
- * Options given to a Bulwark constructor were invalid. Terminal: the same
- * options will never work. Names the component, the option, what was given
- * and what was expected.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class InvalidOptionsError extends Data.TaggedError("InvalidOptionsError")<{
-  readonly component: string
-  readonly option: string
-  readonly value: unknown
-  readonly expected: string
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return internal.invalidOptionsMessage(this)
-  }
-}
+// Declared in `internal/failureErrors.ts` (see above).
+export { InvalidOptionsError, RetriesExhausted, TerminalError, TransientError }
 
 // -----------------------------------------------------------------------------
 // Guards
@@ -380,17 +249,8 @@ export const extend: {
   (self: Classifier, overrides: ClassifierOverrides): Classifier
 } = internal.extend
 
-/**
- * The classifier in use. Defaults to {@link defaultClassifier}; provide another
- * with {@link withClassifier} or `Effect.provideService(CurrentClassifier, c)`.
- *
- * @since 0.1.0
- * @category Classifier
- */
-export class CurrentClassifier extends Context.Reference<CurrentClassifier>()(
-  "@bulwark/resilience/Failure/CurrentClassifier",
-  { defaultValue: (): Classifier => internal.defaultClassifier }
-) {}
+// Declared in `internal/failure.ts`, beside the default classifier it holds.
+export { CurrentClassifier } from "./internal/failure.js"
 
 /**
  * Runs an effect with another classifier.

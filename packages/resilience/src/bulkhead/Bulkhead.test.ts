@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -10,6 +11,8 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
 import * as Failure from "../Failure.js"
 import * as Metrics from "../Metrics.js"
@@ -54,6 +57,48 @@ const assertIdle = (bulkhead: Bulkhead.Bulkhead) =>
 
 const fullReason = <A, E>(result: Either.Either<A, E>): Bulkhead.FullReason | undefined =>
   Either.isLeft(result) && Bulkhead.isBulkheadFullError(result.left) ? result.left.reason : undefined
+
+/**
+ * A full bulkhead (`maxWait` 10 s) with two queued calls. The first, queued at
+ * 0 s through `queueFirst`, starts the timer of the queued calls in its own
+ * fiber; the effect `queueFirst` answers then ends that fiber. The second,
+ * queued at 2 s, must still time out exactly at 12 s.
+ */
+const timerHandOver = (
+  label: string,
+  queueFirst: (
+    call: Effect.Effect<void, Bulkhead.BulkheadFullError>
+  ) => Effect.Effect<Effect.Effect<void>>
+) =>
+  Effect.gen(function*() {
+    const bulkhead = yield* Bulkhead.make({
+      name: uniqueName(label),
+      maxConcurrent: 1,
+      maxQueued: 4,
+      maxWait: "10 seconds"
+    })
+    const gate = yield* Deferred.make<void>()
+    const holder = yield* Effect.fork(Bulkhead.protect(Deferred.await(gate), bulkhead))
+    yield* reach(bulkhead, { active: 1, queued: 0 })
+    const endFirst = yield* queueFirst(Bulkhead.protect(Effect.void, bulkhead))
+    yield* reach(bulkhead, { active: 1, queued: 1 })
+    yield* TestClock.adjust("2 seconds")
+    const second = yield* Effect.fork(Effect.either(Bulkhead.protect(Effect.void, bulkhead)))
+    yield* reach(bulkhead, { active: 1, queued: 2 })
+    yield* endFirst
+    yield* reach(bulkhead, { active: 1, queued: 1 })
+    // the second call's fiber takes the timer over
+    for (let i = 0; i < 100 && !Chunk.some(yield* TestClock.sleeps(), (at) => at === 12_000); i++) {
+      yield* Effect.yieldNow()
+    }
+    yield* TestClock.adjust("9999 millis")
+    assert.isTrue(Option.isNone(yield* Fiber.poll(second)))
+    yield* TestClock.adjust("1 millis")
+    assert.strictEqual(fullReason(yield* Fiber.join(second)), "MaxWait")
+    yield* Deferred.succeed(gate, undefined)
+    yield* Fiber.join(holder)
+    yield* assertIdle(bulkhead)
+  })
 
 describe("Bulkhead", () => {
   describe("admission", () => {
@@ -383,6 +428,22 @@ describe("Bulkhead", () => {
         for (let i = 0; i < 100 && (yield* newRoots).length > 0; i++) yield* Effect.yieldNow()
         assert.deepStrictEqual(yield* newRoots, [])
       }))
+    it.effect("leaves no fiber of a closed scope running, and still times out the calls queued outside it", () =>
+      timerHandOver("max-wait-scope", (call) =>
+        Effect.gen(function*() {
+          const supervisor = yield* Supervisor.track
+          const scope = yield* Scope.make()
+          yield* Effect.supervised(Effect.forkIn(call, scope), supervisor)
+          return Effect.gen(function*() {
+            // the scope's call, and the fiber that times the queued calls out
+            assert.strictEqual((yield* supervisor.value).length, 2)
+            yield* Scope.close(scope, Exit.void)
+            assert.deepStrictEqual(yield* supervisor.value, [])
+          })
+        })))
+
+    it.effect("still times out the calls queued after the call whose fiber ran the timer has ended", () =>
+      timerHandOver("max-wait-hand-over", (call) => Effect.map(Effect.fork(call), Fiber.interrupt)))
   })
 
   describe("BulkheadFullError", () => {

@@ -33,15 +33,15 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type { Pipeable } from "effect/Pipeable"
-import * as Failure from "../Failure.js"
+import type * as Failure from "../Failure.js"
 import * as internal from "./internal/bulkhead.js"
+import { BulkheadFullError, BulkheadNotFoundError } from "./internal/errors.js"
 import * as registry from "./internal/registry.js"
+import { Registry } from "./internal/registry.js"
 
 // -----------------------------------------------------------------------------
 // Models
@@ -148,76 +148,8 @@ export declare namespace Bulkhead {
  */
 export type FullReason = "QueueFull" | "MaxWait"
 
-/**
- * A bulkhead refused a call; the call never ran. Transient (try again later)
- * and a rejection (circuit breakers do not count it as a failure of the
- * dependency). Carries the bulkhead's name and limits.
- *
- * @example
- * ```ts
- * import { Effect } from "effect"
- * import { Bulkhead } from "@bulwark/resilience"
- *
- * declare const bulkhead: Bulkhead.Bulkhead
- * declare const callPayments: Effect.Effect<string>
- *
- * const answer = callPayments.pipe(
- *   Bulkhead.protect(bulkhead),
- *   Effect.catchTag("BulkheadFullError", (error) => Effect.succeed(`busy (${error.reason})`))
- * )
- * ```
- *
- * @since 0.1.0
- * @category Errors
- */
-export class BulkheadFullError extends Data.TaggedError("BulkheadFullError")<{
-  readonly bulkhead: string
-  readonly reason: FullReason
-  readonly maxConcurrent: number
-  readonly maxQueued: number
-  readonly maxWait: Duration.Duration
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [Failure.TransientTypeId]: Failure.TransientTypeId = Failure.TransientTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  readonly [Failure.RejectionTypeId]: Failure.RejectionTypeId = Failure.RejectionTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return internal.fullMessage(this)
-  }
-}
-
-/**
- * A {@link Registry} has no bulkhead by that name. Terminal: it is a
- * configuration mistake. Lists the names it has.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class BulkheadNotFoundError extends Data.TaggedError("BulkheadNotFoundError")<{
-  readonly name: string
-  readonly known: ReadonlyArray<string>
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [Failure.TerminalTypeId]: Failure.TerminalTypeId = Failure.TerminalTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return registry.notFoundMessage(this)
-  }
-}
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { BulkheadFullError, BulkheadNotFoundError }
 
 // -----------------------------------------------------------------------------
 // Constructors
@@ -332,50 +264,8 @@ export const isBulkheadFullError = (u: unknown): u is BulkheadFullError => u ins
 // -----------------------------------------------------------------------------
 // Registry
 // -----------------------------------------------------------------------------
-
-/**
- * Named bulkheads, one per dependency, built from configuration.
- *
- * @example
- * ```ts
- * import { Effect } from "effect"
- * import { Bulkhead } from "@bulwark/resilience"
- *
- * // An admin route: every bulkhead with its counts.
- * const status = Effect.flatMap(Bulkhead.Registry, (bulkheads) => bulkheads.snapshots)
- * ```
- *
- * @since 0.1.0
- * @category Registry
- */
-export class Registry extends Context.Tag("@bulwark/resilience/Bulkhead/Registry")<Registry, Registry.Service>() {}
-
-/**
- * @since 0.1.0
- * @category Registry
- */
-export declare namespace Registry {
-  /**
-   * @since 0.1.0
-   * @category Registry
-   */
-  export interface Service {
-    /** The bulkhead of that name. */
-    readonly get: (name: string) => Effect.Effect<Bulkhead, BulkheadNotFoundError>
-    /** Every bulkhead, in configuration order. */
-    readonly all: ReadonlyArray<Bulkhead>
-    /** A snapshot of every bulkhead, all read in one synchronous step. */
-    readonly snapshots: Effect.Effect<ReadonlyArray<Snapshot>>
-  }
-
-  /**
-   * Options per bulkhead name.
-   *
-   * @since 0.1.0
-   * @category Registry
-   */
-  export type Config = Readonly<Record<string, Omit<Bulkhead.Options, "name">>>
-}
+// Declared in `internal/registry.ts`, which provides it.
+export { Registry }
 
 /**
  * A {@link Registry} with one bulkhead per entry, named by its key. Fails with

@@ -47,14 +47,13 @@ import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type { Pipeable } from "effect/Pipeable"
 import type * as Stream from "effect/Stream"
 import type { InvalidOptionsError } from "../Failure.js"
-import { TransientTypeId } from "../Failure.js"
 import * as internal from "./internal/chaos.js"
+import { InjectedFaultError } from "./internal/errors.js"
 import * as http from "./internal/http.js"
 import * as switches from "./internal/switch.js"
 
@@ -402,29 +401,8 @@ export declare namespace Chaos {
 // Errors
 // -----------------------------------------------------------------------------
 
-/**
- * The failure {@link fault} injects when you give it no error of your own.
- * Transient, like the dropped connection it stands for: `Retry.retry`
- * retries it and circuit breakers count it.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class InjectedFaultError extends Data.TaggedError("InjectedFaultError")<{
-  readonly policy: string
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Chaos policy "${this.policy}" injected a fault`
-  }
-}
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { InjectedFaultError }
 
 // -----------------------------------------------------------------------------
 // Strategies

@@ -34,8 +34,6 @@
  */
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
@@ -45,9 +43,11 @@ import type * as Queue from "effect/Queue"
 import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
-import * as Failure from "../Failure.js"
+import type * as Failure from "../Failure.js"
 import * as internal from "./internal/circuitBreaker.js"
+import { CircuitOpenError } from "./internal/errors.js"
 import * as registry from "./internal/registry.js"
+import { Registry } from "./internal/registry.js"
 import * as trip from "./internal/trip.js"
 
 // -----------------------------------------------------------------------------
@@ -58,7 +58,7 @@ import * as trip from "./internal/trip.js"
  * @since 0.1.0
  * @category Symbols
  */
-export const TypeId: unique symbol = Symbol.for("@bulwark/resilience/CircuitBreaker")
+export const TypeId: typeof internal.TypeId = internal.TypeId
 
 /**
  * @since 0.1.0
@@ -436,47 +436,8 @@ export type Event = StateChanged | CallRecorded | CallRejected | ThresholdExceed
 // Errors
 // -----------------------------------------------------------------------------
 
-/**
- * The breaker refused the call: the dependency was not called. Transient and
- * a rejection, so a retry waits at least `retryAfter` (the time until the
- * breaker half-opens; zero while it is half-open with every probe taken; the
- * configured open duration when an operator forced it open) and other
- * breakers ignore it.
- *
- * @example
- * ```ts
- * import { Effect } from "effect"
- * import { CircuitBreaker } from "@bulwark/resilience"
- *
- * const answer = (call: Effect.Effect<string, CircuitBreaker.CircuitOpenError>) =>
- *   call.pipe(Effect.catchTag("CircuitOpenError", (e) => Effect.succeed(`try again in ${e.retryAfter}`)))
- * ```
- *
- * @since 0.1.0
- * @category Errors
- */
-export class CircuitOpenError extends Data.TaggedError("CircuitOpenError")<{
-  readonly breaker: string
-  readonly state: "Open" | "HalfOpen" | "ForcedOpen"
-  readonly retryAfter: Duration.Duration
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [Failure.TransientTypeId]: Failure.TransientTypeId = Failure.TransientTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  readonly [Failure.RejectionTypeId]: Failure.RejectionTypeId = Failure.RejectionTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return internal.openErrorMessage(this)
-  }
-}
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { CircuitOpenError }
 
 /**
  * @since 0.1.0
@@ -710,16 +671,8 @@ export interface RegistryService {
   readonly states: Effect.Effect<ReadonlyArray<BreakerStatus>>
 }
 
-/**
- * Named breakers shared across a program, each created once.
- *
- * @since 0.1.0
- * @category Registry
- */
-export class Registry extends Context.Tag("@bulwark/resilience/CircuitBreaker/Registry")<
-  Registry,
-  RegistryService
->() {}
+// Declared in `internal/registry.ts`, which provides it.
+export { Registry }
 
 /**
  * A {@link Registry} with the configured breakers created up front; invalid

@@ -63,13 +63,13 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
 import type * as DateTime from "effect/DateTime"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
-import * as Failure from "../Failure.js"
+import type * as Failure from "../Failure.js"
 import * as answer from "./internal/answer.js"
+import { DependencyUnavailableError } from "./internal/errors.js"
 import * as internal from "./internal/fallback.js"
 import * as memory from "./internal/memoryCache.js"
 
@@ -497,43 +497,8 @@ export interface CriticalOptions<A, E, A2 = never, E2 = never, R2 = never, C = n
 // Errors
 // -----------------------------------------------------------------------------
 
-/**
- * A critical dependency is down and no fallback could answer. Names the
- * dependency; `cause` is the last failure of its chain. Transient: the
- * dependency may come back (answer 503, not 500).
- *
- * @example
- * ```ts
- * import { Effect } from "effect"
- * import { Fallback } from "@bulwark/resilience"
- *
- * declare const page: Effect.Effect<string, Fallback.DependencyUnavailableError>
- *
- * const status = page.pipe(
- *   Effect.as(200),
- *   Effect.catchTag("DependencyUnavailableError", (e) => Effect.as(Effect.logError(e.message), 503))
- * )
- * ```
- *
- * @since 0.1.0
- * @category Errors
- */
-export class DependencyUnavailableError<out E = unknown> extends Data.TaggedError("DependencyUnavailableError")<{
-  readonly dependency: string
-  readonly cause: E
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [Failure.TransientTypeId]: Failure.TransientTypeId = Failure.TransientTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return internal.unavailableMessage(this.dependency, this.cause)
-  }
-}
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { DependencyUnavailableError }
 
 /**
  * @since 0.1.0

@@ -9,6 +9,8 @@
 import { NodeHttpServer } from "@effect/platform-node"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpBody from "@effect/platform/HttpBody"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -577,4 +579,27 @@ describe("ResilientHttpClient", () => {
       assert.strictEqual(yield* requests(server.host, "GET", "cancelled"), 1)
       assert.strictEqual((yield* client.get(server.url("/other"))).status, 200)
     }).pipe(Effect.provide(TestLive), Effect.scoped))
+
+  it.live("is a service of its own: HttpClient combinators on its client keep the defences, and the admin functions", () =>
+    Effect.gen(function*() {
+      const server = yield* scriptedServer({ "/items/42": [{ status: 503 }, { status: 200, body: "widget" }] })
+      const resilient = yield* ResilientHttpClient.ResilientHttpClient
+      const inventory = resilient.client.pipe(
+        HttpClient.mapRequest(HttpClientRequest.prependUrl(server.url(""))),
+        HttpClient.filterStatusOk
+      )
+      const response = yield* inventory.get("/items/42")
+      assert.strictEqual(yield* response.text, "widget")
+      // the 503 was retried by the client underneath the combinators
+      assert.strictEqual(yield* server.count("/items/42"), 2)
+      // the admin functions answer for the host the mapped client called
+      const hosts = yield* resilient.hosts
+      assert.deepStrictEqual(hosts.map((status) => status.host), [server.host])
+      assert.isTrue(Option.isSome(yield* resilient.breaker(server.host)))
+      assert.strictEqual(resilient.name, "catalog")
+    }).pipe(
+      Effect.provide(ResilientHttpClient.layer({ name: "catalog", retry: fast })),
+      Effect.provide(TestLive),
+      Effect.scoped
+    ))
 })

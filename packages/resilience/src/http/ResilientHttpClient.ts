@@ -1,5 +1,7 @@
 /**
- * An `@effect/platform` `HttpClient` with Bulwark's defences around every call.
+ * An `@effect/platform` `HttpClient` with Bulwark's defences around every call,
+ * provided as a service of its own (the client, its request methods, and the
+ * admin functions beside it; see {@link ResilientHttpClient}).
  *
  * ```text
  * call ─▶ Idempotency-Key (POST, PATCH: one per call) ─▶ overall timeout ─▶ retry (transient only, Retry-After)
@@ -76,7 +78,6 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import type * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
@@ -84,12 +85,12 @@ import type * as Option from "effect/Option"
 import type * as Bulkhead from "../bulkhead/Bulkhead.js"
 import type * as CircuitBreaker from "../circuit-breaker/CircuitBreaker.js"
 import type { InvalidOptionsError, RetriesExhausted, TerminalError, TransientError } from "../Failure.js"
-import { TerminalTypeId } from "../Failure.js"
 import type * as IdempotencyHttpClient from "../idempotency/IdempotencyHttpClient.js"
 import type * as Retry from "../retry/Retry.js"
 import type * as Timeout from "../timeout/Timeout.js"
 import * as internal from "./internal/client.js"
 import * as config from "./internal/config.js"
+import { HostNotAllowedError } from "./internal/errors.js"
 
 // -----------------------------------------------------------------------------
 // Models
@@ -99,7 +100,7 @@ import * as config from "./internal/config.js"
  * @since 0.1.0
  * @category Symbols
  */
-export const TypeId: unique symbol = Symbol.for("@bulwark/resilience/ResilientHttpClient")
+export const TypeId: typeof internal.TypeId = internal.TypeId
 
 /**
  * @since 0.1.0
@@ -108,15 +109,44 @@ export const TypeId: unique symbol = Symbol.for("@bulwark/resilience/ResilientHt
 export type TypeId = typeof TypeId
 
 /**
- * A resilient HTTP client: every `HttpClient` method (`get`, `post`,
- * `execute`…, and the `HttpClient` combinators), with the typed
- * {@link ResilientHttpClient.Error} channel, plus what an admin route needs.
+ * A resilient HTTP client, the service {@link layer} provides: the
+ * `HttpClient` itself (`client`, with the typed
+ * {@link ResilientHttpClient.Error} channel), its request methods (`get`,
+ * `post`, `execute`… are `client`'s), and what an admin route needs.
+ *
+ * The admin functions sit beside the client, not on it: pipe `client`
+ * through any `HttpClient` combinator (`HttpClient.mapRequest`,
+ * `HttpClient.filterStatusOk`…) and `hosts` and `breaker` still answer for
+ * the client that results.
+ *
+ * @example
+ * ```ts
+ * import * as HttpClient from "@effect/platform/HttpClient"
+ * import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+ * import { Effect } from "effect"
+ * import { ResilientHttpClient } from "@bulwark/resilience"
+ *
+ * const program = Effect.gen(function*() {
+ *   const resilient = yield* ResilientHttpClient.ResilientHttpClient
+ *   const inventory = resilient.client.pipe(HttpClient.mapRequest(HttpClientRequest.prependUrl("http://inventory.internal")))
+ *   const response = yield* inventory.get("/items/42")
+ *   const hosts = yield* resilient.hosts // the hosts `inventory` called, with their breakers
+ *   return { status: response.status, hosts }
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category Models
  */
-export interface ResilientHttpClient extends HttpClient.HttpClient.With<ResilientHttpClient.Error> {
+export interface ResilientHttpClient extends
+  Pick<
+    HttpClient.HttpClient.With<ResilientHttpClient.Error>,
+    "execute" | "get" | "head" | "post" | "patch" | "put" | "del" | "options"
+  >
+{
   readonly [TypeId]: TypeId
+  /** The client as an `HttpClient`, to pipe through `HttpClient` combinators. */
+  readonly client: HttpClient.HttpClient.With<ResilientHttpClient.Error>
   /** The client's name: the `policy` of its retries, the prefix of its breakers and bulkheads. */
   readonly name: string
   /** Every host used so far, with its breaker's state and its bulkhead's counts. */
@@ -234,39 +264,8 @@ export declare namespace ResilientHttpClient {
 // Errors
 // -----------------------------------------------------------------------------
 
-/**
- * The client does not take this host: it is not listed in `hosts`, the client
- * already knows `maxHosts` hosts, or the host cannot be a metric label.
- * Terminal: the same request will never be taken.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class HostNotAllowedError extends Data.TaggedError("HostNotAllowedError")<{
-  readonly client: string
-  readonly host: string
-  readonly reason: "NotListed" | "TooManyHosts" | "InvalidHost"
-  readonly maxHosts: number
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    switch (this.reason) {
-      case "NotListed":
-        return `HTTP client "${this.client}" does not call host "${this.host}": it is not in its hosts`
-      case "TooManyHosts":
-        return `HTTP client "${this.client}" already calls ${this.maxHosts} hosts (maxHosts); refused "${this.host}"`
-      case "InvalidHost":
-        return `HTTP client "${this.client}" cannot call host "${this.host}": not a valid host label`
-    }
-  }
-}
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { HostNotAllowedError }
 
 // -----------------------------------------------------------------------------
 // Constructors

@@ -1,3 +1,4 @@
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
@@ -7,66 +8,32 @@ import type {
   Classifier,
   ClassifierOverrides,
   HeadersInput,
-  InvalidOptionsError,
   Lifted,
   LiftOptions,
   Rejection,
   ResponseLike,
-  RetriesExhausted,
   Terminal,
   Transient,
   Verdict
 } from "../Failure.js"
-import * as Failure from "../Failure.js"
+import { RejectionTypeId, TerminalError, TerminalTypeId, TransientError, TransientTypeId } from "./failureErrors.js"
 import { parseRetryAfter } from "./retryAfter.js"
-
-// Failure.ts imports this module, so values from it are only touched inside functions.
 
 const hasProperty = <K extends PropertyKey>(u: unknown, key: K): u is { readonly [P in K]: unknown } =>
   typeof u === "object" && u !== null && key in u
 
 /** @internal */
-export const isTransient = (u: unknown): u is Transient => hasProperty(u, Failure.TransientTypeId)
+export const isTransient = (u: unknown): u is Transient => hasProperty(u, TransientTypeId)
 
 /** @internal */
-export const isTerminal = (u: unknown): u is Terminal => hasProperty(u, Failure.TerminalTypeId)
+export const isTerminal = (u: unknown): u is Terminal => hasProperty(u, TerminalTypeId)
 
 /** @internal */
-export const isRejection = (u: unknown): u is Rejection => hasProperty(u, Failure.RejectionTypeId)
+export const isRejection = (u: unknown): u is Rejection => hasProperty(u, RejectionTypeId)
 
 /** @internal */
 export const retryAfterOf = (u: unknown): Option.Option<Duration.Duration> =>
   hasProperty(u, "retryAfter") && Duration.isDuration(u.retryAfter) ? Option.some(u.retryAfter) : Option.none()
-
-const formatDuration = (duration: Duration.Duration): string => {
-  const millis = Duration.toMillis(duration)
-  return millis < 1000 ? `${Math.round(millis)}ms` : `${Number((millis / 1000).toFixed(3))}s`
-}
-
-/** @internal */
-export const exhaustedMessage = (self: RetriesExhausted<unknown>): string => {
-  const why = {
-    MaxAttempts: "attempt limit reached",
-    MaxElapsed: "the next wait would exceed the time budget",
-    Budget: "the shared retry budget is spent",
-    ScheduleDone: "the backoff schedule ended"
-  }[self.reason]
-  const last = hasProperty(self.lastFailure, "message") && typeof self.lastFailure.message === "string"
-    ? self.lastFailure.message
-    : Inspectable.toStringUnknown(self.lastFailure, undefined)
-  return `Retry policy "${self.policy}" gave up after ${self.attempts} attempt${self.attempts === 1 ? "" : "s"} ` +
-    `in ${formatDuration(self.elapsed)} (${why}); last failure: ${last}`
-}
-
-const show = (value: unknown): string => {
-  if (typeof value === "string") return JSON.stringify(value)
-  if (typeof value === "bigint") return `${value}n`
-  return Inspectable.toStringUnknown(value, undefined)
-}
-
-/** @internal */
-export const invalidOptionsMessage = (self: InvalidOptionsError): string =>
-  `${self.component}: option "${self.option}" must be ${self.expected} (got ${show(self.value)})`
 
 const verdictMap = (entries: Readonly<Record<string | number, Verdict>>): Array<[string, Verdict]> =>
   Object.entries(entries)
@@ -110,6 +77,18 @@ export const defaultClassifier: Classifier = {
   maxRetryAfter: Duration.seconds(60)
 }
 
+/**
+ * The classifier in use. Defaults to `defaultClassifier`; provide another
+ * with `withClassifier` or `Effect.provideService(CurrentClassifier, c)`.
+ *
+ * @since 0.1.0
+ * @category Classifier
+ */
+export class CurrentClassifier extends Context.Reference<CurrentClassifier>()(
+  "@bulwark/resilience/Failure/CurrentClassifier",
+  { defaultValue: (): Classifier => defaultClassifier }
+) {}
+
 /** @internal */
 export const extend = dual(2, (self: Classifier, overrides: ClassifierOverrides): Classifier => ({
   statuses: new Map([
@@ -127,7 +106,7 @@ export const extend = dual(2, (self: Classifier, overrides: ClassifierOverrides)
 export const withClassifier = dual(
   2,
   <A, E, R>(self: Effect.Effect<A, E, R>, classifier: Classifier): Effect.Effect<A, E, R> =>
-    Effect.provideService(self, Failure.CurrentClassifier, classifier)
+    Effect.provideService(self, CurrentClassifier, classifier)
 )
 
 /** @internal */
@@ -171,12 +150,12 @@ const headerValue = (headers: HeadersInput, name: string): string | undefined =>
 export const classifyResponse = (
   response: ResponseLike,
   options: { readonly classifier: Classifier; readonly now: number; readonly operation?: string }
-): Option.Option<Failure.TransientError<never> | Failure.TerminalError<never>> => {
+): Option.Option<TransientError<never> | TerminalError<never>> => {
   const verdict = classifyStatus(response.status, options.classifier)
   if (verdict === "success") return Option.none()
   const message = `${options.operation ?? "request"} answered HTTP ${response.status}`
   if (verdict === "terminal") {
-    return Option.some(new Failure.TerminalError({ reason: "HttpStatus", message, status: response.status }))
+    return Option.some(new TerminalError({ reason: "HttpStatus", message, status: response.status }))
   }
   const header = response.headers === undefined ? undefined : headerValue(response.headers, "retry-after")
   const hint = header === undefined
@@ -184,9 +163,8 @@ export const classifyResponse = (
     : parseRetryAfter(header, { now: options.now, max: options.classifier.maxRetryAfter })
   return Option.some(
     Option.match(hint, {
-      onNone: () => new Failure.TransientError({ reason: "HttpStatus", message, status: response.status }),
-      onSome: (retryAfter) =>
-        new Failure.TransientError({ reason: "HttpStatus", message, status: response.status, retryAfter })
+      onNone: () => new TransientError({ reason: "HttpStatus", message, status: response.status }),
+      onSome: (retryAfter) => new TransientError({ reason: "HttpStatus", message, status: response.status, retryAfter })
     })
   )
 }
@@ -195,9 +173,9 @@ export const classifyResponse = (
 export const fromResponse = (
   response: ResponseLike,
   operation?: string
-): Effect.Effect<Option.Option<Failure.TransientError<never> | Failure.TerminalError<never>>> =>
+): Effect.Effect<Option.Option<TransientError<never> | TerminalError<never>>> =>
   Effect.flatMap(
-    Failure.CurrentClassifier,
+    CurrentClassifier,
     (classifier) =>
       Effect.clockWith((clock) =>
         Effect.sync(() =>
@@ -220,11 +198,11 @@ const describe = (error: unknown): string => {
 
 const liftOne = <E>(error: E, verdict: Verdict, options: LiftOptions<E> | undefined) => {
   const message = options?.message?.(error) ?? describe(error)
-  if (verdict === "terminal") return new Failure.TerminalError({ reason: "Lifted", message, cause: error })
+  if (verdict === "terminal") return new TerminalError({ reason: "Lifted", message, cause: error })
   const retryAfter = options?.retryAfter?.(error)
   return retryAfter === undefined
-    ? new Failure.TransientError({ reason: "Lifted", message, cause: error })
-    : new Failure.TransientError({ reason: "Lifted", message, cause: error, retryAfter })
+    ? new TransientError({ reason: "Lifted", message, cause: error })
+    : new TransientError({ reason: "Lifted", message, cause: error, retryAfter })
 }
 
 const inModel = <E>(error: E): error is Extract<E, Transient | Terminal> => isTransient(error) || isTerminal(error)
@@ -250,7 +228,7 @@ export const classify = <E>(
   options?: LiftOptions<Exclude<E, Transient | Terminal>> & { readonly unknown?: Verdict }
 ) =>
 <A, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, Lifted<E>, R> =>
-  Effect.flatMap(Failure.CurrentClassifier, (classifier) =>
+  Effect.flatMap(CurrentClassifier, (classifier) =>
     liftWith(
       self,
       (error: Exclude<E, Transient | Terminal>) =>

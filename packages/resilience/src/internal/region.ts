@@ -50,6 +50,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
+import { globalValue } from "effect/GlobalValue"
 import * as Option from "effect/Option"
 import * as Trace from "./trace.js"
 
@@ -161,15 +162,20 @@ const currentClock = (): Clock.Clock | undefined => {
   if (Option.isNone(fiber)) return undefined
   const services = fiber.value.currentDefaultServices
   // Fibers share their default services unless one is provided (a TestClock): remember the last lookup.
-  if (services !== lastServices) {
-    lastServices = services
-    lastClock = Context.get(services, Clock.Clock)
+  if (services !== lastLookup.services) {
+    lastLookup.services = services
+    lastLookup.clock = Context.get(services, Clock.Clock)
   }
-  return lastClock
+  return lastLookup.clock
 }
 
-let lastServices: Context.Context<never> | undefined
-let lastClock: Clock.Clock | undefined
+const lastLookup = globalValue(
+  Symbol.for("@bulwark/resilience/internal/Region/lastClock"),
+  (): { services: Context.Context<never> | undefined; clock: Clock.Clock | undefined } => ({
+    services: undefined,
+    clock: undefined
+  })
+)
 
 /**
  * The state of a call in a region: every gate's token (gate `i`, counted from

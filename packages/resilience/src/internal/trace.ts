@@ -39,7 +39,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { hasProperty } from "effect/Predicate"
 import * as Tracer from "effect/Tracer"
-import { attributes as A } from "../observability/internal/tracingAttributes.js"
+import { attributes as A } from "./tracingAttributes.js"
 
 /** Span attributes being gathered for a span about to open. */
 export type Attributes = Record<string, unknown>

@@ -44,31 +44,21 @@
  */
 import type * as HttpRouter from "@effect/platform/HttpRouter"
 import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type { Registry, RegistryContentType } from "prom-client"
 import type { InvalidOptionsError } from "../Failure.js"
-import { TerminalTypeId } from "../Failure.js"
 import type * as Metrics from "../Metrics.js"
+import { MetricConflictError, ScrapeError } from "./internal/errors.js"
 import * as internal from "./internal/prometheusMetrics.js"
+import { PrometheusRegistry } from "./internal/prometheusMetrics.js"
 
 // -----------------------------------------------------------------------------
 // Models
 // -----------------------------------------------------------------------------
 
-/**
- * The prom-client registry that `/metrics` serves, with Bulwark's metrics
- * bridged into it. Provided by {@link layer}.
- *
- * @since 0.1.0
- * @category Services
- */
-export class PrometheusRegistry extends Context.Tag("@bulwark/resilience/PrometheusMetrics/PrometheusRegistry")<
-  PrometheusRegistry,
-  AnyRegistry
->() {}
+// Declared in `internal/prometheusMetrics.ts`, which provides it.
+export { PrometheusRegistry }
 
 /**
  * A prom-client registry in either exposition format (Prometheus text, the
@@ -116,49 +106,8 @@ export interface LayerOptions extends Options {
 // Errors
 // -----------------------------------------------------------------------------
 
-/**
- * The registry already holds a metric of that name that the bridge did not
- * put there. Terminal: rename one of them.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class MetricConflictError extends Data.TaggedError("MetricConflictError")<{
-  readonly name: string
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `The prom-client registry already has a metric named "${this.name}" that is not Bulwark's bridge; ` +
-      `rename one of them`
-  }
-}
-
-/**
- * Collecting the registry failed: one of its collectors (usually one of the
- * application's own) threw or rejected.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class ScrapeError extends Data.TaggedError("ScrapeError")<{
-  readonly cause: unknown
-}> {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Collecting the Prometheus metrics failed: ${
-      this.cause instanceof Error ? this.cause.message : String(this.cause)
-    }`
-  }
-}
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { MetricConflictError, ScrapeError }
 
 // -----------------------------------------------------------------------------
 // Bridge

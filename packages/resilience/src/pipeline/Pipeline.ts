@@ -83,7 +83,6 @@ import type * as PlatformError from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
@@ -93,13 +92,13 @@ import type * as Types from "effect/Types"
 import type * as Bulkhead from "../bulkhead/Bulkhead.js"
 import type * as CircuitBreaker from "../circuit-breaker/CircuitBreaker.js"
 import type { InvalidOptionsError } from "../Failure.js"
-import { TerminalTypeId } from "../Failure.js"
 import type * as Idempotency from "../idempotency/Idempotency.js"
 import type { IdempotencyStore } from "../idempotency/IdempotencyStore.js"
 import type * as RateLimiter from "../rate-limiter/RateLimiter.js"
 import type * as Retry from "../retry/Retry.js"
 import type * as Timeout from "../timeout/Timeout.js"
 import * as environment from "./internal/environment.js"
+import { InvalidPipelineConfigError } from "./internal/errors.js"
 import * as file from "./internal/file.js"
 import * as internal from "./internal/pipeline.js"
 import * as schema from "./internal/schema.js"
@@ -445,42 +444,8 @@ export interface ConfigIssue {
   readonly variable?: string
 }
 
-/**
- * The configuration is invalid: every issue names its field. Terminal: the
- * same configuration never works.
- *
- * @example
- * ```ts
- * import { Effect } from "effect"
- * import { Pipeline } from "@bulwark/resilience"
- *
- * const program = Pipeline.fromConfig({ name: "payments", circuitBreaker: { failureThreshold: -1 } }).pipe(
- *   Effect.catchTag("InvalidPipelineConfigError", (error) => Effect.die(error.message))
- * )
- * // dies with: Invalid pipeline configuration in code:
- * //   circuitBreaker.failureThreshold: expected a positive integer, got -1
- * ```
- *
- * @since 0.1.0
- * @category Errors
- */
-export class InvalidPipelineConfigError extends Data.TaggedError("InvalidPipelineConfigError")<{
-  /** Where the configuration came from: `"code"`, `"the environment"`, or the file's path. */
-  readonly source: string
-  readonly issues: ReadonlyArray<ConfigIssue>
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return schema.errorMessage(this.source, this.issues)
-  }
-}
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { InvalidPipelineConfigError }
 
 // -----------------------------------------------------------------------------
 // Decoders

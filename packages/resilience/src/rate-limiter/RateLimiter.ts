@@ -41,17 +41,16 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type { InvalidOptionsError } from "../Failure.js"
-import { RejectionTypeId, TransientTypeId } from "../Failure.js"
 import type * as Algorithms from "./internal/algorithms.js"
 import * as config from "./internal/config.js"
+import { RateLimitedError } from "./internal/errors.js"
 import * as internal from "./internal/limiter.js"
 import * as memoryStore from "./internal/memoryStore.js"
+import { RateLimiterStore } from "./internal/store.js"
 
 // -----------------------------------------------------------------------------
 // Algorithms
@@ -256,52 +255,8 @@ export interface Decision {
  */
 export type RejectionReason = "LimitExceeded" | "StoreUnavailable"
 
-/**
- * A limiter refused the call. Transient (retrying after `retryAfter` may
- * succeed; `Retry.retry` waits at least that long) and a rejection (circuit
- * breakers ignore it). It never carries the key: keys are user data.
- *
- * @example
- * ```ts
- * import { Effect } from "effect"
- * import { RateLimiter } from "@bulwark/resilience"
- *
- * declare const limiter: RateLimiter.RateLimiter
- *
- * const answer = limiter.consume("user-42").pipe(
- *   Effect.as("ok"),
- *   Effect.catchTag("RateLimitedError", (e) => Effect.succeed(`slow down, retry in ${e.retryAfter}`))
- * )
- * ```
- *
- * @since 0.1.0
- * @category Errors
- */
-export class RateLimitedError extends Data.TaggedError("RateLimitedError")<{
-  readonly limiter: string
-  readonly reason: RejectionReason
-  readonly retryAfter: Duration.Duration
-  readonly limit: number
-  readonly remaining: number
-  readonly reset: Duration.Duration
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  readonly [RejectionTypeId]: RejectionTypeId = RejectionTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return internal.rateLimitedMessage(this)
-  }
-}
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { RateLimitedError }
 
 /**
  * @since 0.1.0
@@ -367,13 +322,8 @@ export interface StoreDecision extends Algorithms.Decision {
   readonly degraded?: true
 }
 
-/**
- * The store limiters are made with.
- *
- * @since 0.1.0
- * @category Stores
- */
-export class RateLimiterStore extends Context.Tag("@bulwark/resilience/RateLimiter/Store")<RateLimiterStore, Store>() {}
+// Declared in `internal/store.ts`, a leaf the stores import.
+export { RateLimiterStore }
 
 /**
  * @since 0.1.0
@@ -422,7 +372,7 @@ export const layerMemory: (options?: MemoryOptions) => Layer.Layer<RateLimiterSt
  * @since 0.1.0
  * @category Symbols
  */
-export const TypeId: unique symbol = Symbol.for("@bulwark/resilience/RateLimiter")
+export const TypeId: typeof internal.TypeId = internal.TypeId
 
 /**
  * @since 0.1.0

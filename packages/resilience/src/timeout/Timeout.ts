@@ -19,37 +19,15 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Metric from "effect/Metric"
 import type { InvalidOptionsError } from "../Failure.js"
-import { TransientTypeId } from "../Failure.js"
+import { TimeoutError } from "./internal/errors.js"
 import * as internal from "./internal/timeout.js"
 
-/**
- * The operation ran out of time and was interrupted. Transient: a later
- * attempt may be faster.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class TimeoutError extends Data.TaggedError("TimeoutError")<{
-  readonly operation: string
-  readonly limit: Duration.Duration
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Operation "${this.operation}" timed out after ${Duration.format(this.limit)}`
-  }
-}
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { TimeoutError }
 
 /**
  * A validated timeout. Build it with {@link make}.

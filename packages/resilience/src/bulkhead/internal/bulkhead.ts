@@ -9,11 +9,11 @@ import type { InvalidOptionsError } from "../../Failure.js"
 import * as Metric from "../../internal/metric.js"
 import * as Options from "../../internal/options.js"
 import * as Region from "../../internal/region.js"
-import * as Series from "../../internal/series.js"
 import * as Trace from "../../internal/trace.js"
+import { attributes as TraceAttributes } from "../../internal/tracingAttributes.js"
 import * as Metrics from "../../Metrics.js"
-import { attributes as TraceAttributes } from "../../observability/internal/tracingAttributes.js"
-import * as Bulkhead from "../Bulkhead.js"
+import type * as Bulkhead from "../Bulkhead.js"
+import { BulkheadFullError } from "./errors.js"
 import * as Timeouts from "./timeouts.js"
 import * as Waiters from "./waiters.js"
 
@@ -43,8 +43,8 @@ class Instruments {
 
   constructor(name: string) {
     const labels: ReadonlyArray<MetricLabel.MetricLabel> = [MetricLabel.make("bulkhead", name)]
-    // Moved twice per call: the series keeps its hook (see `internal/series.ts`).
-    this.active = Series.gauge("bulwark_bulkhead_active", { bulkhead: name }).modify
+    // Moved twice per call: the series keeps its hook (see `internal/metric.ts`).
+    this.active = Metric.gaugeSeries("bulwark_bulkhead_active", { bulkhead: name }).modify
     this.queued = (delta) => Metrics.bulkheadQueued.unsafeModify(delta, labels)
     this.rejected = Metric.counter(Metrics.bulkheadRejected, { bulkhead: name })
     // Registers the series at their current value, so they are exported before the first call.
@@ -90,7 +90,7 @@ class BulkheadImpl extends Pipeable.Class() implements Bulkhead.Bulkhead {
    * costs one interruption mask per call. Per call, the happy path is a
    * counter decrement and a counter increment around a prebuilt bracket.
    */
-  private readonly gate: Region.Gate<unknown, unknown, Bulkhead.BulkheadFullError> = {
+  private readonly gate: Region.Gate<unknown, unknown, BulkheadFullError> = {
     trace: {
       spanName: () => `bulwark.bulkhead ${this.name}`,
       describe: (attributes) => Trace.setOnce(attributes, TraceAttributes.bulkheadName, this.name),
@@ -122,7 +122,7 @@ class BulkheadImpl extends Pipeable.Class() implements Bulkhead.Bulkhead {
   }
 
   /** No free permit: queue or reject, the standard way, inside the region's outer gates. */
-  private readonly queue: Region.Wait<unknown, unknown, Bulkhead.BulkheadFullError> = {
+  private readonly queue: Region.Wait<unknown, unknown, BulkheadFullError> = {
     _tag: "Wait",
     run: (restore, self) =>
       this.queueOrReject(
@@ -140,7 +140,7 @@ class BulkheadImpl extends Pipeable.Class() implements Bulkhead.Bulkhead {
       )
   }
 
-  protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Bulkhead.BulkheadFullError, R> =>
+  protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadFullError, R> =>
     Region.protect(self, this.gate)
 
   /** Gives a permit back: to the oldest waiter if any (waking its fiber alone), otherwise to the pool. */
@@ -162,7 +162,7 @@ class BulkheadImpl extends Pipeable.Class() implements Bulkhead.Bulkhead {
   private queueOrReject<A, E, R>(
     restore: Restore,
     run: Effect.Effect<A, E, R>
-  ): Effect.Effect<A, E | Bulkhead.BulkheadFullError, R> {
+  ): Effect.Effect<A, E | BulkheadFullError, R> {
     if (this.waiters.size >= this.limits.maxQueued) {
       this.metrics.rejected()
       return Effect.fail(this.full("QueueFull"))
@@ -172,14 +172,14 @@ class BulkheadImpl extends Pipeable.Class() implements Bulkhead.Bulkhead {
     const wait = restore(waiter.wait)
     const timeouts = this.timeouts
     return Effect.matchCauseEffect(
-      timeouts === undefined ? wait : Effect.zipRight(Effect.clockWith((clock) => timeouts.watch(waiter, clock)), wait),
+      timeouts === undefined ? wait : timeouts.wait(waiter, wait),
       {
         onFailure: (cause) => {
           // Interrupted while queued.
           if (this.settle(waiter) === Waiters.GRANTED) this.release()
           return Effect.failCause(cause)
         },
-        onSuccess: (): Effect.Effect<A, E | Bulkhead.BulkheadFullError, R> => {
+        onSuccess: (): Effect.Effect<A, E | BulkheadFullError, R> => {
           // Granted (the releaser already moved the gauges), or timed out.
           if (this.settle(waiter) === Waiters.GRANTED) return run
           this.metrics.rejected()
@@ -196,8 +196,8 @@ class BulkheadImpl extends Pipeable.Class() implements Bulkhead.Bulkhead {
     return status
   }
 
-  private full(reason: Bulkhead.FullReason): Bulkhead.BulkheadFullError {
-    return new Bulkhead.BulkheadFullError({ bulkhead: this.name, reason, ...this.limits })
+  private full(reason: Bulkhead.FullReason): BulkheadFullError {
+    return new BulkheadFullError({ bulkhead: this.name, reason, ...this.limits })
   }
 }
 
@@ -236,11 +236,11 @@ export const make: (options: Bulkhead.Bulkhead.Options) => Effect.Effect<Bulkhea
 export const protect = dual<
   (
     bulkhead: Bulkhead.Bulkhead
-  ) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Bulkhead.BulkheadFullError, R>,
+  ) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | BulkheadFullError, R>,
   <A, E, R>(
     self: Effect.Effect<A, E, R>,
     bulkhead: Bulkhead.Bulkhead
-  ) => Effect.Effect<A, E | Bulkhead.BulkheadFullError, R>
+  ) => Effect.Effect<A, E | BulkheadFullError, R>
 >(2, (self, bulkhead) => bulkhead.protect(self))
 
 /** @internal */
@@ -248,19 +248,3 @@ export const snapshot = (self: Bulkhead.Bulkhead): Effect.Effect<Bulkhead.Snapsh
 
 /** @internal */
 export const isBulkhead = (u: unknown): u is Bulkhead.Bulkhead => hasProperty(u, TypeId)
-
-const permits = (n: number): string => `${n} permit${n === 1 ? "" : "s"}`
-
-const queue = (n: number): string => n === 0 ? "no queue" : n === Infinity ? "an unbounded queue" : `a queue of ${n}`
-
-/** @internal */
-export const fullMessage = (self: Bulkhead.BulkheadFullError): string => {
-  const limits = `(${permits(self.maxConcurrent)}, ${queue(self.maxQueued)})`
-  return self.reason === "QueueFull"
-    ? self.maxQueued === 0
-      ? `Bulkhead "${self.bulkhead}" is full: every permit is in use and it does not queue ${limits}`
-      : `Bulkhead "${self.bulkhead}" is full: every permit is in use and the queue is full ${limits}`
-    : `Bulkhead "${self.bulkhead}" is full: no permit came free within ${
-      Duration.format(self.maxWait)
-    } of waiting ${limits}`
-}

@@ -40,6 +40,8 @@ export class Waiter {
   /** Links in the reaper's list, in deadline order. */
   reaperPrev: Waiter | undefined = undefined
   reaperNext: Waiter | undefined = undefined
+  /** Set when the reaper's fiber has gone and this waiter is to fork it again (see `timeouts.ts`). */
+  private takeOver = false
   private wake: ((_: Effect.Effect<void>) => void) | undefined = undefined
 
   /**
@@ -48,7 +50,7 @@ export class Waiter {
    * here).
    */
   readonly wait: Effect.Effect<void> = Effect.async<void>((resume) => {
-    if (this.status === WAITING && !this.timedOut) this.wake = resume
+    if (this.status === WAITING && !this.timedOut && !this.takeOver) this.wake = resume
     else resume(Effect.void)
   })
 
@@ -68,6 +70,19 @@ export class Waiter {
   timeOut(): void {
     this.timedOut = true
     this.notify()
+  }
+
+  /** Wakes the fiber to take its reaper over. */
+  handOver(): void {
+    this.takeOver = true
+    this.notify()
+  }
+
+  /** Whether the wait ended only to take the reaper over (clears the request): then it waits again. */
+  tookOver(): boolean {
+    const takeOver = this.takeOver
+    this.takeOver = false
+    return takeOver && this.status === WAITING && !this.timedOut
   }
 }
 

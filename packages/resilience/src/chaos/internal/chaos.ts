@@ -9,7 +9,8 @@ import type { InvalidOptionsError } from "../../Failure.js"
 import * as Metric from "../../internal/metric.js"
 import * as Options from "../../internal/options.js"
 import * as Metrics from "../../Metrics.js"
-import * as Chaos from "../Chaos.js"
+import type * as Chaos from "../Chaos.js"
+import { InjectedFaultError } from "./errors.js"
 
 const component = "Chaos"
 
@@ -68,7 +69,7 @@ export function fault<E, I, R>(
   }
   return strategy<I, never, Chaos.InjectedFaultError, R>(options, {
     kind: "fault",
-    error: (_, policy) => new Chaos.InjectedFaultError({ policy })
+    error: (_, policy) => new InjectedFaultError({ policy })
   })
 }
 

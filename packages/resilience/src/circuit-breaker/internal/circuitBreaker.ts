@@ -10,23 +10,16 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Failure from "../../Failure.js"
 import type { InvalidOptionsError } from "../../Failure.js"
+import * as Metric from "../../internal/metric.js"
 import * as Region from "../../internal/region.js"
-import * as Series from "../../internal/series.js"
 import * as Trace from "../../internal/trace.js"
+import { attributes as TraceAttributes } from "../../internal/tracingAttributes.js"
 import * as Metrics from "../../Metrics.js"
-import { attributes as TraceAttributes } from "../../observability/internal/tracingAttributes.js"
-import type {
-  CircuitBreaker as Breaker,
-  CircuitOpenError,
-  Event,
-  Options,
-  Outcome,
-  RecordedCall,
-  State,
-  TransitionReason
-} from "../CircuitBreaker.js"
-import * as CircuitBreaker from "../CircuitBreaker.js"
+import type { CircuitBreaker as Breaker, Event, Options, Outcome, RecordedCall, State } from "../CircuitBreaker.js"
+import type * as CircuitBreaker from "../CircuitBreaker.js"
 import { resolve, type Resolved } from "./config.js"
+import { CircuitOpenError } from "./errors.js"
+import { logTransition } from "./log.js"
 import {
   ACQUIRE,
   initial,
@@ -41,7 +34,8 @@ import {
   transition
 } from "./transition.js"
 
-// CircuitBreaker.ts imports this module, so values from it are only touched inside functions.
+/** @internal */
+export const TypeId: unique symbol = Symbol.for("@bulwark/resilience/CircuitBreaker")
 
 /** Events kept for a subscriber that falls behind; older ones are dropped, calls never wait. */
 const EVENT_CAPACITY = 1024
@@ -80,9 +74,9 @@ interface BreakerMetrics {
 const makeMetrics = (name: string): BreakerMetrics => {
   const breaker = MetricLabel.make("breaker", name)
   const gauges = STATES.map((state) => [state, [breaker, MetricLabel.make("state", STATE_LABELS[state])]] as const)
-  // Counted on every call: each outcome's series keeps its hook (see `internal/series.ts`).
+  // Counted on every call: each outcome's series keeps its hook (see `internal/metric.ts`).
   const outcomeSeries = (outcome: Outcome) =>
-    Series.counter("bulwark_circuit_breaker_calls_total", { breaker: name, outcome })
+    Metric.counterSeries("bulwark_circuit_breaker_calls_total", { breaker: name, outcome })
   const calls: Readonly<Record<Outcome, (amount?: number) => void>> = {
     success: outcomeSeries("success"),
     failure: outcomeSeries("failure"),
@@ -109,97 +103,8 @@ const makeMetrics = (name: string): BreakerMetrics => {
   }
 }
 
-const formatDuration = (duration: Duration.Duration): string => {
-  const millis = Duration.toMillis(duration)
-  if (!Number.isFinite(millis)) return "never"
-  return millis < 1000 ? `${Math.round(millis)}ms` : `${Number((millis / 1000).toFixed(3))}s`
-}
-
 /** @internal */
-export const openErrorMessage = (self: CircuitOpenError): string => {
-  switch (self.state) {
-    case "Open":
-      return `Circuit breaker "${self.breaker}" is open; it half-opens in ${formatDuration(self.retryAfter)}`
-    case "HalfOpen":
-      return `Circuit breaker "${self.breaker}" is half-open and every probe call is taken; retry shortly`
-    case "ForcedOpen":
-      return `Circuit breaker "${self.breaker}" was forced open by an operator`
-  }
-}
-
-/** @internal */
-export const isCircuitOpenError = (u: unknown): u is CircuitOpenError => u instanceof CircuitBreaker.CircuitOpenError
-
-const describeTransition = (from: State, to: State, reason: TransitionReason, permits: number): string => {
-  switch (reason._tag) {
-    case "Tripped":
-      return `opened: ${reason.trip.description}; half-opens in ${formatDuration(reason.openFor)}`
-    case "ProbesFailed":
-      return `reopened: ${reason.failures} of ${reason.successes + reason.failures} probe calls failed; ` +
-        `half-opens in ${formatDuration(reason.openFor)}`
-    case "ProbesTimedOut":
-      return `reopened: the probes had not decided within ${formatDuration(reason.waited)} ` +
-        `(${reason.successes} succeeded, ${reason.failures} failed); half-opens in ${formatDuration(reason.openFor)}`
-    case "OpenElapsed":
-      return `half-opened: letting ${permits} probe call${permits === 1 ? "" : "s"} through`
-    case "ProbesSucceeded":
-      return `closed: ${reason.successes} probe call${reason.successes === 1 ? "" : "s"} succeeded`
-    case "Manual":
-      return `moved from ${from} to ${to} by an operator`
-    case "Reset":
-      return `reset to Closed by an operator (was ${from})`
-  }
-}
-
-const transitionAnnotations = (reason: TransitionReason): Record<string, unknown> => {
-  switch (reason._tag) {
-    case "Tripped":
-      return {
-        strategy: reason.trip.strategy,
-        observed: reason.trip.observed,
-        threshold: reason.trip.threshold,
-        calls: reason.trip.calls,
-        openForMillis: Duration.toMillis(reason.openFor)
-      }
-    case "ProbesFailed":
-      return {
-        successes: reason.successes,
-        failures: reason.failures,
-        openForMillis: Duration.toMillis(reason.openFor)
-      }
-    case "ProbesTimedOut":
-      return {
-        successes: reason.successes,
-        failures: reason.failures,
-        waitedMillis: Duration.toMillis(reason.waited),
-        openForMillis: Duration.toMillis(reason.openFor)
-      }
-    case "ProbesSucceeded":
-      return { successes: reason.successes }
-    case "OpenElapsed":
-    case "Manual":
-    case "Reset":
-      return {}
-  }
-}
-
-const logTransition = (
-  name: string,
-  event: Extract<MachineEvent, { readonly _tag: "Transitioned" }>,
-  permits: number
-): Effect.Effect<void> => {
-  const message = `Circuit breaker "${name}" ${describeTransition(event.from, event.to, event.reason, permits)}`
-  const log = event.to === "Open" || event.to === "ForcedOpen" || event.to === "Disabled"
-    ? Effect.logWarning(message)
-    : Effect.logInfo(message)
-  return Effect.annotateLogs(log, {
-    breaker: name,
-    from: event.from,
-    to: event.to,
-    reason: event.reason._tag,
-    ...transitionAnnotations(event.reason)
-  })
-}
+export const isCircuitOpenError = (u: unknown): u is CircuitOpenError => u instanceof CircuitOpenError
 
 /**
  * What count-based windows are given for a call that was not measured: they
@@ -396,7 +301,7 @@ const build = <E, A>(
 
   const rejected = (decision: Extract<MachineEvent, { readonly _tag: "Rejected" }>) =>
     Effect.fail(
-      new CircuitBreaker.CircuitOpenError({
+      new CircuitOpenError({
         breaker: name,
         state: decision.state,
         retryAfter: Duration.millis(decision.retryAfterMillis)
@@ -468,7 +373,7 @@ const build = <E, A>(
   )
 
   return {
-    [CircuitBreaker.TypeId]: { _E: () => undefined, _A: () => undefined },
+    [TypeId]: { _E: () => undefined, _A: () => undefined },
     name,
     state: Effect.clockWith((clock) => {
       const now = clock.unsafeCurrentTimeMillis()

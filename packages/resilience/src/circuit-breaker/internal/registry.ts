@@ -1,14 +1,23 @@
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { InvalidOptionsError } from "../../Failure.js"
 import type { BreakerStatus, CircuitBreaker, RegistryConfig, RegistryService } from "../CircuitBreaker.js"
-import * as Public from "../CircuitBreaker.js"
 import { make } from "./circuitBreaker.js"
 import { resolve } from "./config.js"
 
-// CircuitBreaker.ts imports this module, so values from it are only touched inside functions.
+/**
+ * Named breakers shared across a program, each created once.
+ *
+ * @since 0.1.0
+ * @category Registry
+ */
+export class Registry extends Context.Tag("@bulwark/resilience/CircuitBreaker/Registry")<
+  Registry,
+  RegistryService
+>() {}
 
 const makeRegistry = (config: RegistryConfig): Effect.Effect<RegistryService, InvalidOptionsError> =>
   Effect.gen(function*() {
@@ -50,15 +59,15 @@ const makeRegistry = (config: RegistryConfig): Effect.Effect<RegistryService, In
   })
 
 /** @internal */
-export const layer = (config: RegistryConfig = {}): Layer.Layer<Public.Registry, InvalidOptionsError> =>
-  Layer.effect(Public.Registry, makeRegistry(config))
+export const layer = (config: RegistryConfig = {}): Layer.Layer<Registry, InvalidOptionsError> =>
+  Layer.effect(Registry, makeRegistry(config))
 
 /** @internal */
 export const layerConfig = (
   config: Config.Config.Wrap<RegistryConfig>
-): Layer.Layer<Public.Registry, InvalidOptionsError | ConfigError.ConfigError> =>
-  Layer.effect(Public.Registry, Effect.flatMap(Config.unwrap(config), makeRegistry))
+): Layer.Layer<Registry, InvalidOptionsError | ConfigError.ConfigError> =>
+  Layer.effect(Registry, Effect.flatMap(Config.unwrap(config), makeRegistry))
 
 /** @internal */
-export const named = (name: string): Effect.Effect<CircuitBreaker, InvalidOptionsError, Public.Registry> =>
-  Effect.flatMap(Public.Registry, (registry) => registry.get(name))
+export const named = (name: string): Effect.Effect<CircuitBreaker, InvalidOptionsError, Registry> =>
+  Effect.flatMap(Registry, (registry) => registry.get(name))

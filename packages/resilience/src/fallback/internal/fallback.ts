@@ -17,16 +17,16 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { dual } from "effect/Function"
-import * as Inspectable from "effect/Inspectable"
+import { globalValue } from "effect/GlobalValue"
 import * as Option from "effect/Option"
 import { hasProperty } from "effect/Predicate"
 import * as Failure from "../../Failure.js"
+import * as Metric from "../../internal/metric.js"
 import * as Options from "../../internal/options.js"
-import * as Series from "../../internal/series.js"
 import * as Trace from "../../internal/trace.js"
 import type * as Fallback from "../Fallback.js"
-import { DependencyUnavailableError } from "../Fallback.js"
 import * as answer from "./answer.js"
+import { DependencyUnavailableError, describe } from "./errors.js"
 
 const component = "Fallback"
 
@@ -46,18 +46,8 @@ export const isDependencyDown = (error: unknown, classifier: Failure.Classifier 
   Failure.isRetriesExhausted(error) ||
   Option.getOrUndefined(Failure.classifyError(error, classifier)) === "transient"
 
-const describe = (error: unknown): string => {
-  if (hasProperty(error, "message") && typeof error.message === "string" && error.message !== "") return error.message
-  if (hasProperty(error, "_tag") && typeof error._tag === "string") return error._tag
-  return Inspectable.toStringUnknown(error, undefined)
-}
-
 const tagOf = (error: unknown): string =>
   hasProperty(error, "_tag") && typeof error._tag === "string" ? error._tag : typeof error
-
-/** @internal */
-export const unavailableMessage = (dependency: string, cause: unknown): string =>
-  `Dependency "${dependency}" is unavailable: ${describe(cause)}`
 
 /**
  * The typed failure of `cause` when it may fall through: none for a cause
@@ -106,12 +96,15 @@ interface RawOptions<A, E, A2, E2, R2, A3, R3, C> {
 type Counters = { readonly [S in Fallback.Source]: () => void }
 
 /** One set of series per operation: operation names are chosen in code, so this stays small. */
-const countersByOperation = new Map<string, Counters>()
+const countersByOperation = globalValue(
+  Symbol.for("@bulwark/resilience/Fallback/countersByOperation"),
+  () => new Map<string, Counters>()
+)
 
 const countersOf = (operation: string): Counters => {
   const known = countersByOperation.get(operation)
   if (known !== undefined) return known
-  const series = (source: Fallback.Source) => Series.counter("bulwark_fallback_total", { operation, source })
+  const series = (source: Fallback.Source) => Metric.counterSeries("bulwark_fallback_total", { operation, source })
   const made: Counters = {
     primary: series("primary"),
     cache: series("cache"),

@@ -18,22 +18,22 @@ import type * as Bulkhead from "../../bulkhead/Bulkhead.js"
 import * as CircuitBreaker from "../../circuit-breaker/CircuitBreaker.js"
 import * as Failure from "../../Failure.js"
 import type { InvalidOptionsError } from "../../Failure.js"
-import { attributes as A } from "../../observability/internal/tracingAttributes.js"
+import { attributes as A } from "../../internal/tracingAttributes.js"
 import * as Retry from "../../retry/Retry.js"
 import * as Timeout from "../../timeout/Timeout.js"
 import type * as ResilientHttpClient from "../ResilientHttpClient.js"
-import * as Public from "../ResilientHttpClient.js"
 import { resolve, type Resolved } from "./config.js"
 import * as Hosts from "./hosts.js"
 import { isAnswered, isRepeatable, loggableUrl, outcomeOfExit } from "./outcome.js"
-
-// ResilientHttpClient.ts imports this module, so values from it are only touched inside functions.
 
 type Response = HttpClientResponse.HttpClientResponse
 type Client = ResilientHttpClient.ResilientHttpClient
 type CallError = ResilientHttpClient.ResilientHttpClient.Error
 type FailureCause = ResilientHttpClient.ResilientHttpClient.FailureCause
 type AttemptError = Failure.TransientError<FailureCause> | Failure.TerminalError<FailureCause> | Timeout.TimeoutError
+
+/** @internal */
+export const TypeId: unique symbol = Symbol.for("@bulwark/resilience/ResilientHttpClient")
 
 /** @internal */
 export const tag = Context.GenericTag<Client>("@bulwark/resilience/ResilientHttpClient")
@@ -361,13 +361,21 @@ export const make = (
         bulkhead: entry.bulkhead === undefined ? Effect.succeedNone : Effect.asSome(entry.bulkhead.snapshot)
       }).pipe(Effect.map(({ breaker, bulkhead }) => ({ host: entry.host, breaker, bulkhead })))
 
-    const admin: Omit<Client, keyof HttpClient.HttpClient.With<CallError>> = {
-      [Public.TypeId]: Public.TypeId,
+    return {
+      [TypeId]: TypeId,
+      client,
+      execute: (request) => client.execute(request),
+      get: (url, options) => client.get(url, options),
+      head: (url, options) => client.head(url, options),
+      post: (url, options) => client.post(url, options),
+      patch: (url, options) => client.patch(url, options),
+      put: (url, options) => client.put(url, options),
+      del: (url, options) => client.del(url, options),
+      options: (url, options) => client.options(url, options),
       name: resolved.name,
       hosts: Effect.suspend(() => Effect.forEach(hosts.all(), status)),
       breaker: (host) => Effect.sync(() => Option.fromNullable(hosts.find(host)?.breaker))
     }
-    return Object.assign(client, admin)
   })
 
 /** @internal */

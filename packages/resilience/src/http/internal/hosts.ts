@@ -4,10 +4,8 @@ import * as Bulkhead from "../../bulkhead/Bulkhead.js"
 import type * as CircuitBreaker from "../../circuit-breaker/CircuitBreaker.js"
 import * as Metric from "../../internal/metric.js"
 import * as Metrics from "../../Metrics.js"
-import * as Public from "../ResilientHttpClient.js"
 import { hostLabel, type HostSettings, type Resolved } from "./config.js"
-
-// ResilientHttpClient.ts imports this module (through client.ts), so values from it are only touched inside functions.
+import { HostNotAllowedError } from "./errors.js"
 
 /**
  * What the client keeps per host: its breaker and bulkhead, and its metric
@@ -29,7 +27,7 @@ export interface HostEntry {
 /** @internal */
 export interface Hosts {
   /** The entry of a host, made on first use. */
-  readonly get: (host: string) => Effect.Effect<HostEntry, Public.HostNotAllowedError>
+  readonly get: (host: string) => Effect.Effect<HostEntry, HostNotAllowedError>
   /** The entry of a host already in use. */
   readonly find: (host: string) => HostEntry | undefined
   readonly all: () => ReadonlyArray<HostEntry>
@@ -66,8 +64,8 @@ export const make = (
     // Creation is serialised, so two fibers calling a new host at once share one breaker and one bulkhead.
     const creating = yield* Effect.makeSemaphore(1)
 
-    const refuse = (host: string, reason: Public.HostNotAllowedError["reason"]) =>
-      Effect.fail(new Public.HostNotAllowedError({ client: resolved.name, host, reason, maxHosts: resolved.maxHosts }))
+    const refuse = (host: string, reason: HostNotAllowedError["reason"]) =>
+      Effect.fail(new HostNotAllowedError({ client: resolved.name, host, reason, maxHosts: resolved.maxHosts }))
 
     const create = (label: string, settings: HostSettings): Effect.Effect<HostEntry> =>
       Effect.gen(function*() {
@@ -82,7 +80,7 @@ export const make = (
         return entry
       })
 
-    const get = (host: string): Effect.Effect<HostEntry, Public.HostNotAllowedError> => {
+    const get = (host: string): Effect.Effect<HostEntry, HostNotAllowedError> => {
       const label = hostLabel(host)
       if (label === undefined) return refuse(host, "InvalidHost")
       const existing = entries.get(label)

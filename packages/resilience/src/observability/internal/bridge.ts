@@ -9,6 +9,7 @@
  * text format, OpenMetrics `_total` handling, default labels, label escaping
  * and cluster aggregation all behave as for any prom-client metric.
  */
+import { globalValue } from "effect/GlobalValue"
 import * as Metric from "effect/Metric"
 import * as MetricKeyType from "effect/MetricKeyType"
 import type * as MetricPair from "effect/MetricPair"
@@ -33,7 +34,11 @@ interface HistogramSample {
 // Reading Effect's registry
 // -----------------------------------------------------------------------------
 
-let memo: Map<string, Array<MetricPair.MetricPair.Untyped>> | undefined
+/** The snapshot of the scrape under way, shared by every copy of this module. */
+const memo = globalValue(
+  Symbol.for("@bulwark/resilience/PrometheusMetrics/snapshot"),
+  (): { current: Map<string, Array<MetricPair.MetricPair.Untyped>> | undefined } => ({ current: undefined })
+)
 
 /**
  * Effect's registry grouped by metric name. A scrape calls every collector's
@@ -42,16 +47,16 @@ let memo: Map<string, Array<MetricPair.MetricPair.Untyped>> | undefined
  * next microtask.
  */
 const snapshotByName = (): Map<string, Array<MetricPair.MetricPair.Untyped>> => {
-  if (memo !== undefined) return memo
+  if (memo.current !== undefined) return memo.current
   const byName = new Map<string, Array<MetricPair.MetricPair.Untyped>>()
   for (const pair of Metric.unsafeSnapshot()) {
     const pairs = byName.get(pair.metricKey.name)
     if (pairs === undefined) byName.set(pair.metricKey.name, [pair])
     else pairs.push(pair)
   }
-  memo = byName
+  memo.current = byName
   queueMicrotask(() => {
-    memo = undefined
+    memo.current = undefined
   })
   return byName
 }

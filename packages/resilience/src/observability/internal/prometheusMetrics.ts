@@ -1,5 +1,6 @@
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -8,10 +9,20 @@ import type { InvalidOptionsError } from "../../Failure.js"
 import * as Options from "../../internal/options.js"
 import * as Metrics from "../../Metrics.js"
 import type * as PrometheusMetrics from "../PrometheusMetrics.js"
-import * as Public from "../PrometheusMetrics.js"
 import * as Bridge from "./bridge.js"
+import { MetricConflictError, ScrapeError } from "./errors.js"
 
-// PrometheusMetrics.ts imports this module, so values from it are only touched inside functions.
+/**
+ * The prom-client registry that `/metrics` serves, with Bulwark's metrics
+ * bridged into it. Provided by {@link layer}.
+ *
+ * @since 0.1.0
+ * @category Services
+ */
+export class PrometheusRegistry extends Context.Tag("@bulwark/resilience/PrometheusMetrics/PrometheusRegistry")<
+  PrometheusRegistry,
+  PrometheusMetrics.AnyRegistry
+>() {}
 
 const component = "PrometheusMetrics"
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
@@ -72,7 +83,7 @@ export const register = (
       const existing = registry.getSingleMetric(descriptor.name)
       if (existing === undefined) missing.push(descriptor)
       else if (Bridge.bridgedName(existing) !== descriptor.name) {
-        return Effect.fail(new Public.MetricConflictError({ name: descriptor.name }))
+        return Effect.fail(new MetricConflictError({ name: descriptor.name }))
       }
     }
     const collectors = missing.map(Bridge.make)
@@ -91,7 +102,7 @@ export const layer = (
   options: PrometheusMetrics.LayerOptions = {}
 ): Layer.Layer<PrometheusMetrics.PrometheusRegistry, InvalidOptionsError | PrometheusMetrics.MetricConflictError> =>
   Layer.effect(
-    Public.PrometheusRegistry,
+    PrometheusRegistry,
     Effect.suspend(() => {
       const registry: PrometheusMetrics.AnyRegistry = options.registry ?? new Registry()
       return Effect.as(register(registry, options), registry)
@@ -103,12 +114,12 @@ const scrapeRegistry = (
 ): Effect.Effect<string, PrometheusMetrics.ScrapeError> =>
   Effect.tryPromise({
     try: () => registry.metrics(),
-    catch: (cause) => new Public.ScrapeError({ cause })
+    catch: (cause) => new ScrapeError({ cause })
   })
 
 /** @internal */
 export const scrape: Effect.Effect<string, PrometheusMetrics.ScrapeError, PrometheusMetrics.PrometheusRegistry> = Effect
-  .suspend(() => Effect.flatMap(Public.PrometheusRegistry, scrapeRegistry))
+  .suspend(() => Effect.flatMap(PrometheusRegistry, scrapeRegistry))
 
 /** @internal */
 export const handler: Effect.Effect<
@@ -116,7 +127,7 @@ export const handler: Effect.Effect<
   never,
   PrometheusMetrics.PrometheusRegistry
 > = Effect.suspend(() =>
-  Effect.flatMap(Public.PrometheusRegistry, (registry) =>
+  Effect.flatMap(PrometheusRegistry, (registry) =>
     scrapeRegistry(registry).pipe(
       Effect.map((body) => HttpServerResponse.text(body, { contentType: registry.contentType })),
       Effect.catchAll((error) =>

@@ -26,7 +26,7 @@ export const defaults = {
 } as const
 
 /** @internal */
-export { attributes } from "./tracingAttributes.js"
+export { attributes } from "../../internal/tracingAttributes.js"
 
 type Attribute = string | number | boolean
 

@@ -45,10 +45,8 @@ const leavesOf = (ast: AST.AST, path: ReadonlyArray<string>): ReadonlyArray<Leaf
   }]
 }
 
-let leaves: ReadonlyArray<Leaf> | undefined
-
-/** Built on first use: the schema lives in a module that imports this one's importer. */
-const allLeaves = (): ReadonlyArray<Leaf> => leaves ??= leavesOf(schema.ConfigSchema.ast, [])
+/** Every field of the configuration, in the schema's order. */
+const leaves: ReadonlyArray<Leaf> = leavesOf(schema.ConfigSchema.ast, [])
 
 /**
  * A name or field in CONSTANT_CASE: `circuitBreaker` ▸ `CIRCUIT_BREAKER`,
@@ -105,7 +103,7 @@ export const config = (
 ): Effect.Effect<Pipeline.Config, Pipeline.InvalidPipelineConfigError | ConfigError.ConfigError> =>
   Effect.suspend(() => {
     const prefix = name === undefined ? [] : [constantCase(name)]
-    const fields = allLeaves().filter((leaf) => !(name !== undefined && leaf.path.join(".") === "name"))
+    const fields = leaves.filter((leaf) => !(name !== undefined && leaf.path.join(".") === "name"))
     const variables = new Map(fields.map((leaf) => [leaf.path.join("."), [...prefix, ...leaf.path.map(constantCase)]]))
     const reads = fields.map((leaf) => leafConfig(variables.get(leaf.path.join(".")) ?? []))
     return Effect.flatMap(Config.all(reads), (values) => {

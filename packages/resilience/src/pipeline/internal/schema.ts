@@ -17,9 +17,8 @@ import * as Inspectable from "effect/Inspectable"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type { InvalidOptionsError } from "../../Failure.js"
-import * as Pipeline from "../Pipeline.js"
-
-// Pipeline.ts imports this module, so values from it are only touched inside functions.
+import type * as Pipeline from "../Pipeline.js"
+import { InvalidPipelineConfigError } from "./errors.js"
 
 /** @internal */
 export const defaults = {
@@ -291,16 +290,6 @@ export const ConfigSchema: Schema.Schema<Pipeline.Config, Pipeline.Input> = Sche
 // Decoding
 // -----------------------------------------------------------------------------
 
-/** @internal */
-export const errorMessage = (source: string, issues: ReadonlyArray<Pipeline.ConfigIssue>): string => {
-  const lines = issues.map((issue) => {
-    const where = issue.path === "" ? "(the configuration)" : issue.path
-    const variable = issue.variable === undefined ? "" : ` (${issue.variable})`
-    return `${where}${variable}: ${issue.message}`
-  })
-  return `Invalid pipeline configuration in ${source}: ${lines.join("; ")}`
-}
-
 /** Names a field's path as the source knows it, e.g. an environment variable. */
 export type Locate = (path: ReadonlyArray<string>) => string | undefined
 
@@ -317,7 +306,7 @@ const issueOf = (issue: ParseResult.ArrayFormatterIssue, locate: Locate | undefi
 
 /** @internal */
 export const invalid = (source: string, issues: ReadonlyArray<Pipeline.ConfigIssue>) =>
-  new Pipeline.InvalidPipelineConfigError({ source, issues })
+  new InvalidPipelineConfigError({ source, issues })
 
 const decodeConfig = Schema.decodeUnknownEither(ConfigSchema, { errors: "all", onExcessProperty: "error" })
 
@@ -326,14 +315,14 @@ export const decode = (
   input: unknown,
   source: string,
   locate?: Locate
-): Either.Either<Pipeline.Config, Pipeline.InvalidPipelineConfigError> =>
+): Either.Either<Pipeline.Config, InvalidPipelineConfigError> =>
   Either.mapLeft(
     decodeConfig(input),
     (error) => invalid(source, ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => issueOf(issue, locate)))
   )
 
 /** @internal */
-export const fromConfig = (input: unknown): Effect.Effect<Pipeline.Config, Pipeline.InvalidPipelineConfigError> =>
+export const fromConfig = (input: unknown): Effect.Effect<Pipeline.Config, InvalidPipelineConfigError> =>
   Effect.suspend(() => decode(input, "code"))
 
 /**
@@ -348,7 +337,7 @@ export const fromOptionsError = (
   section: string,
   error: InvalidOptionsError,
   rename: (option: string) => string = (option) => option
-): Pipeline.InvalidPipelineConfigError =>
+): InvalidPipelineConfigError =>
   invalid(source, [{
     path: `${section}.${rename(error.option)}`,
     message: `expected ${error.expected}, got ${show(error.value)}`

@@ -6,32 +6,22 @@ import type { InvalidOptionsError } from "../../Failure.js"
 import * as Metric from "../../internal/metric.js"
 import * as Options from "../../internal/options.js"
 import * as Metrics from "../../Metrics.js"
-import type { Binding, Decision, RateLimitedError, StoreDecision } from "../RateLimiter.js"
-import * as RateLimiter from "../RateLimiter.js"
+import type * as RateLimiter from "../RateLimiter.js"
+import type { Binding, Decision, StoreDecision } from "../RateLimiter.js"
 import type { Config } from "./config.js"
 import { validate, wholeMillis } from "./config.js"
-
-// RateLimiter.ts imports this module, so values from it are only touched inside functions.
-
-const formatDuration = (duration: Duration.Duration): string => {
-  const millis = Duration.toMillis(duration)
-  return millis < 1000 ? `${Math.round(millis)}ms` : `${Number((millis / 1000).toFixed(3))}s`
-}
+import { RateLimitedError } from "./errors.js"
+import { RateLimiterStore } from "./store.js"
 
 /** @internal */
-export const rateLimitedMessage = (self: RateLimitedError): string =>
-  self.reason === "StoreUnavailable"
-    ? `Rate limiter "${self.limiter}" refused the call: its store is unavailable and it fails closed; ` +
-      `retry after ${formatDuration(self.retryAfter)}`
-    : `Rate limiter "${self.limiter}" refused the call: limit ${self.limit} reached; ` +
-      `retry after ${formatDuration(self.retryAfter)}`
+export const TypeId: unique symbol = Symbol.for("@bulwark/resilience/RateLimiter")
 
 /** @internal */
-export const isRateLimitedError = (u: unknown): u is RateLimitedError => u instanceof RateLimiter.RateLimitedError
+export const isRateLimitedError = (u: unknown): u is RateLimitedError => u instanceof RateLimitedError
 
 /** @internal */
 export const isRateLimiter = (u: unknown): u is RateLimiter.RateLimiter =>
-  typeof u === "object" && u !== null && RateLimiter.TypeId in u
+  typeof u === "object" && u !== null && TypeId in u
 
 const millis = (ms: number): Duration.Duration => (ms === 0 ? Duration.zero : Duration.millis(ms))
 
@@ -90,7 +80,7 @@ export const build = (
       if (!raw.allowed) {
         counted.rejected()
         return Effect.fail(
-          new RateLimiter.RateLimitedError({
+          new RateLimitedError({
             limiter: name,
             reason: raw.degraded === true ? "StoreUnavailable" : "LimitExceeded",
             retryAfter: millis(raw.retryAfter),
@@ -137,7 +127,7 @@ export const build = (
   }
 
   return {
-    [RateLimiter.TypeId]: RateLimiter.TypeId,
+    [TypeId]: TypeId,
     name,
     algorithm,
     policy,
@@ -152,12 +142,12 @@ export const build = (
 /** @internal */
 export const make = (
   options: RateLimiter.RateLimiter.Options
-): Effect.Effect<RateLimiter.RateLimiter, InvalidOptionsError, RateLimiter.RateLimiterStore> =>
+): Effect.Effect<RateLimiter.RateLimiter, InvalidOptionsError, RateLimiterStore> =>
   Effect.flatMap(
     validate(options),
     (config) =>
       Effect.flatMap(
-        RateLimiter.RateLimiterStore,
+        RateLimiterStore,
         (store) => Effect.map(store.bind(config), (binding) => build(config, options.algorithm, binding))
       )
   )

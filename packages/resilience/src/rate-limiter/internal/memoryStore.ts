@@ -1,13 +1,12 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { InvalidOptionsError } from "../../Failure.js"
-import * as RateLimiter from "../RateLimiter.js"
+import type * as RateLimiter from "../RateLimiter.js"
 import type { Decision, Reservation, Spec } from "./algorithms.js"
 import * as Algorithms from "./algorithms.js"
 import type { Config } from "./config.js"
 import { validateMaxKeys } from "./config.js"
-
-// RateLimiter.ts imports this module, so values from it are only touched inside functions.
+import { RateLimiterStore } from "./store.js"
 
 /** A key's state in the recency list (least recently used at the head). */
 interface Entry<S> {
@@ -226,6 +225,6 @@ export const make = (options: RateLimiter.MemoryOptions = {}): Effect.Effect<Mem
 
 /** @internal */
 export const layer = (options: RateLimiter.MemoryOptions = {}): Layer.Layer<
-  RateLimiter.RateLimiterStore,
+  RateLimiterStore,
   InvalidOptionsError
-> => Layer.effect(RateLimiter.RateLimiterStore, make(options))
+> => Layer.effect(RateLimiterStore, make(options))

@@ -10,14 +10,13 @@ import * as CircuitBreaker from "../../circuit-breaker/CircuitBreaker.js"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as Options from "../../internal/options.js"
 import * as RedisClient from "../../internal/redis.js"
-import * as RateLimiter from "../RateLimiter.js"
+import type * as RateLimiter from "../RateLimiter.js"
 import type * as RedisRateLimiter from "../RedisRateLimiter.js"
 import type { Spec } from "./algorithms.js"
 import type { Config } from "./config.js"
 import { wholeMillis } from "./config.js"
 import * as Lua from "./lua.js"
-
-// RateLimiter.ts does not import this module; RedisRateLimiter.ts does, so its values are only touched lazily.
+import { RateLimiterStore } from "./store.js"
 
 const component = "RedisRateLimiter"
 const field = (option: string): Options.Field => ({ component, option })
@@ -395,5 +394,4 @@ export const make = (
 /** @internal */
 export const layer = (
   options: RedisRateLimiter.Options = {}
-): Layer.Layer<RateLimiter.RateLimiterStore, InvalidOptionsError> =>
-  Layer.scoped(RateLimiter.RateLimiterStore, make(options))
+): Layer.Layer<RateLimiterStore, InvalidOptionsError> => Layer.scoped(RateLimiterStore, make(options))

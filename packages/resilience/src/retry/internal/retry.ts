@@ -2,6 +2,7 @@ import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
+import { globalValue } from "effect/GlobalValue"
 import * as Option from "effect/Option"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
@@ -9,10 +10,9 @@ import type { Transient } from "../../Failure.js"
 import * as Failure from "../../Failure.js"
 import * as Metric from "../../internal/metric.js"
 import * as Region from "../../internal/region.js"
-import * as Series from "../../internal/series.js"
 import * as Trace from "../../internal/trace.js"
+import { attributes as A } from "../../internal/tracingAttributes.js"
 import * as Metrics from "../../Metrics.js"
-import { attributes as A } from "../../observability/internal/tracingAttributes.js"
 import type * as Retry from "../Retry.js"
 
 type Outcome = "success_first_try" | "success_after_retry" | "exhausted" | "terminal"
@@ -23,15 +23,19 @@ interface PolicyMetrics {
   readonly budgetDenied: () => void
 }
 
-const metricsByPolicy = new Map<string, PolicyMetrics>()
+/** One set of series per policy, shared by every copy of this module. */
+const metricsByPolicy = globalValue(
+  Symbol.for("@bulwark/resilience/Retry/metricsByPolicy"),
+  () => new Map<string, PolicyMetrics>()
+)
 
 const metricsFor = (policy: string): PolicyMetrics => {
   const cached = metricsByPolicy.get(policy)
   if (cached !== undefined) return cached
   const created: PolicyMetrics = {
     calls: {
-      // Counted on every call: the series keeps its hook (see `internal/series.ts`).
-      success_first_try: Series.counter("bulwark_retry_calls_total", { policy, result: "success_first_try" }),
+      // Counted on every call: the series keeps its hook (see `internal/metric.ts`).
+      success_first_try: Metric.counterSeries("bulwark_retry_calls_total", { policy, result: "success_first_try" }),
       success_after_retry: Metric.counter(Metrics.retryCalls, { policy, result: "success_after_retry" }),
       exhausted: Metric.counter(Metrics.retryCalls, { policy, result: "exhausted" }),
       terminal: Metric.counter(Metrics.retryCalls, { policy, result: "terminal" })

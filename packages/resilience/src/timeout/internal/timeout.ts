@@ -6,9 +6,10 @@ import * as Metric from "effect/Metric"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as Options from "../../internal/options.js"
 import * as Trace from "../../internal/trace.js"
+import { attributes as A } from "../../internal/tracingAttributes.js"
 import * as Metrics from "../../Metrics.js"
-import { attributes as A } from "../../observability/internal/tracingAttributes.js"
-import * as Timeout from "../Timeout.js"
+import type * as Timeout from "../Timeout.js"
+import { TimeoutError } from "./errors.js"
 
 const component = "Timeout"
 
@@ -52,14 +53,14 @@ class TimeoutLayer<A, E, R> implements Trace.Traceable {
 const timeoutWith = <A, E, R>(
   self: Effect.Effect<A, E, R>,
   policy: Timeout.Policy
-): Effect.Effect<A, E | Timeout.TimeoutError, R> => {
-  const limited = (effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | Timeout.TimeoutError, R> =>
+): Effect.Effect<A, E | TimeoutError, R> => {
+  const limited = (effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | TimeoutError, R> =>
     Effect.flatten(
       Effect.timeoutTo(effect, {
         duration: policy.limit,
         onSuccess: Effect.succeed<A>,
         onTimeout: () => {
-          const error = new Timeout.TimeoutError({ operation: policy.operation, limit: policy.limit })
+          const error = new TimeoutError({ operation: policy.operation, limit: policy.limit })
           // Called by the fiber that runs the timeout: its traced call, if any, records when the limit struck.
           Trace.current()?.event("timeout", {
             [A.timeoutOperation]: policy.operation,
@@ -81,7 +82,7 @@ const timeoutWith = <A, E, R>(
     )
   const layer = new TimeoutLayer(policy, self)
   const untraced = limited(self)
-  let traced: Effect.Effect<A, E | Timeout.TimeoutError, R> | undefined
+  let traced: Effect.Effect<A, E | TimeoutError, R> | undefined
   // A timeout costs a fiber per call: the question whether the call is traced is small beside it.
   return Trace.mark(
     Effect.suspend(() => Trace.tracing() ? traced ??= Trace.inCall(layer, limited(Trace.operation(self))) : untraced),

@@ -2,7 +2,7 @@
  * A worker process for the multi-process test (`test/rate-limiter/multiprocess.test.ts`):
  *
  * ```sh
- * node node_modules/tsx/dist/cli.mjs packages/resilience/src/rate-limiter/RedisRateLimiter.worker.ts '<json>'
+ * node node_modules/tsx/dist/cli.mjs test/rate-limiter/worker.ts '<json>'
  * ```
  *
  * `<json>` is `{ host, port, prefix, attempts, limit, window }` (window in milliseconds). The worker
@@ -10,10 +10,10 @@
  * every worker starts at once), fires `attempts` calls (4 at a time) at each limiter's key `"shared"`, and
  * prints one JSON line `{ "<limiter name>": <calls admitted> }`.
  */
+import * as RateLimiter from "@bulwark/resilience/RateLimiter"
+import * as RedisRateLimiter from "@bulwark/resilience/RedisRateLimiter"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import * as RateLimiter from "./RateLimiter.js"
-import * as RedisRateLimiter from "./RedisRateLimiter.js"
 
 const WorkerConfig = Schema.parseJson(Schema.Struct({
   host: Schema.String,

@@ -1,13 +1,14 @@
 /**
  * The conformance suite every rate-limiter store must pass, run by
- * `RateLimiter.test.ts` against the in-memory store and by
- * `RedisRateLimiter.test.ts` against a real Redis (with `clock: "local"`, so
- * that the same `TestClock` drives both).
+ * `memory.test.ts` against the in-memory store and by `redis.test.ts` against
+ * a real Redis (with `clock: "local"`, so that the same `TestClock` drives
+ * both).
  *
  * Besides behaviour through the public API, it checks decision by decision
  * that the store decides exactly as the pure algorithms do: for Redis, that
  * the Lua scripts compute what `internal/algorithms.ts` computes.
  */
+import * as RateLimiter from "@bulwark/resilience/RateLimiter"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
@@ -20,9 +21,8 @@ import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
-import * as Algorithms from "./internal/algorithms.js"
-import { validate, validateAlgorithm } from "./internal/config.js"
-import * as RateLimiter from "./RateLimiter.js"
+import * as Algorithms from "../../packages/resilience/src/rate-limiter/internal/algorithms.js"
+import { validate, validateAlgorithm } from "../../packages/resilience/src/rate-limiter/internal/config.js"
 
 let counter = 0
 const uniqueName = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${++counter}`

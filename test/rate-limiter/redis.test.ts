@@ -3,6 +3,9 @@
  * never skip, when Redis is not there. Every run uses its own key prefix and
  * deletes its keys afterwards.
  */
+import * as Metrics from "@bulwark/resilience/Metrics"
+import * as RateLimiter from "@bulwark/resilience/RateLimiter"
+import * as RedisRateLimiter from "@bulwark/resilience/RedisRateLimiter"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -11,39 +14,19 @@ import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import { Redis } from "ioredis"
 import { createServer } from "node:net"
-import * as Metrics from "../Metrics.js"
-import { storeContract } from "./RateLimiter.contract.js"
-import * as RateLimiter from "./RateLimiter.js"
-import * as RedisRateLimiter from "./RedisRateLimiter.js"
+import * as TestRedis from "../support/redis.js"
+import { storeContract } from "./conformance.js"
 
-const REDIS = { host: "127.0.0.1", port: 6379 } as const
-// The tests' key convention (test/support/redis.ts, outside this project): under the run's prefix, which the run's
-// global teardown checks is empty afterwards.
-const run = process.env["BULWARK_TEST_RUN"] ?? "adhoc"
-const prefix = `bulwark-test:${run}:rate-limiter:${process.pid}-${Date.now().toString(36)}:`
+const REDIS = TestRedis.connection
+const prefix = TestRedis.prefix("rate-limiter")
 
 let admin: Redis
 
 beforeAll(async () => {
-  admin = new Redis({ ...REDIS, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false })
-  admin.on("error", () => undefined)
-  try {
-    await admin.connect()
-    await admin.ping()
-  } catch (cause) {
-    throw new Error(`These tests need Redis on ${REDIS.host}:${REDIS.port} and could not reach it: ${String(cause)}`)
-  }
+  admin = await TestRedis.connect()
 })
 
-afterAll(async () => {
-  let cursor = "0"
-  do {
-    const [next, keys] = await admin.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
-    if (keys.length > 0) await admin.del(...keys)
-    cursor = next
-  } while (cursor !== "0")
-  await admin.quit()
-})
+afterAll(() => TestRedis.cleanUp(admin, prefix))
 
 const closedPort = () =>
   new Promise<number>((resolve, reject) => {
