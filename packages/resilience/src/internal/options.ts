@@ -1,6 +1,6 @@
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
-import { InvalidOptionsError } from "../Failure.js"
+import { InvalidOptionsError } from "./failureErrors.js"
 
 /** @internal */
 export type Check<A> = Either.Either<A, InvalidOptionsError>
