@@ -5,8 +5,7 @@
  * do not deadlock; a claim whose caller went away while its batch was out is
  * given back; and inside a transaction, calls go through the transaction.
  */
-import * as Idempotency from "@bulwark/resilience/Idempotency"
-import * as IdempotencyStore from "@bulwark/resilience/IdempotencyStore"
+import type * as IdempotencyStore from "@bulwark/resilience/IdempotencyStore"
 import * as SqlIdempotencyStore from "@bulwark/resilience/SqlIdempotencyStore"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -15,10 +14,8 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import * as Ref from "effect/Ref"
-import * as Schema from "effect/Schema"
 import * as ScratchPostgres from "../support/postgres.js"
-import { claimRequest } from "./support.js"
+import { claimRequest, runDuplicates } from "./support.js"
 
 let tables = 0
 
@@ -111,7 +108,7 @@ layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000 })("SqlIde
       }
     }).pipe(Effect.scoped))
 
-  it.effect("a table made before the batch functions existed still works, one call per statement", () =>
+  it.scoped("a table made before the batch functions existed still works, one call per statement", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const table = `idempotency_batching_${++tables}`
@@ -133,7 +130,7 @@ layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000 })("SqlIde
       assert.strictEqual(rows[0]?.count, keys.length)
     }))
 
-  it.effect("refuses batching limits out of range", () =>
+  it.scoped("refuses batching limits out of range", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(SqlIdempotencyStore.make({ batching: { maxBatch: 0 } }))
       assert.strictEqual(error.option, "batching.maxBatch")
@@ -146,35 +143,20 @@ layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000 })("SqlIde
 layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000, excludeTestServices: true })(
   "SqlIdempotencyStore batching (live clock)",
   (it) => {
-    it.effect("concurrent runs share statements, and each key still runs exactly once", () =>
+    it.scoped("concurrent runs share statements, and each key still runs exactly once", () =>
       Effect.gen(function*() {
         const { sizes, table } = yield* loggedTable
         const store = yield* SqlIdempotencyStore.make({ tableName: table, batching: { maxInFlight: 1 } })
-        const executions = yield* Ref.make(new Map<string, number>())
         const keys = Array.from({ length: 50 }, (_, i) => `key-${i}`)
         // 50 keys, 4 concurrent callers each: 200 runs at once.
-        const runs = keys.flatMap((key) => Array.from({ length: 4 }, () => key))
-        const results = yield* Effect.forEach(
-          runs,
-          (key) =>
-            Idempotency.run({
-              scope: "POST /payments",
-              key,
-              fingerprint: "fp",
-              success: Schema.String,
-              failure: Schema.Never,
-              waitForInFlight: "10 seconds"
-            })(() =>
-              Effect.as(
-                Ref.update(executions, (counts) => new Map(counts).set(key, (counts.get(key) ?? 0) + 1)),
-                `charged ${key}`
-              )
-            ).pipe(Effect.provideService(IdempotencyStore.IdempotencyStore, store)),
-          { concurrency: "unbounded" }
-        )
-        assert.deepStrictEqual(results.map((result) => result.value), runs.map((key) => `charged ${key}`))
-        const counts = yield* Ref.get(executions)
-        assert.deepStrictEqual(keys.map((key) => counts.get(key)), keys.map(() => 1))
+        const { executions, runs, values } = yield* runDuplicates(store, {
+          scope: "POST /payments",
+          keys,
+          duplicates: 4,
+          answer: (key) => `charged ${key}`
+        })
+        assert.deepStrictEqual(values, runs.map((key) => `charged ${key}`))
+        assert.deepStrictEqual(executions, keys.map(() => 1))
         // Batches formed: some statements carried more than one call.
         const claims = yield* sizes("claim")
         const completions = yield* sizes("complete")

@@ -1,7 +1,9 @@
 /**
  * The in-memory and PostgreSQL stores are the same state machine: random sequences of claims (two keys, two
  * fingerprints, several leases and TTLs), heartbeats, completions and releases (by current and stale leases),
- * clock moves, cleanups and lookups give the same observations on both.
+ * clock moves, cleanups and lookups give the same observations on both; and on PostgreSQL, the same whether every
+ * claim goes through the single claim or through the batch claim (`<table>_claim_batch`): both execute the one
+ * claim rule, `<table>_claim_one`.
  *
  * Time: the memory store follows TestClock; the PostgreSQL store's rows are shifted back by the same amount.
  * Durations are multiples of 500 ms, so the few milliseconds of real time a run takes never cross a boundary.
@@ -16,6 +18,7 @@ import * as FastCheck from "effect/FastCheck"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as ScratchPostgres from "../support/postgres.js"
+import { claimThroughBatch } from "./support.js"
 
 type Op =
   | {
@@ -170,21 +173,29 @@ layer(ScratchPostgres.layer({ maxConnections: 2 }), { timeout: 60_000 })("Idempo
     ({ ops }) =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
-        const table = `idempotency_model_${++tables}`
-        yield* Effect.orDie(SqlIdempotencyStore.createTable({ tableName: table }))
-        const pg = yield* Effect.orDie(SqlIdempotencyStore.make({ tableName: table }))
+        /** A store on a table of its own, whose time moves by shifting the table's timestamps back. */
+        const postgres = (throughBatch: boolean) =>
+          Effect.gen(function*() {
+            const table = `idempotency_model_${++tables}`
+            yield* Effect.orDie(SqlIdempotencyStore.createTable({ tableName: table }))
+            if (throughBatch) yield* claimThroughBatch(table)
+            yield* Effect.addFinalizer(() => Effect.orDie(sql.unsafe(`DROP TABLE ${table} CASCADE`)))
+            const driver: Driver = {
+              store: yield* Effect.orDie(SqlIdempotencyStore.make({ tableName: table })),
+              advance: (ms) =>
+                Effect.orDie(sql`UPDATE ${sql(table)} SET
+                  lease_expires_at = lease_expires_at - ${ms}::float8 * interval '1 millisecond',
+                  expires_at = expires_at - ${ms}::float8 * interval '1 millisecond'`)
+            }
+            return driver
+          })
         const memory = yield* IdempotencyStore.makeMemory
         const fromMemory = yield* play(ops, { store: memory, advance: (ms) => TestClock.adjust(ms) })
-        const fromPostgres = yield* play(ops, {
-          store: pg,
-          advance: (ms) =>
-            Effect.orDie(sql`UPDATE ${sql(table)} SET
-              lease_expires_at = lease_expires_at - ${ms}::float8 * interval '1 millisecond',
-              expires_at = expires_at - ${ms}::float8 * interval '1 millisecond'`)
-        })
+        const fromPostgres = yield* play(ops, yield* postgres(false))
+        const fromBatches = yield* play(ops, yield* postgres(true))
         assert.deepStrictEqual(fromPostgres, fromMemory)
-        yield* Effect.orDie(sql.unsafe(`DROP TABLE ${table} CASCADE`))
-      }),
+        assert.deepStrictEqual(fromBatches, fromMemory)
+      }).pipe(Effect.scoped),
     { fastCheck: { numRuns: 60 } }
   )
 })

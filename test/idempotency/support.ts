@@ -1,8 +1,10 @@
 /**
  * Helpers shared by the idempotency tests: the side-effect table the handlers write to, starting `worker.ts` as a
- * child process (killed when the scope closes), and a claim request.
+ * child process (killed when the scope closes), a claim request, concurrent duplicate runs on a store, and routing a
+ * table's claims through its batch function.
  */
-import type * as IdempotencyStore from "@bulwark/resilience/IdempotencyStore"
+import * as Idempotency from "@bulwark/resilience/Idempotency"
+import * as IdempotencyStore from "@bulwark/resilience/IdempotencyStore"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert } from "@effect/vitest"
 import * as Duration from "effect/Duration"
@@ -113,3 +115,67 @@ export const claimRequest = (key: string, fingerprint = "fp"): IdempotencyStore.
   lease: Duration.seconds(30),
   ttl: Duration.hours(1)
 })
+
+/**
+ * Redefines `<table>_claim`, the single claim the store calls, as a batch of one through `<table>_claim_batch`: a
+ * store on the table then claims every key through the batch function, so a suite run on it shows that the batch
+ * claim decides every case exactly as the single claim does.
+ */
+export const claimThroughBatch = (table: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.unsafe(`
+      CREATE OR REPLACE FUNCTION ${table}_claim(
+        p_scope text, p_partition text, p_key text, p_fingerprint text, p_owner text, p_lease_ms float8,
+        p_ttl_ms float8,
+        OUT claimed boolean, OUT state text, OUT fingerprint text, OUT attempt integer, OUT recovery boolean,
+        OUT lease_remaining_ms float8, OUT expires_in_ms float8, OUT outcome text, OUT payload text
+      ) LANGUAGE sql VOLATILE AS $$
+        SELECT b.claimed, b.state, b.fingerprint, b.attempt, b.recovery, b.lease_remaining_ms, b.expires_in_ms,
+          b.outcome, b.payload
+        FROM ${table}_claim_batch(
+          ARRAY[p_scope], ARRAY[p_partition], ARRAY[p_key], ARRAY[p_fingerprint], ARRAY[p_owner], ARRAY[p_lease_ms],
+          ARRAY[p_ttl_ms]
+        ) AS b
+      $$`)).pipe(Effect.asVoid, Effect.orDie)
+
+/**
+ * `Idempotency.run` of every key `duplicates` times at once on `store`, duplicates waiting (up to 10 seconds, on the
+ * clock in context) for the run in flight. Returns the keys in the order they ran, each run's value, and how many
+ * times each key's handler ran.
+ */
+export const runDuplicates = (
+  store: IdempotencyStore.Service,
+  options: {
+    readonly scope: string
+    readonly keys: ReadonlyArray<string>
+    readonly duplicates: number
+    readonly answer: (key: string) => string
+  }
+) =>
+  Effect.gen(function*() {
+    const counts = new Map<string, number>()
+    const runs = options.keys.flatMap((key) => Array.from({ length: options.duplicates }, () => key))
+    const results = yield* Effect.forEach(
+      runs,
+      (key) =>
+        Idempotency.run({
+          scope: options.scope,
+          key,
+          fingerprint: "fp",
+          success: Schema.String,
+          failure: Schema.Never,
+          waitForInFlight: "10 seconds"
+        })(() =>
+          Effect.sync(() => {
+            counts.set(key, (counts.get(key) ?? 0) + 1)
+            return options.answer(key)
+          })
+        ).pipe(Effect.provideService(IdempotencyStore.IdempotencyStore, store)),
+      { concurrency: "unbounded" }
+    )
+    return {
+      runs,
+      values: results.map((result) => result.value),
+      executions: options.keys.map((key) => counts.get(key))
+    }
+  })

@@ -79,7 +79,7 @@ layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000 })("Idempo
       }
     )
 
-  it.effect("commits the handler's write with the completion; a repeat replays without writing again", () =>
+  it.scoped("commits the handler's write with the completion; a repeat replays without writing again", () =>
     Effect.gen(function*() {
       const store = yield* setUp
       const run = Effect.provideService(charge("ok-1"), IdempotencyStore.IdempotencyStore, store)
@@ -92,7 +92,7 @@ layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000 })("Idempo
       assert.deepStrictEqual(yield* stateOf(store, "ok-1"), Option.some("completed"))
     }))
 
-  it.effect("a terminal failure rolls the write back, and is stored and replayed", () =>
+  it.scoped("a terminal failure rolls the write back, and is stored and replayed", () =>
     Effect.gen(function*() {
       const store = yield* setUp
       const run = Effect.provideService(
@@ -108,7 +108,7 @@ layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000 })("Idempo
       assert.deepStrictEqual(yield* stateOf(store, "declined-1"), Option.some("completed"))
     }))
 
-  it.effect("a transient failure rolls the write back and releases: the retry runs again and commits once", () =>
+  it.scoped("a transient failure rolls the write back and releases: the retry runs again and commits once", () =>
     Effect.gen(function*() {
       const store = yield* setUp
       let calls = 0
@@ -123,7 +123,7 @@ layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000 })("Idempo
       assert.strictEqual(yield* chargesFor("busy-1"), 1)
     }))
 
-  it.effect("a defect rolls the write back and releases", () =>
+  it.scoped("a defect rolls the write back and releases", () =>
     Effect.gen(function*() {
       const store = yield* setUp
       const run = Effect.provideService(
@@ -137,7 +137,7 @@ layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000 })("Idempo
       assert.deepStrictEqual(yield* stateOf(store, "defect-1"), Option.some("released"))
     }))
 
-  it.effect("an interruption mid-handler rolls the write back and releases", () =>
+  it.scoped("an interruption mid-handler rolls the write back and releases", () =>
     Effect.gen(function*() {
       const store = yield* setUp
       const inserted = yield* Deferred.make<void>()
@@ -153,7 +153,7 @@ layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000 })("Idempo
       assert.deepStrictEqual(yield* stateOf(store, "interrupted-1"), Option.some("released"))
     }))
 
-  it.effect("a lease taken over mid-handler fences the completion: the write rolls back, the caller gets a conflict", () =>
+  it.scoped("a lease taken over mid-handler fences the completion: the write rolls back, the caller gets a conflict", () =>
     Effect.gen(function*() {
       const store = yield* setUp
       const { url } = yield* ScratchPostgres.ScratchDatabase
@@ -174,7 +174,7 @@ layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000 })("Idempo
     }))
 
   // Live clock: duplicates wait for the first execution by polling.
-  it.effect("100 keys × 20 concurrent duplicates: exactly one committed write per key, every answer the same", () =>
+  it.scoped("100 keys × 20 concurrent duplicates: exactly one committed write per key, every answer the same", () =>
     Effect.gen(function*() {
       const store = yield* setUp
       const keys = Array.from({ length: 100 }, (_, i) => `race-${i}`)
@@ -197,7 +197,7 @@ layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000 })("Idempo
       assert.deepStrictEqual(rows[0], { keys: 100, writes: 100 })
     }).pipe(Effect.withClock(Clock.make())))
 
-  it.effect("through a Redis cache: the completion is not cached before the commit, replays come from PostgreSQL then Redis", () =>
+  it.scoped("through a Redis cache: the completion is not cached before the commit, replays come from PostgreSQL then Redis", () =>
     Effect.gen(function*() {
       const store = yield* setUp
       // The keys under it are deleted when the scope closes (after the cache's connection, made later, is closed).
@@ -211,7 +211,7 @@ layer(ScratchPostgres.layer({ maxConnections: 8 }), { timeout: 60_000 })("Idempo
       assert.strictEqual(yield* chargesFor("cached-1"), 1)
     }).pipe(Effect.scoped))
 
-  it.effect("without a store transaction (the memory store), the option runs the handler as usual", () =>
+  it.scoped("without a store transaction (the memory store), the option runs the handler as usual", () =>
     Effect.gen(function*() {
       yield* setUp
       const memory = yield* IdempotencyStore.makeMemory

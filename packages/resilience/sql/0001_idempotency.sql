@@ -8,10 +8,13 @@
 --
 -- The store calls the functions below, one per operation, rather than sending the statements: PL/pgSQL keeps
 -- each statement's plan for the session, and planning was over half the cost of the claim sent as SQL text.
--- SqlIdempotencyStore.createTable makes a copy of this file under another table name: every object is named
--- after the table (bulwark_idempotency_keys_<suffix>).
+--
+-- Names are placeholders, replaced before the text runs (src/sql/internal/migrations.ts): :BULWARK_IDEMPOTENCY_TABLE
+-- is the table, optionally schema-qualified (bulwark_idempotency_keys for Migrations.run, another validated name for
+-- SqlIdempotencyStore.createTable), and names its functions; :BULWARK_IDEMPOTENCY_TABLE_NAME is the same name
+-- without its schema, for constraints and indexes.
 
-CREATE TABLE bulwark_idempotency_keys (
+CREATE TABLE :BULWARK_IDEMPOTENCY_TABLE (
   scope            text        NOT NULL,
   partition_key    text        NOT NULL DEFAULT '',
   idempotency_key  text        NOT NULL,
@@ -28,23 +31,22 @@ CREATE TABLE bulwark_idempotency_keys (
   completed_at     timestamptz,
   expires_at       timestamptz NOT NULL,
   PRIMARY KEY (scope, partition_key, idempotency_key),
-  CONSTRAINT bulwark_idempotency_keys_state CHECK (state IN ('in_progress', 'completed', 'released')),
-  CONSTRAINT bulwark_idempotency_keys_outcome CHECK (outcome IN ('success', 'failure', 'too_large', 'unencodable')),
-  CONSTRAINT bulwark_idempotency_keys_attempt CHECK (attempt >= 1),
-  CONSTRAINT bulwark_idempotency_keys_in_progress CHECK (
+  CONSTRAINT :BULWARK_IDEMPOTENCY_TABLE_NAME_state CHECK (state IN ('in_progress', 'completed', 'released')),
+  CONSTRAINT :BULWARK_IDEMPOTENCY_TABLE_NAME_outcome CHECK (outcome IN ('success', 'failure', 'too_large', 'unencodable')),
+  CONSTRAINT :BULWARK_IDEMPOTENCY_TABLE_NAME_attempt CHECK (attempt >= 1),
+  CONSTRAINT :BULWARK_IDEMPOTENCY_TABLE_NAME_in_progress CHECK (
     (state = 'in_progress') = (owner_token IS NOT NULL AND lease_expires_at IS NOT NULL)
   ),
-  CONSTRAINT bulwark_idempotency_keys_completed CHECK (
+  CONSTRAINT :BULWARK_IDEMPOTENCY_TABLE_NAME_completed CHECK (
     (state = 'completed') = (outcome IS NOT NULL AND payload IS NOT NULL)
   )
 );
 
 -- Cleanup deletes expired rows in batches, oldest first.
-CREATE INDEX bulwark_idempotency_keys_expires_at ON bulwark_idempotency_keys (expires_at);
+CREATE INDEX :BULWARK_IDEMPOTENCY_TABLE_NAME_expires_at ON :BULWARK_IDEMPOTENCY_TABLE (expires_at);
 
--- Claims a key, or says why not. A record is claimable when its lease is not live and either it has expired (a
--- fresh start: attempt 1, any fingerprint) or it has the same fingerprint and is not completed (released:
--- attempt + 1; lease lapsed: attempt + 1 and recovery). The same rule is record.ts's `takeover`.
+-- Claims a key, or says why not. 0005_idempotency_claim_one.sql replaces this body: the claim rule is stated once,
+-- in :BULWARK_IDEMPOTENCY_TABLE_claim_one, which this function and the batch claim both call.
 --
 -- It reads first: a record that is not claimable (completed, in progress with a live lease, another fingerprint)
 -- is answered from that read, which takes no lock and writes nothing, so a replay commits without a WAL flush. A
@@ -56,19 +58,19 @@ CREATE INDEX bulwark_idempotency_keys_expires_at ON bulwark_idempotency_keys (ex
 --
 -- Returns claimed = true with the attempt and recovery flag, or claimed = false with the record as read (lease
 -- and expiry as milliseconds from now()).
-CREATE FUNCTION bulwark_idempotency_keys_claim(
+CREATE FUNCTION :BULWARK_IDEMPOTENCY_TABLE_claim(
   p_scope text, p_partition text, p_key text, p_fingerprint text, p_owner text, p_lease_ms float8, p_ttl_ms float8,
   OUT claimed boolean, OUT state text, OUT fingerprint text, OUT attempt integer, OUT recovery boolean,
   OUT lease_remaining_ms float8, OUT expires_in_ms float8, OUT outcome text, OUT payload text
 ) LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
-  existing bulwark_idempotency_keys%ROWTYPE;
+  existing :BULWARK_IDEMPOTENCY_TABLE%ROWTYPE;
 BEGIN
   -- Two rounds at most under READ COMMITTED (each statement reads the latest commits); the bound only guards
   -- against a session whose isolation level keeps one snapshot for the whole call.
   FOR tries IN 1..3 LOOP
-    SELECT * INTO existing FROM bulwark_idempotency_keys AS k
+    SELECT * INTO existing FROM :BULWARK_IDEMPOTENCY_TABLE AS k
     WHERE k.scope = p_scope AND k.partition_key = p_partition AND k.idempotency_key = p_key;
     IF FOUND AND (
       (existing.state = 'in_progress' AND existing.lease_expires_at > now())
@@ -86,7 +88,7 @@ BEGIN
       RETURN;
     END IF;
 
-    INSERT INTO bulwark_idempotency_keys AS k (
+    INSERT INTO :BULWARK_IDEMPOTENCY_TABLE AS k (
       scope, partition_key, idempotency_key, fingerprint, state, owner_token, attempt, recovery,
       lease_expires_at, expires_at
     ) VALUES (
@@ -115,16 +117,16 @@ BEGIN
       RETURN;
     END IF;
   END LOOP;
-  RAISE EXCEPTION 'bulwark_idempotency_keys_claim: no consistent answer (is the session''s isolation level above READ COMMITTED?)';
+  RAISE EXCEPTION ':BULWARK_IDEMPOTENCY_TABLE_claim: no consistent answer (is the session''s isolation level above READ COMMITTED?)';
 END
 $$;
 
 -- Renews a lease (fenced); false when the lease is no longer the caller's.
-CREATE FUNCTION bulwark_idempotency_keys_heartbeat(
+CREATE FUNCTION :BULWARK_IDEMPOTENCY_TABLE_heartbeat(
   p_scope text, p_partition text, p_key text, p_owner text, p_attempt integer, p_lease_ms float8
 ) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-  UPDATE bulwark_idempotency_keys AS k SET
+  UPDATE :BULWARK_IDEMPOTENCY_TABLE AS k SET
     lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
     expires_at = greatest(k.expires_at, now() + p_lease_ms * interval '1 millisecond'),
     updated_at = now()
@@ -135,12 +137,12 @@ END
 $$;
 
 -- Stores the result (fenced) and makes the record expire p_ttl_ms from now; false when fenced.
-CREATE FUNCTION bulwark_idempotency_keys_complete(
+CREATE FUNCTION :BULWARK_IDEMPOTENCY_TABLE_complete(
   p_scope text, p_partition text, p_key text, p_owner text, p_attempt integer, p_outcome text, p_payload text,
   p_ttl_ms float8
 ) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-  UPDATE bulwark_idempotency_keys AS k SET
+  UPDATE :BULWARK_IDEMPOTENCY_TABLE AS k SET
     state = 'completed',
     outcome = p_outcome,
     payload = p_payload,
@@ -156,11 +158,11 @@ END
 $$;
 
 -- Gives a claim up (fenced): the next claim runs again. False when fenced.
-CREATE FUNCTION bulwark_idempotency_keys_release(
+CREATE FUNCTION :BULWARK_IDEMPOTENCY_TABLE_release(
   p_scope text, p_partition text, p_key text, p_owner text, p_attempt integer
 ) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-  UPDATE bulwark_idempotency_keys AS k SET
+  UPDATE :BULWARK_IDEMPOTENCY_TABLE AS k SET
     state = 'released', owner_token = NULL, lease_expires_at = NULL, updated_at = now()
   WHERE k.scope = p_scope AND k.partition_key = p_partition AND k.idempotency_key = p_key
     AND k.state = 'in_progress' AND k.owner_token = p_owner AND k.attempt = p_attempt;

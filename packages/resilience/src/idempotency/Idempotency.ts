@@ -59,25 +59,24 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import type * as Schema from "effect/Schema"
 import type { InvalidOptionsError } from "../Failure.js"
-import { TerminalTypeId, TransientTypeId } from "../Failure.js"
-import type { IdempotencyStore, IdempotencyStoreError } from "./IdempotencyStore.js"
+import type { IdempotencyStore } from "./IdempotencyStore.js"
+import type {
+  IdempotencyConflictError,
+  IdempotencyMismatchError,
+  IdempotencyStoreError,
+  StoredResultTooLargeError
+} from "./internal/errors.js"
 import * as internal from "./internal/idempotency.js"
+import * as metrics from "./internal/metrics.js"
+import * as runOptions from "./internal/runOptions.js"
 
-export {
-  /**
-   * Re-exported from `IdempotencyStore`.
-   *
-   * @since 0.1.0
-   * @category Errors
-   */
-  IdempotencyStoreError
-} from "./IdempotencyStore.js"
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { IdempotencyStoreError } from "./internal/errors.js"
 
 // -----------------------------------------------------------------------------
 // Models
@@ -201,86 +200,8 @@ export type MetricResult =
  */
 export type ConflictReason = "InFlight" | "LeaseLost"
 
-/**
- * The key is being executed elsewhere. Transient: retry after `retryAfter`
- * (HTTP: 409 with `Retry-After`). Carries the scope and a short hash of the
- * key, never the key.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class IdempotencyConflictError extends Data.TaggedError("IdempotencyConflictError")<{
-  readonly scope: string
-  readonly keyHash: string
-  readonly reason: ConflictReason
-  readonly retryAfter: Duration.Duration
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return internal.conflictMessage(this)
-  }
-}
-
-/**
- * The key was first used with another fingerprint. Terminal: the client must
- * use a new key or resend the original request (HTTP: 422).
- *
- * @since 0.1.0
- * @category Errors
- */
-export class IdempotencyMismatchError extends Data.TaggedError("IdempotencyMismatchError")<{
-  readonly scope: string
-  readonly keyHash: string
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Idempotency key ${this.keyHash} of "${this.scope}" was already used with a different request`
-  }
-}
-
-/**
- * A repeat of a key whose result was larger than `maxStoredBytes`, so it was
- * not stored. The key was completed with a "too large" marker: it never runs
- * again until it expires, and every replay fails with this error (the first
- * caller got the result). Terminal.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class StoredResultTooLargeError extends Data.TaggedError("StoredResultTooLargeError")<{
-  readonly scope: string
-  readonly keyHash: string
-  /** The size of the encoded result, in bytes. */
-  readonly bytes: number
-  /** The limit it was over. */
-  readonly limit: number
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `The result of "${this.scope}" for key ${this.keyHash} was ${this.bytes} bytes, over the ${this.limit}-byte limit for stored results; it was not stored, so it cannot be replayed, and the key will not run again until it expires`
-  }
-}
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { IdempotencyConflictError, IdempotencyMismatchError, StoredResultTooLargeError } from "./internal/errors.js"
 
 // -----------------------------------------------------------------------------
 // Defaults and validation
@@ -298,7 +219,7 @@ export const defaults: {
   readonly ttl: Duration.Duration
   readonly storeFailures: "terminal"
   readonly maxStoredBytes: number
-} = internal.defaults
+} = runOptions.defaults
 
 /**
  * Whether a key is acceptable: 1 to 255 characters, no control characters.
@@ -307,7 +228,7 @@ export const defaults: {
  * @since 0.1.0
  * @category Validation
  */
-export const isValidKey: (key: string) => boolean = internal.isValidKey
+export const isValidKey: (key: string) => boolean = runOptions.isValidKey
 
 /**
  * A short, stable hash of a key (12 hex characters of its SHA-256), for logs
@@ -316,7 +237,7 @@ export const isValidKey: (key: string) => boolean = internal.isValidKey
  * @since 0.1.0
  * @category Validation
  */
-export const keyHash: (key: string) => string = internal.keyHash
+export const keyHash: (key: string) => string = runOptions.keyHash
 
 // -----------------------------------------------------------------------------
 // Running
@@ -391,4 +312,4 @@ export const run: {
  * @since 0.1.0
  * @category Metrics
  */
-export const recordRequest: (scope: string, result: MetricResult) => Effect.Effect<void> = internal.recordRequest
+export const recordRequest: (scope: string, result: MetricResult) => Effect.Effect<void> = metrics.recordRequest

@@ -395,11 +395,31 @@ describe("IdempotencyHttp.middleware over a real server (memory store)", () => {
   it.live("with waitForInFlight, waits for the first request and replays its answer", () =>
     withServer(Effect.gen(function*() {
       const state = yield* makeState
-      const base = yield* serveApp(state, { waitForInFlight: "5 seconds" })
+      // Completed when the duplicate polls the store for the key in flight: only `waitForInFlight` looks keys up.
+      const waiting = yield* Deferred.make<void>()
+      const memory = yield* IdempotencyStore.makeMemory
+      const store: IdempotencyStore.Service = {
+        ...memory,
+        lookup: (key) => Effect.zipRight(Deferred.succeed(waiting, undefined), memory.lookup(key))
+      }
+      const base = yield* serve(
+        routes(state).pipe(
+          HttpRouter.use(IdempotencyHttp.middleware({ waitForInFlight: "5 seconds" })),
+          HttpRouter.provideService(IdempotencyStore.IdempotencyStore, store)
+        )
+      )
       const first = yield* Effect.fork(send(`${base}/slow`, { headers: { "idempotency-key": "wait" } }))
       yield* Deferred.await(state.slowStarted)
       const second = yield* Effect.fork(send(`${base}/slow`, { headers: { "idempotency-key": "wait" } }))
-      yield* Effect.sleep("150 millis")
+      // The first request is held until the duplicate waits for it; a duplicate that answers without waiting fails.
+      yield* Effect.raceFirst(
+        Deferred.await(waiting),
+        Effect.flatMap(Fiber.join(second), (reply) =>
+          Effect.zipRight(
+            Deferred.succeed(state.slowRelease, undefined), // lets the server shut down
+            Effect.dieMessage(`the duplicate answered ${reply.status} without waiting for the first request`)
+          ))
+      )
       yield* Deferred.succeed(state.slowRelease, undefined)
       const [a, b] = [yield* Fiber.join(first), yield* Fiber.join(second)]
       assert.strictEqual(a.text, "slow 1")

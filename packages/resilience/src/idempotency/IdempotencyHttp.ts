@@ -53,12 +53,9 @@ import type * as HttpApp from "@effect/platform/HttpApp"
 import type * as HttpMethod from "@effect/platform/HttpMethod"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
-import type { Execution } from "./Idempotency.js"
 import type { IdempotencyStore } from "./IdempotencyStore.js"
 import * as internal from "./internal/httpMiddleware.js"
 
@@ -163,32 +160,8 @@ export interface HandlerOptions<A, AI, E, EI, Req, EP = never, RP = never> exten
 // Execution
 // -----------------------------------------------------------------------------
 
-/**
- * The execution a handler behind {@link middleware} or {@link handler} runs as: `Some` with the
- * attempt number and whether it is recovering a crashed attempt, `None`
- * outside the middleware (or for a request without a key).
- *
- * @example
- * ```ts
- * import { HttpServerResponse } from "@effect/platform"
- * import { Effect, Option } from "effect"
- * import { IdempotencyHttp } from "@bulwark/resilience"
- *
- * const handler = Effect.gen(function*() {
- *   const execution = yield* IdempotencyHttp.CurrentExecution
- *   // pass a key derived from ours downstream, so the payment provider deduplicates too
- *   const downstreamKey = Option.map(execution, (e) => `payments-${e.key}`)
- *   return HttpServerResponse.text(Option.getOrElse(downstreamKey, () => "none"))
- * })
- * ```
- *
- * @since 0.1.0
- * @category Execution
- */
-export class CurrentExecution extends Context.Reference<CurrentExecution>()(
-  "@bulwark/resilience/IdempotencyHttp/CurrentExecution",
-  { defaultValue: (): Option.Option<Execution> => Option.none() }
-) {}
+// Declared in `internal/tags.ts`, a leaf the internals import.
+export { CurrentExecution } from "./internal/tags.js"
 
 // -----------------------------------------------------------------------------
 // Middleware

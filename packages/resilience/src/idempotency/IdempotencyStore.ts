@@ -25,17 +25,16 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { InvalidOptionsError } from "../Failure.js"
-import { TransientTypeId } from "../Failure.js"
 import * as cleanupInternal from "./internal/cleanup.js"
+import type { IdempotencyStoreError } from "./internal/errors.js"
 import * as memory from "./internal/memoryStore.js"
+import { IdempotencyStore } from "./internal/tags.js"
 
 // -----------------------------------------------------------------------------
 // Models
@@ -209,19 +208,15 @@ export interface Service {
   readonly transaction?: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | IdempotencyStoreError, R>
 }
 
-/**
- * The store `Idempotency.run` uses.
- *
- * @since 0.1.0
- * @category Tags
- */
-export class IdempotencyStore
-  extends Context.Tag("@bulwark/resilience/IdempotencyStore")<IdempotencyStore, Service>()
-{}
+// Declared in `internal/tags.ts`, a leaf the internals import.
+export { IdempotencyStore } from "./internal/tags.js"
 
 // -----------------------------------------------------------------------------
 // Errors
 // -----------------------------------------------------------------------------
+
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { IdempotencyStoreError } from "./internal/errors.js"
 
 /**
  * The operations a store error can come from.
@@ -237,37 +232,6 @@ export type Operation =
   | "lookup"
   | "deleteExpired"
   | "transaction"
-
-/**
- * The store could not be reached or answered something unexpected. Transient:
- * the same request may succeed later (a claim that failed holds nothing; a
- * completion that failed leaves the lease to lapse, and the retry takes over
- * as a recovery).
- *
- * @since 0.1.0
- * @category Errors
- */
-export class IdempotencyStoreError extends Data.TaggedError("IdempotencyStoreError")<{
-  readonly backend: string
-  readonly operation: Operation
-  readonly cause: unknown
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    const detail = typeof this.cause === "object" && this.cause !== null && "message" in this.cause &&
-        typeof this.cause.message === "string"
-      ? this.cause.message
-      : String(this.cause)
-    return `Idempotency store (${this.backend}) failed to ${this.operation}: ${detail}`
-  }
-}
 
 // -----------------------------------------------------------------------------
 // In memory
@@ -343,8 +307,8 @@ export interface BackgroundCleanupOptions extends CleanupOptions {
 
 /**
  * Forks a fiber, alive as long as the scope, that runs {@link cleanup} every
- * `interval` (the first run after one interval). Failures are logged and the
- * next run tries again.
+ * `interval` (the first run after one interval). A failed run (an error or a
+ * defect) is logged, and the next run tries again.
  *
  * @since 0.1.0
  * @category Cleanup

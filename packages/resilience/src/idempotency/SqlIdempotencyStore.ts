@@ -2,23 +2,23 @@
  * The PostgreSQL idempotency store, on `@effect/sql` (`@effect/sql-pg` in
  * practice; the SQL is PostgreSQL's, and PGlite runs it too).
  *
- * Each operation is one round trip: a call of a PL/pgSQL function that
- * migration `0001_idempotency.sql` creates beside the table
- * (`bulwark_idempotency_keys_claim`, `_heartbeat`, `_complete`, `_release`).
- * PL/pgSQL keeps each statement's plan for the session, which `@effect/sql-pg`
- * (it never prepares statements) cannot do for SQL text.
+ * Each operation is one round trip: a call of a PL/pgSQL function that the
+ * migrations create beside the table (`bulwark_idempotency_keys_claim`,
+ * `_heartbeat`, `_complete`, `_release`). PL/pgSQL keeps each statement's plan
+ * for the session, which `@effect/sql-pg` (it never prepares statements)
+ * cannot do for SQL text.
  *
- * - **Claim.** The function first reads the key with an indexed `SELECT`. A
+ * - **Claim.** One function decides every claim, single or batched:
+ *   `<table>_claim_one` (`0005_idempotency_claim_one.sql`), where the claim
+ *   rule is stated once. It first reads the key with an indexed `SELECT`. A
  *   record that cannot be claimed (completed, in progress with a live lease,
  *   another fingerprint) is answered from that read: no lock and no write, so
  *   a replay commits without waiting for a WAL flush. A completed record is
  *   immutable until it expires, so that read is its final answer. An absent
- *   or claimable record goes to one
- *   `INSERT … ON CONFLICT … DO UPDATE … WHERE <claimable>`, the single atomic
- *   arbiter: of any number of concurrent claims on a key, across connections
- *   and processes, exactly one takes it. A claim that lost the race has locked
- *   the winner's row, so it reads that row's final version and answers from
- *   it.
+ *   key is inserted (`ON CONFLICT DO NOTHING`); a claimable record is read
+ *   again `FOR UPDATE` and decided again on its latest version before it is
+ *   updated: of any number of concurrent claims on a key, across connections
+ *   and processes, exactly one takes it.
  * - **Fencing.** Heartbeats, completions and releases are `UPDATE`s fenced by
  *   `(owner_token, attempt)`.
  * - **Time.** All times are the server's `now()`, so processes with skewed
@@ -27,9 +27,11 @@
  * A new key costs two round trips (claim, complete); a replay costs one
  * read-only one. Under load, concurrent claims (and completions) share a
  * round trip: see {@link Options.batching}. The table and functions come from
- * migrations `0001_idempotency.sql` and `0004_idempotency_batches.sql` (run
- * them with `Migrations.run`); for another table name,
- * {@link createTable} creates a copy. Do not run the store inside an
+ * migrations `0001_idempotency.sql`, `0004_idempotency_batches.sql` and
+ * `0005_idempotency_claim_one.sql` (run them with `Migrations.run`); for
+ * another table name, {@link createTable} runs them under that name. The
+ * store's batching fibers live in the scope it is made in (the layer's), so
+ * {@link make} needs a `Scope`. Do not run the store inside an
  * application's `sql.withTransaction`: the claim would only become visible to
  * other requests on commit, and `now()` would stand still for the transaction.
  * The session must use `READ COMMITTED` (PostgreSQL's default).
@@ -40,6 +42,7 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import type { InvalidOptionsError } from "../Failure.js"
 import type { IdempotencyStore, Service } from "./IdempotencyStore.js"
 import * as internal from "./internal/sqlStore.js"
@@ -51,10 +54,10 @@ import * as internal from "./internal/sqlStore.js"
 export interface Options {
   /**
    * The table, optionally schema-qualified (`schema.table`); a lower-case identifier, the table's own name at most
-   * 51 characters. The table and its functions (`<table>_claim`, `<table>_heartbeat`, `<table>_complete`,
-   * `<table>_release`, `<table>_claim_batch`, `<table>_complete_batch`) are what `0001_idempotency.sql` and
-   * `0004_idempotency_batches.sql` create for the default name; {@link createTable} creates
-   * them for another. Default `"bulwark_idempotency_keys"` (the migration's).
+   * 51 characters. The table and its functions (`<table>_claim`, `<table>_claim_one`, `<table>_heartbeat`,
+   * `<table>_complete`, `<table>_release`, `<table>_claim_batch`, `<table>_complete_batch`) are what the migrations
+   * (`0001_idempotency.sql`, `0004_idempotency_batches.sql`, `0005_idempotency_claim_one.sql`) create for the default
+   * name; {@link createTable} creates them for another. Default `"bulwark_idempotency_keys"` (the migrations').
    */
   readonly tableName?: string
   /**
@@ -78,13 +81,15 @@ export interface Options {
 }
 
 /**
- * Makes the store on the `SqlClient` in context. Invalid options fail with `InvalidOptionsError`.
+ * Makes the store on the `SqlClient` in context. Invalid options fail with `InvalidOptionsError`. The fibers
+ * that send batched calls live in the current scope: closing it interrupts them, and the calls they carry.
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make: (options?: Options) => Effect.Effect<Service, InvalidOptionsError, SqlClient.SqlClient> =
-  internal.make
+export const make: (
+  options?: Options
+) => Effect.Effect<Service, InvalidOptionsError, SqlClient.SqlClient | Scope.Scope> = internal.make
 
 /**
  * The store as a layer.
@@ -119,12 +124,13 @@ export const layer: (options?: Options) => Layer.Layer<IdempotencyStore, Invalid
   internal.layer
 
 /**
- * Creates the store's table and functions under `options.tableName`: what
- * migrations `0001_idempotency.sql` and `0004_idempotency_batches.sql` create
- * for the default name, with every
- * object named after the given table. For applications that keep several
- * stores apart, and for tests; the default table comes from `Migrations.run`.
- * Fails if the table already exists.
+ * Creates the store's table and functions under `options.tableName`: it runs
+ * the idempotency migrations (`0001_idempotency.sql`,
+ * `0004_idempotency_batches.sql`, `0005_idempotency_claim_one.sql`) with their
+ * `:BULWARK_IDEMPOTENCY_TABLE` placeholders standing for the given table
+ * instead of the default one, so every object is named after it. For
+ * applications that keep several stores apart, and for tests; the default
+ * table comes from `Migrations.run`. Fails if the table already exists.
  *
  * @example
  * ```ts

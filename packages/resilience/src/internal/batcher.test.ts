@@ -4,6 +4,9 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Supervisor from "effect/Supervisor"
 import * as fc from "fast-check"
 import * as Batcher from "./batcher.js"
 
@@ -46,19 +49,19 @@ const recorder = (options: { readonly gated: boolean; readonly failBatch?: numbe
 const settle = Effect.repeatN(Effect.yieldNow(), 50)
 
 describe("Batcher", () => {
-  it.effect("sends a call made while nothing is in flight at once, alone", () =>
+  it.scoped("sends a call made while nothing is in flight at once, alone", () =>
     Effect.gen(function*() {
       const { batches, send } = yield* recorder({ gated: false })
-      const submit = Batcher.make({ send, maxBatch: 10, maxInFlight: 1 })
+      const submit = yield* Batcher.make({ send, maxBatch: 10, maxInFlight: 1 })
       assert.strictEqual(yield* submit(1), 10)
       assert.strictEqual(yield* submit(2), 20)
       assert.deepStrictEqual(batches, [[1], [2]])
     }))
 
-  it.effect("queues calls while maxInFlight batches are out, then sends them together, maxBatch at a time", () =>
+  it.scoped("queues calls while maxInFlight batches are out, then sends them together, maxBatch at a time", () =>
     Effect.gen(function*() {
       const { batches, open, send } = yield* recorder({ gated: true })
-      const submit = Batcher.make({ send, maxBatch: 3, maxInFlight: 1 })
+      const submit = yield* Batcher.make({ send, maxBatch: 3, maxInFlight: 1 })
       const first = yield* Effect.fork(submit(1))
       yield* settle
       const rest = yield* Effect.fork(Effect.forEach([2, 3, 4, 5, 6], submit, { concurrency: "unbounded" }))
@@ -72,10 +75,10 @@ describe("Batcher", () => {
       assert.deepStrictEqual(batches, [[1], [2, 3, 4], [5, 6]])
     }))
 
-  it.effect("ends a batch before its weight would pass maxWeight; a heavier item goes alone", () =>
+  it.scoped("ends a batch before its weight would pass maxWeight; a heavier item goes alone", () =>
     Effect.gen(function*() {
       const { batches, open, send } = yield* recorder({ gated: true })
-      const submit = Batcher.make({ send, maxBatch: 10, maxInFlight: 1, maxWeight: 5, weigh: (n: number) => n })
+      const submit = yield* Batcher.make({ send, maxBatch: 10, maxInFlight: 1, maxWeight: 5, weigh: (n: number) => n })
       const first = yield* Effect.fork(submit(1))
       yield* settle
       const rest = yield* Effect.fork(Effect.forEach([2, 3, 1, 9, 4], submit, { concurrency: "unbounded" }))
@@ -86,10 +89,10 @@ describe("Batcher", () => {
       assert.deepStrictEqual(batches, [[1], [2, 3], [1], [9], [4]])
     }))
 
-  it.effect("keeps up to maxInFlight batches out at once", () =>
+  it.scoped("keeps up to maxInFlight batches out at once", () =>
     Effect.gen(function*() {
       const { batches, open, send } = yield* recorder({ gated: true })
-      const submit = Batcher.make({ send, maxBatch: 10, maxInFlight: 2 })
+      const submit = yield* Batcher.make({ send, maxBatch: 10, maxInFlight: 2 })
       const fibers = yield* Effect.fork(Effect.forEach([1, 2, 3, 4], submit, { concurrency: "unbounded" }))
       yield* settle
       // 1 and 2 found a free slot each; 3 and 4 wait for one.
@@ -101,10 +104,10 @@ describe("Batcher", () => {
       assert.deepStrictEqual(batches, [[1], [2], [3, 4]])
     }))
 
-  it.effect("fails every call of a failed batch with its error, and goes on with the next", () =>
+  it.scoped("fails every call of a failed batch with its error, and goes on with the next", () =>
     Effect.gen(function*() {
       const { batches, open, send } = yield* recorder({ gated: true, failBatch: 1 })
-      const submit = Batcher.make({ send, maxBatch: 10, maxInFlight: 1 })
+      const submit = yield* Batcher.make({ send, maxBatch: 10, maxInFlight: 1 })
       const first = yield* Effect.fork(submit(1))
       yield* settle
       const failed = yield* Effect.fork(Effect.forEach([2, 3], (n) => Effect.flip(submit(n)), { concurrency: 2 }))
@@ -119,11 +122,11 @@ describe("Batcher", () => {
       assert.deepStrictEqual(batches, [[1], [2, 3], [4]])
     }))
 
-  it.effect("drops a queued call whose caller is interrupted before its batch is sent", () =>
+  it.scoped("drops a queued call whose caller is interrupted before its batch is sent", () =>
     Effect.gen(function*() {
       const { batches, open, send } = yield* recorder({ gated: true })
       const abandoned: Array<readonly [number, number]> = []
-      const submit = Batcher.make({
+      const submit = yield* Batcher.make({
         send,
         maxBatch: 10,
         maxInFlight: 1,
@@ -143,11 +146,11 @@ describe("Batcher", () => {
       assert.deepStrictEqual(abandoned, [])
     }))
 
-  it.effect("hands the result of a sent call whose caller went away to onAbandoned; the others get theirs", () =>
+  it.scoped("hands the result of a sent call whose caller went away to onAbandoned; the others get theirs", () =>
     Effect.gen(function*() {
       const { open, send } = yield* recorder({ gated: true })
       const abandoned = yield* Deferred.make<readonly [number, number]>()
-      const submit = Batcher.make({
+      const submit = yield* Batcher.make({
         send,
         maxBatch: 10,
         maxInFlight: 1,
@@ -168,10 +171,10 @@ describe("Batcher", () => {
       assert.deepStrictEqual(yield* Deferred.await(abandoned), [2, 20])
     }))
 
-  it.effect("a caller sending alone can be interrupted; the calls queued behind it are still sent", () =>
+  it.scoped("a caller sending alone can be interrupted; the calls queued behind it are still sent", () =>
     Effect.gen(function*() {
       const { batches, open, send } = yield* recorder({ gated: true })
-      const submit = Batcher.make({ send, maxBatch: 10, maxInFlight: 1 })
+      const submit = yield* Batcher.make({ send, maxBatch: 10, maxInFlight: 1 })
       const first = yield* Effect.fork(submit(1))
       yield* settle
       const second = yield* Effect.fork(submit(2))
@@ -187,15 +190,47 @@ describe("Batcher", () => {
       assert.strictEqual(yield* Fiber.join(third), 30)
     }))
 
-  it.effect("a send that answers the wrong number of results is a defect for each call", () =>
+  it.scoped("a send that answers the wrong number of results is a defect for each call", () =>
     Effect.gen(function*() {
-      const submit = Batcher.make({
+      const submit = yield* Batcher.make({
         send: (items: ReadonlyArray<number>) => Effect.succeed(items.slice(1)),
         maxBatch: 10,
         maxInFlight: 1
       })
       const exit = yield* Effect.exit(submit(1))
       assert.isTrue(Exit.isFailure(exit) && !Exit.isInterrupted(exit))
+    }))
+
+  it.effect("closing the owner's scope leaves no batcher fiber running, and interrupts the calls still waiting", () =>
+    Effect.gen(function*() {
+      const supervisor = yield* Supervisor.track
+      const { batches, open, send } = yield* recorder({ gated: true })
+      const scope = yield* Scope.make()
+      const { queued, sent } = yield* Effect.gen(function*() {
+        const submit = yield* Batcher.make({ send, maxBatch: 2, maxInFlight: 1 }).pipe(Scope.extend(scope))
+        const first = yield* Effect.fork(submit(1))
+        yield* settle
+        const sent = yield* Effect.fork(Effect.forEach([2, 3], submit, { concurrency: "unbounded" }))
+        yield* settle
+        const queued = yield* Effect.fork(submit(4))
+        yield* settle
+        // `first` returns: [2, 3] go out from a fiber of the batcher's, and wait on their gate; [4] waits its turn.
+        yield* open(0)
+        assert.strictEqual(yield* Fiber.join(first), 10)
+        yield* settle
+        return { queued, sent }
+      }).pipe(Effect.supervised(supervisor))
+      assert.deepStrictEqual(batches, [[1], [2, 3]])
+
+      yield* Scope.close(scope, Exit.void)
+      yield* settle
+      // Ids, not fibers: a failed assertion prints them.
+      const running = (yield* supervisor.value).map((fiber) => fiber.id().id)
+      assert.deepStrictEqual(running, [], "no fiber is left running")
+      const [sentExit, queuedExit] = [yield* Fiber.poll(sent), yield* Fiber.poll(queued)]
+      assert.isTrue(Option.isSome(sentExit) && Exit.isInterrupted(sentExit.value), "the batch out was interrupted")
+      assert.isTrue(Option.isSome(queuedExit) && Exit.isInterrupted(queuedExit.value), "the queued call too")
+      assert.deepStrictEqual(batches, [[1], [2, 3]])
     }))
 
   it.effect("answers every call with its own result, whatever the batch sizes and arrivals", () =>
@@ -206,9 +241,9 @@ describe("Batcher", () => {
           fc.integer({ min: 1, max: 5 }),
           fc.integer({ min: 1, max: 3 }),
           (pauses, maxBatch, maxInFlight) =>
-            Effect.runPromise(Effect.gen(function*() {
+            Effect.runPromise(Effect.scoped(Effect.gen(function*() {
               const sentItems: Array<number> = []
-              const submit = Batcher.make({
+              const submit = yield* Batcher.make({
                 send: (items: ReadonlyArray<number>) =>
                   Effect.gen(function*() {
                     assert.isAtMost(items.length, maxBatch)
@@ -226,7 +261,7 @@ describe("Batcher", () => {
               )
               assert.deepStrictEqual(results, pauses.map((_, i) => i * 10))
               assert.deepStrictEqual([...sentItems].sort((a, b) => a - b), pauses.map((_, i) => i))
-            }))
+            })))
         ),
         { numRuns: 200 }
       )

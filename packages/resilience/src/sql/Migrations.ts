@@ -7,6 +7,16 @@
  * application's migrations. The Migrator takes a table lock, so many processes
  * may run `Migrations.run` at start-up at once.
  *
+ * Objects named after a configurable name are written with placeholders in
+ * the files, replaced before a text runs (as graphile-worker's
+ * `:GRAPHILE_WORKER_SCHEMA`): `:BULWARK_IDEMPOTENCY_TABLE` is the idempotency
+ * table (optionally schema-qualified; its functions are
+ * `:BULWARK_IDEMPOTENCY_TABLE_claim`, …), and `:BULWARK_IDEMPOTENCY_TABLE_NAME`
+ * the same name without its schema (for constraints and indexes). The
+ * loaders here replace them with the default names
+ * (`bulwark_idempotency_keys`); `SqlIdempotencyStore.createTable` runs the
+ * idempotency migrations with another, validated, table name.
+ *
  * @example
  * ```ts
  * import { PgClient } from "@effect/sql-pg"
@@ -43,7 +53,9 @@ export const table: string = internal.table
 export const directory: () => string = internal.directory
 
 /**
- * Loads `NNNN_name.sql` files from a directory, in id order.
+ * Loads `NNNN_name.sql` files from a directory, in id order, with their
+ * placeholders replaced by the default names. A file with a placeholder this
+ * version does not know fails to load (`MigrationError`).
  *
  * @since 0.1.0
  * @category Loaders

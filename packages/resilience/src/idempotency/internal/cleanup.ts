@@ -1,10 +1,12 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as Options from "../../internal/options.js"
-import * as IdempotencyStore from "../IdempotencyStore.js"
-
-// IdempotencyStore.ts imports this module, so its values are only touched inside functions.
+import * as Periodic from "../../internal/periodic.js"
+import type * as IdempotencyStore from "../IdempotencyStore.js"
+import type { IdempotencyStoreError } from "./errors.js"
+import * as Tags from "./tags.js"
 
 const field = (option: string): Options.Field => ({ component: "IdempotencyStore.cleanup", option })
 
@@ -22,9 +24,9 @@ const validate = (options: IdempotencyStore.CleanupOptions): Options.Check<Valid
     maxBatches: options.maxBatches ?? defaults.maxBatches
   })
 
-const runValid = (valid: Valid) =>
+const runValid = (valid: Valid): Effect.Effect<number, IdempotencyStoreError, IdempotencyStore.IdempotencyStore> =>
   Effect.flatMap(
-    IdempotencyStore.IdempotencyStore,
+    Tags.IdempotencyStore,
     (store) =>
       Effect.iterate({ deleted: 0, batches: 0, last: valid.batchSize }, {
         while: (state) => state.last >= valid.batchSize && state.batches < valid.maxBatches,
@@ -40,28 +42,21 @@ const runValid = (valid: Valid) =>
 /** @internal */
 export const cleanup = (
   options: IdempotencyStore.CleanupOptions = {}
-): Effect.Effect<
-  number,
-  IdempotencyStore.IdempotencyStoreError | InvalidOptionsError,
-  IdempotencyStore.IdempotencyStore
-> => Effect.flatMap(validate(options), runValid)
+): Effect.Effect<number, IdempotencyStoreError | InvalidOptionsError, IdempotencyStore.IdempotencyStore> =>
+  Effect.flatMap(validate(options), runValid)
 
 /** @internal */
 export const startCleanup = (
   options: IdempotencyStore.BackgroundCleanupOptions = {}
-) =>
+): Effect.Effect<void, InvalidOptionsError, IdempotencyStore.IdempotencyStore | Scope.Scope> =>
   Effect.gen(function*() {
     const valid = yield* validate(options)
     const interval = yield* Options.duration(field("interval"), options.interval ?? defaults.interval, {
       allowZero: false
     })
-    const once = runValid(valid).pipe(
-      Effect.tap((deleted) =>
-        deleted > 0 ? Effect.logDebug(`Idempotency cleanup deleted ${deleted} expired records`) : Effect.void
-      ),
-      Effect.catchAll((error) =>
-        Effect.logWarning(`Idempotency cleanup failed; trying again in ${Duration.format(interval)}`, error)
-      )
+    const once = Effect.tap(
+      runValid(valid),
+      (deleted) => deleted > 0 ? Effect.logDebug(`Idempotency cleanup deleted ${deleted} expired records`) : Effect.void
     )
-    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(interval), once)))
+    yield* Periodic.every(once, { interval, name: "Idempotency cleanup" })
   })

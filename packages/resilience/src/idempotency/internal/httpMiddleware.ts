@@ -14,7 +14,7 @@ import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as Failure from "../../Failure.js"
 import { problem } from "../../internal/problem.js"
-import * as Idempotency from "../Idempotency.js"
+import type * as Idempotency from "../Idempotency.js"
 import type {
   ApiRequest,
   CommonOptions,
@@ -22,13 +22,16 @@ import type {
   MiddlewareOptions,
   PartitionFunction
 } from "../IdempotencyHttp.js"
-import { CurrentExecution } from "../IdempotencyHttp.js"
 import type { IdempotencyStore } from "../IdempotencyStore.js"
+import * as Errors from "./errors.js"
 import { fingerprint } from "./httpFingerprint.js"
 import { parseKey } from "./httpKey.js"
 import { buffer } from "./httpRequest.js"
 import { capture, type Captured, excludedHeaders, replay, StoredResponse } from "./httpResponse.js"
-import { prepare, runPrepared } from "./idempotency.js"
+import { runPrepared } from "./idempotency.js"
+import { recordRequest } from "./metrics.js"
+import { prepare } from "./runOptions.js"
+import { CurrentExecution } from "./tags.js"
 
 export { canonicalJson, fingerprint } from "./httpFingerprint.js"
 export { parseKey } from "./httpKey.js"
@@ -133,10 +136,10 @@ const refusalOf = (error: Idempotency.RunError): Refusal | undefined => {
 }
 
 const isRunError = (u: unknown): u is Idempotency.RunError =>
-  u instanceof Idempotency.IdempotencyConflictError ||
-  u instanceof Idempotency.IdempotencyMismatchError ||
-  u instanceof Idempotency.IdempotencyStoreError ||
-  u instanceof Idempotency.StoredResultTooLargeError ||
+  u instanceof Errors.IdempotencyConflictError ||
+  u instanceof Errors.IdempotencyMismatchError ||
+  u instanceof Errors.IdempotencyStoreError ||
+  u instanceof Errors.StoredResultTooLargeError ||
   u instanceof Failure.InvalidOptionsError
 
 /** A status the client should retry (5xx, and what the classifier calls transient: 408, 429). */
@@ -195,12 +198,12 @@ export const middleware = <EP = never, RP = never>(options: MiddlewareOptions<EP
         switch (check._tag) {
           case "Missing":
             return Effect.zipRight(
-              Idempotency.recordRequest(scope, "missing_key"),
+              recordRequest(scope, "missing_key"),
               required ? refuse(missingKey(scope)) : app
             )
           case "Invalid":
             return Effect.zipRight(
-              Idempotency.recordRequest(scope, "invalid_key"),
+              recordRequest(scope, "invalid_key"),
               refuse({ status: 400, title: "Bad Request", detail: check.reason })
             )
           case "Valid":
@@ -338,12 +341,12 @@ export const handler = <A, AI, E, EI, Req extends ApiRequest, R, EP = never, RP 
       const scope = yield* scopeOf(request, options.scope)
       const check = parseKey(request.headers[KEY_HEADER])
       if (check._tag === "Missing") {
-        yield* Idempotency.recordRequest(scope, "missing_key")
+        yield* recordRequest(scope, "missing_key")
         if (!required) return yield* handle(apiRequest)
         return yield* refuse(missingKey(scope))
       }
       if (check._tag === "Invalid") {
-        yield* Idempotency.recordRequest(scope, "invalid_key")
+        yield* recordRequest(scope, "invalid_key")
         return yield* refuse({ status: 400, title: "Bad Request", detail: check.reason })
       }
       const partition = partitionOf === undefined ? "" : yield* partitionOf(apiRequest)

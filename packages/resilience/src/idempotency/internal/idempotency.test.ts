@@ -4,7 +4,8 @@ import * as Schema from "effect/Schema"
 import { InvalidOptionsError } from "../../Failure.js"
 import type * as Idempotency from "../Idempotency.js"
 import * as IdempotencyStore from "../IdempotencyStore.js"
-import { keyHash, prepare, run, runPrepared } from "./idempotency.js"
+import { run, runPrepared } from "./idempotency.js"
+import { keyHash, prepare } from "./runOptions.js"
 
 const base: Idempotency.Options<string, string, never, never> = {
   scope: "POST /payments",

@@ -4,7 +4,24 @@ import * as Option from "effect/Option"
 import type * as IdempotencyStore from "../IdempotencyStore.js"
 import * as Record from "./record.js"
 
-// IdempotencyStore.ts imports this module, so nothing here touches its values at load time.
+/**
+ * The claim rule, as the in-memory store applies it: how a claim with `fingerprint` takes an existing record, or
+ * `undefined` when it cannot. PostgreSQL's `<table>_claim_one` (`sql/0005_idempotency_claim_one.sql`) states the
+ * same rule in the same order; the conformance suite and the model test hold the two to the same answers.
+ *
+ * A record may be claimed when its lease is not live and either it has expired (then it starts afresh: attempt 1,
+ * any fingerprint), or it carries the same fingerprint and is not completed (released: attempt + 1; a lapsed lease:
+ * attempt + 1 and `recovery`).
+ */
+const takeover = (
+  row: Record.Row,
+  fingerprint: string
+): { readonly attempt: number; readonly recovery: boolean } | undefined => {
+  if (Record.leaseIsLive(row)) return undefined
+  if (row.expiresInMs <= 0) return { attempt: 1, recovery: false }
+  if (row.fingerprint !== fingerprint || row.state === "completed") return undefined
+  return { attempt: row.attempt + 1, recovery: row.state === "in_progress" }
+}
 
 interface Entry {
   readonly scope: string
@@ -89,10 +106,10 @@ export const make: Effect.Effect<IdempotencyStore.Service> = Effect.sync(() => {
       const existing = entries.get(idOf(request))
       if (existing === undefined) return Effect.succeed(claimAs(request, now, { attempt: 1, recovery: false }))
       const row = rowOf(existing, now)
-      const next = Record.takeover(row, request.fingerprint)
+      const next = takeover(row, request.fingerprint)
       if (next !== undefined) return Effect.succeed(claimAs(request, now, next))
       const classified = Record.classifyExisting(row, request.fingerprint)
-      // Stale only happens when a reader saw an older version than the claim: never in one synchronous step.
+      // `takeover` refused the record, so it is a mismatch, a completed record or a live lease: never Stale.
       return classified._tag === "Stale"
         ? Effect.dieMessage("IdempotencyStore (memory): a claimable record was not claimed")
         : Effect.succeed(classified)

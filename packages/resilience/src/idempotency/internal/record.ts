@@ -1,14 +1,12 @@
 /**
- * The claim rules, pure, shared by every store: the in-memory store applies
- * them directly; the SQL store states the same rule in its `ON CONFLICT …
- * WHERE` clause and classifies the rows it did not claim with
- * {@link classifyExisting}.
+ * A record as the stores read it, and what a claim that did not take it
+ * answers: shared by the in-memory and SQL stores.
  *
- * A record may be claimed when its lease is not live (it is completed,
- * released, or in progress with a lapsed lease) and either
- * - it has expired (then it starts afresh: attempt 1, any fingerprint), or
- * - it carries the same fingerprint and is not completed (released → attempt
- *   + 1; lapsed in progress → attempt + 1 and `recovery`).
+ * Which records a claim takes (the claim rule) is decided by the store:
+ * PostgreSQL's `<table>_claim_one` (`sql/0005_idempotency_claim_one.sql`)
+ * decides for both the single and the batch claim; the in-memory store's
+ * `takeover` states the same rule in TypeScript, and the conformance suite
+ * and the model test (`test/idempotency/`) hold the two to the same answers.
  */
 import * as Duration from "effect/Duration"
 import type * as IdempotencyStore from "../IdempotencyStore.js"
@@ -37,29 +35,20 @@ export const leaseIsLive = (row: Row): boolean =>
 /** @internal */
 export const isExpired = (row: Row): boolean => row.expiresInMs <= 0 && !leaseIsLive(row)
 
-/** How a claim on an existing record would go: `undefined` when it cannot be claimed. */
-export const takeover = (
-  row: Row,
-  fingerprint: string
-): { readonly attempt: number; readonly recovery: boolean } | undefined => {
-  if (leaseIsLive(row)) return undefined
-  if (row.expiresInMs <= 0) return { attempt: 1, recovery: false }
-  if (row.fingerprint !== fingerprint || row.state === "completed") return undefined
-  return { attempt: row.attempt + 1, recovery: row.state === "in_progress" }
-}
-
 /** @internal */
 export type Classification =
   | Exclude<IdempotencyStore.ClaimResult, { readonly _tag: "Claimed" }>
   | { readonly _tag: "Stale" }
 
 /**
- * Classifies a record the claim did not take. `Stale` means the row is one the
- * claim should have taken: the reader saw an older version than the claim
- * did (a concurrent commit), so the claim must be tried again.
+ * Answers a claim with the record the store's claim rule refused: another
+ * fingerprint is a `Mismatch`, a completed record is replayed, a live lease is
+ * in progress. The rule refuses nothing else, so anything else (a released
+ * record, a lapsed lease, with the same fingerprint) is `Stale`: the store
+ * answered with another version than the one it decided on, and the claim
+ * must be tried again.
  */
 export const classifyExisting = (row: Row, fingerprint: string): Classification => {
-  if (takeover(row, fingerprint) !== undefined) return { _tag: "Stale" }
   if (row.fingerprint !== fingerprint) return { _tag: "Mismatch" }
   if (row.state === "completed" && row.outcome !== null && row.payload !== null) {
     return {

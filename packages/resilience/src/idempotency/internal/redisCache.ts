@@ -12,10 +12,9 @@ import * as CircuitBreaker from "../../circuit-breaker/CircuitBreaker.js"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as Options from "../../internal/options.js"
 import * as RedisClient from "../../internal/redis.js"
-import * as IdempotencyStore from "../IdempotencyStore.js"
+import type * as IdempotencyStore from "../IdempotencyStore.js"
 import type * as RedisIdempotencyCache from "../RedisIdempotencyCache.js"
-
-// RedisIdempotencyCache.ts imports this module, so its values are only touched inside functions.
+import * as Tags from "./tags.js"
 
 const component = "RedisIdempotencyCache"
 const field = (option: string): Options.Field => ({ component, option })
@@ -238,6 +237,6 @@ export const layer = (
   options: RedisIdempotencyCache.Options = {}
 ): Layer.Layer<IdempotencyStore.IdempotencyStore, InvalidOptionsError, IdempotencyStore.IdempotencyStore> =>
   Layer.scoped(
-    IdempotencyStore.IdempotencyStore,
-    Effect.flatMap(IdempotencyStore.IdempotencyStore, (store) => make(store, options))
+    Tags.IdempotencyStore,
+    Effect.flatMap(Tags.IdempotencyStore, (store) => make(store, options))
   )

@@ -7,40 +7,31 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { hasProperty } from "effect/Predicate"
 import * as Schema from "effect/Schema"
-import { readFileSync } from "node:fs"
-import { join } from "node:path"
+import type * as Scope from "effect/Scope"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as Batcher from "../../internal/batcher.js"
 import * as Options from "../../internal/options.js"
-import * as Migrations from "../../sql/Migrations.js"
-import * as IdempotencyStore from "../IdempotencyStore.js"
+import * as Migrations from "../../sql/internal/migrations.js"
+import type * as IdempotencyStore from "../IdempotencyStore.js"
 import type * as SqlIdempotencyStore from "../SqlIdempotencyStore.js"
+import { IdempotencyStoreError } from "./errors.js"
 import * as Record from "./record.js"
-
-// SqlIdempotencyStore.ts imports this module, so its values are only touched inside functions.
+import * as Tags from "./tags.js"
 
 const backend = "postgres"
 
 /** @internal */
-export const defaults = { tableName: "bulwark_idempotency_keys", maxBatch: 64, maxInFlight: 2 } as const
-
-/** The store's functions, named `<table><suffix>`: schema-qualified like the table. */
-const FUNCTIONS: ReadonlySet<string> = new Set([
-  "_claim",
-  "_heartbeat",
-  "_complete",
-  "_release",
-  "_claim_batch",
-  "_complete_batch"
-])
-
-/** The migrations that create the default table and its functions; {@link createTable} copies them. */
-const MIGRATIONS = ["0001_idempotency.sql", "0004_idempotency_batches.sql"] as const
+export const defaults = {
+  tableName: Migrations.defaultNames.idempotencyTable,
+  maxBatch: 64,
+  maxInFlight: 2
+} as const
 
 /**
- * A claim answered with a record that the claim rule says it should have taken
- * is tried again (the function re-reads after losing a race, so this is a
- * safety net, not a path taken in practice).
+ * A claim answered with a record the claim rule would have taken (`Stale`: the
+ * same fingerprint, not completed, no live lease) is tried again. The claim
+ * function only answers with records it refused, so this is a safety net, not
+ * a path taken in practice.
  */
 const MAX_STALE_RETRIES = 10
 
@@ -94,12 +85,6 @@ const rowOf = (row: Omit<typeof ExistingRow.Type, "owner_token">): Record.Row =>
   payload: row.payload
 })
 
-/**
- * Lower-case identifiers, optionally schema-qualified. The table's own name is at most 51 characters, so that
- * every object named after it (`<table>_in_progress`, `<table>_heartbeat`, …) fits PostgreSQL's 63.
- */
-const TABLE_NAME = /^(?:[a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,50}$/
-
 interface Valid {
   readonly tableName: string
   /** `undefined`: every call is its own round trip. */
@@ -110,7 +95,7 @@ const field = (option: string): Options.Field => ({ component: "SqlIdempotencySt
 
 const validate = (options: SqlIdempotencyStore.Options): Options.Check<Valid> => {
   const tableName = options.tableName ?? defaults.tableName
-  if (!TABLE_NAME.test(tableName)) {
+  if (!Migrations.isTableName(tableName)) {
     return Either.left(
       Options.invalid(
         field("tableName"),
@@ -166,10 +151,14 @@ class Inner<E> {
   constructor(readonly error: E) {}
 }
 
-/** @internal */
+/**
+ * The store. Its batchers' fibers live in the current scope.
+ *
+ * @internal
+ */
 export const make = (
   options: SqlIdempotencyStore.Options = {}
-): Effect.Effect<IdempotencyStore.Service, InvalidOptionsError, SqlClient.SqlClient> =>
+): Effect.Effect<IdempotencyStore.Service, InvalidOptionsError, SqlClient.SqlClient | Scope.Scope> =>
   Effect.gen(function*() {
     const { tableName, batching } = yield* validate(options)
     // Column names are ours: an application's result-name transforms (snake → camel) must not rename them.
@@ -189,7 +178,7 @@ export const make = (
     const RELEASE = `SELECT ${call("release", 5)} AS written`
 
     const failed = (operation: IdempotencyStore.Operation) => (cause: SqlError | Error) =>
-      new IdempotencyStore.IdempotencyStoreError({ backend, operation, cause })
+      new IdempotencyStoreError({ backend, operation, cause })
 
     /** The statement's only row, decoded. */
     const single = <A>(
@@ -304,7 +293,7 @@ export const make = (
 
     const releaseRow = (lease: IdempotencyStore.Lease) => written("release")(sql.unsafe(RELEASE, fence(lease)))
 
-    const batchedClaim = batching === undefined ? undefined : Batcher.make({
+    const batchedClaim = batching === undefined ? undefined : yield* Batcher.make({
       send: claimRows,
       ...batching,
       // A key claimed for a caller that went away meanwhile is given back at once, rather than left to lapse.
@@ -397,7 +386,7 @@ export const make = (
     }
 
     // Stored results can be large (up to `maxStoredBytes` each): a batch carries at most about 1 MiB of them.
-    const batchedComplete = batching === undefined ? undefined : Batcher.make({
+    const batchedComplete = batching === undefined ? undefined : yield* Batcher.make({
       send: completeRows,
       ...batching,
       maxWeight: MAX_BATCH_PAYLOAD_CHARS,
@@ -509,33 +498,26 @@ export const make = (
 export const layer = (
   options: SqlIdempotencyStore.Options = {}
 ): Layer.Layer<IdempotencyStore.IdempotencyStore, InvalidOptionsError, SqlClient.SqlClient> =>
-  Layer.effect(IdempotencyStore.IdempotencyStore, make(options))
+  Layer.scoped(Tags.IdempotencyStore, make(options))
 
 /**
- * The migration's text for another table: every object in it is named after the table. Constraint and index
- * names cannot be schema-qualified (they live in the table's schema), so they take the unqualified name.
+ * Runs, under `options.tableName`, every Bulwark migration that names objects after the idempotency table (those
+ * written with its placeholders), in order.
  *
  * @internal
  */
-export const tableDefinition = (migration: string, tableName: string): string => {
-  const bare = tableName.slice(tableName.lastIndexOf(".") + 1)
-  return migration.replace(
-    /\bbulwark_idempotency_keys(_\w+)?\b/g,
-    (_, suffix: string | undefined) =>
-      suffix === undefined || FUNCTIONS.has(suffix) ? `${tableName}${suffix ?? ""}` : `${bare}${suffix}`
-  )
-}
-
-/** @internal */
 export const createTable = (
   options: SqlIdempotencyStore.Options = {}
 ): Effect.Effect<void, InvalidOptionsError | SqlError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const { tableName } = yield* validate(options)
     const sql = yield* SqlClient.SqlClient
-    for (const file of MIGRATIONS) {
-      const migration = yield* Effect.sync(() => readFileSync(join(Migrations.directory(), file), "utf8"))
+    const files = yield* Effect.orDie(Migrations.readFiles(Migrations.directory()))
+    for (const file of files) {
+      if (!Migrations.namesIdempotencyTable(file.text)) continue
+      // The name is valid (checked above): rendering fails only on a placeholder this version does not know.
+      const text = yield* Effect.orDie(Migrations.render(file.text, { idempotencyTable: tableName }))
       // Several statements in one text: sent without parameters, as the migrator does.
-      yield* sql.unsafe(tableDefinition(migration, tableName)).raw
+      yield* sql.unsafe(text).raw
     }
   })

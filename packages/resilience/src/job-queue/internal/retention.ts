@@ -1,3 +1,7 @@
+/**
+ * Retention (`JobQueue.prune`, `startRetention`, `layerRetention`): options validated, the store's bounded prune
+ * repeated until a batch comes back short, and the background runs.
+ */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -5,10 +9,9 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as Options from "../../internal/options.js"
+import * as Periodic from "../../internal/periodic.js"
 import type { JobQueue, JobStoreError, Pruned, PruneOptions, RetentionOptions } from "../JobQueue.js"
 import { tag } from "./tag.js"
-
-// JobQueue.ts imports this module at load time, so it reads only leaves (tag.ts) and shared modules.
 
 const field = (option: string): Options.Field => ({ component: "JobQueue.prune", option })
 
@@ -78,19 +81,13 @@ export const startRetention = (
     const interval = yield* Options.duration(field("interval"), options.interval ?? defaults.interval, {
       allowZero: false
     })
-    const once = runValid(valid).pipe(
-      Effect.tap((pruned) =>
-        pruned.succeeded + pruned.deadLetters > 0
-          ? Effect.logDebug(
-            `Job retention deleted ${pruned.succeeded} succeeded jobs and ${pruned.deadLetters} settled dead letters`
-          )
-          : Effect.void
-      ),
-      Effect.catchAll((error) =>
-        Effect.logWarning(`Job retention failed; trying again in ${Duration.format(interval)}`, error)
-      )
-    )
-    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(interval), once)))
+    const once = Effect.tap(runValid(valid), (pruned) =>
+      pruned.succeeded + pruned.deadLetters > 0
+        ? Effect.logDebug(
+          `Job retention deleted ${pruned.succeeded} succeeded jobs and ${pruned.deadLetters} settled dead letters`
+        )
+        : Effect.void)
+    yield* Periodic.every(once, { interval, name: "Job retention" })
   })
 
 /** @internal */
