@@ -5,8 +5,12 @@
  * undecodable payloads, no double execution, tier isolation, graceful
  * shutdown), the dead-letter queue and the depth metrics.
  *
- * Real time, kept short: leases of a few hundred milliseconds, polls of tens.
- * Time-sensitive logic is also covered with TestClock on the memory backend
+ * Workers run on real time, kept short: leases of a few hundred
+ * milliseconds, polls of tens. Tests of the store alone (leases lapsing,
+ * heartbeats, retention cutoffs) move the store's time with the backend's
+ * `advance` instead: `TestClock.adjust` for the in-memory store, a real sleep
+ * for PostgreSQL (whose `now()` cannot be faked). Time-sensitive worker logic
+ * is also covered with TestClock on the memory backend
  * (packages/resilience/src/job-queue/JobWorker.test.ts).
  */
 import * as DeadLetter from "@bulwark/resilience/DeadLetter"
@@ -161,16 +165,26 @@ export interface Backend<R> {
   readonly name: string
   /** Runs a test on the live clock. */
   readonly test: Vitest.Tester<R>
+  /** Runs a test whose only waits are {@link Backend.advance}: on `TestClock` where the backend follows it. */
+  readonly clocked: Vitest.Tester<R>
+  /** Moves the store's time forward: `TestClock.adjust` for the in-memory store, a real sleep for PostgreSQL. */
+  readonly advance: (duration: Duration.DurationInput) => Effect.Effect<void>
   /** A job queue with these options on an empty backend. */
   readonly layer: (options: SqlJobQueue.Options) => Layer.Layer<JobQueue.JobQueue, unknown, R>
 }
 
 export const conformance = <R>(backend: Backend<R>): void => {
-  const test = (
-    name: string,
-    body: () => Effect.Effect<void, unknown, JobQueue.JobQueue | Scope.Scope | R>,
-    options: SqlJobQueue.Options = defaultOptions
-  ) => backend.test(name, () => body().pipe(Effect.scoped, Effect.provide(backend.layer(options))), 30_000)
+  type Body = () => Effect.Effect<void, unknown, JobQueue.JobQueue | Scope.Scope | R>
+  const test = Object.assign(
+    (name: string, body: Body, options: SqlJobQueue.Options = defaultOptions) =>
+      backend.test(name, () => body().pipe(Effect.scoped, Effect.provide(backend.layer(options))), 30_000),
+    {
+      /** A test of the store alone, whose waits are all `advance`. */
+      clocked: (name: string, body: Body) =>
+        backend.clocked(name, () => body().pipe(Effect.scoped, Effect.provide(backend.layer(defaultOptions))), 30_000)
+    }
+  )
+  const advance = backend.advance
 
   describe(`job queue conformance: ${backend.name}`, () => {
     // ------------------------------------------------------------- enqueue
@@ -448,14 +462,14 @@ export const conformance = <R>(backend: Backend<R>): void => {
         assert.strictEqual(stats.find((s) => s.queue === "batch")?.running, 40)
       }))
 
-    test("a lapsed lease is reclaimed, and the stale worker's completion, failure and heartbeat are rejected", () =>
+    test.clocked("a lapsed lease is reclaimed, and the stale worker's completion, failure and heartbeat are rejected", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
         const { id } = yield* JobQueue.enqueue(Email, { to: "a", n: 1 })
         const stale = yield* claimOne("default", "worker-a", "150 millis")
         assert.strictEqual((yield* statusOf(id)).status, "running")
         assert.deepStrictEqual(yield* store.reclaim(["default"], 10), [])
-        yield* Effect.sleep("250 millis")
+        yield* advance("250 millis")
         const reclaimed = yield* store.reclaim(["default"], 10)
         assert.deepStrictEqual(reclaimed, [{ id, queue: "default", outcome: "Retrying", previousOwner: "worker-a" }])
         assert.deepStrictEqual(yield* store.reclaim(["default"], 10), [], "reclaimed once")
@@ -497,12 +511,12 @@ export const conformance = <R>(backend: Backend<R>): void => {
         )
       }))
 
-    test("a lapsed lease with no attempts left goes to the dead-letter queue", () =>
+    test.clocked("a lapsed lease with no attempts left goes to the dead-letter queue", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
         const { id } = yield* JobQueue.enqueue(Email, { to: "a", n: 1 }, { maxAttempts: 1, dedupKey: "one-shot" })
         yield* claimOne("default", "crashed", "100 millis")
-        yield* Effect.sleep("200 millis")
+        yield* advance("200 millis")
         const [reclaimed] = yield* store.reclaim(["default", "batch"], 10)
         assert.strictEqual(reclaimed?.outcome, "Dead")
         assert.strictEqual((yield* statusOf(id)).status, "dead")
@@ -513,13 +527,13 @@ export const conformance = <R>(backend: Backend<R>): void => {
         assert.strictEqual(entry.errors[0]?.tag, "LeaseExpired")
       }))
 
-    test("heartbeats keep a lease alive past its visibility timeout", () =>
+    test.clocked("heartbeats keep a lease alive past its visibility timeout", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
         const { id } = yield* JobQueue.enqueue(Email, { to: "a", n: 1 })
         const job = yield* claimOne("default", "slow", "200 millis")
         for (let beat = 0; beat < 6; beat++) {
-          yield* Effect.sleep("100 millis")
+          yield* advance("100 millis")
           assert.deepStrictEqual(yield* store.heartbeat([job.lease], Duration.millis(200)), [id])
           assert.deepStrictEqual(yield* store.reclaim(["default"], 10), [])
         }
@@ -1243,7 +1257,7 @@ export const conformance = <R>(backend: Backend<R>): void => {
 
     // ------------------------------------------------------------- retention
 
-    test("prune deletes only succeeded jobs and settled dead letters older than the cutoff", () =>
+    test.clocked("prune deletes only succeeded jobs and settled dead letters older than the cutoff", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
         const completeOne = (queue: string) =>
@@ -1258,7 +1272,7 @@ export const conformance = <R>(backend: Backend<R>): void => {
         const replay = yield* DeadLetter.replay(replayed)
         // Old but pending: never pruned, nor its dead job.
         const pending = yield* Effect.zipRight(JobQueue.enqueue(Report, { id: 1 }), killOne("batch", "X"))
-        yield* Effect.sleep("1200 millis")
+        yield* advance("1200 millis")
 
         // Recent: kept by a 1-second retention.
         const recentDone = yield* JobQueue.enqueue(Email, { to: "new", n: 2 }, { dedupKey: "kept-key" })
@@ -1312,7 +1326,7 @@ export const conformance = <R>(backend: Backend<R>): void => {
           yield* JobQueue.prune({ keepSucceeded: "1 second", keepSettledDeadLetters: "1 second" }),
           { succeeded: 0, deadLetters: 0 }
         )
-        yield* Effect.sleep("50 millis")
+        yield* advance("50 millis")
         assert.deepStrictEqual(
           yield* JobQueue.prune({ keepSucceeded: 0, keepSettledDeadLetters: 0 }),
           { succeeded: 1, deadLetters: 1 }
@@ -1321,13 +1335,13 @@ export const conformance = <R>(backend: Backend<R>): void => {
         assert.strictEqual((yield* statusOf(again.id)).status, "queued")
       }))
 
-    test("prune deletes at most batchSize records per batch and at most maxBatches batches per run", () =>
+    test.clocked("prune deletes at most batchSize records per batch and at most maxBatches batches per run", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
         yield* JobQueue.enqueueMany(Array.from({ length: 5 }, (_, n) => JobQueue.job(Report, { id: n })))
         const claimed = yield* store.claim({ queue: "batch", limit: 10, owner: "w", lease: Duration.seconds(10) })
         assert.strictEqual((yield* store.complete(claimed.map((job) => job.lease))).length, 5)
-        yield* Effect.sleep("50 millis")
+        yield* advance("50 millis")
         const everything = { keepSucceeded: Duration.zero, keepSettledDeadLetters: Duration.zero }
         assert.deepStrictEqual(yield* store.prune({ ...everything, limit: 2 }), { succeeded: 2, deadLetters: 0 })
         assert.deepStrictEqual(

@@ -1,20 +1,21 @@
 /**
  * Every public job-queue module loads on its own, whichever is imported first.
  *
- * ESM evaluates an import cycle in import order, and a module that reads a
- * binding of one still being evaluated crashes at start-up ("Cannot access
- * 'tag' before initialization"): loading `JobWorker` before `JobQueue` used
- * to. The module cache makes the order matter only once per process, so each
- * order runs in a fresh Node process (vitest's own module runner does not
- * reproduce native ESM evaluation order). Each child imports one module
- * first, then the others, checks that no export is `undefined`, and runs a
- * job through `JobWorker` on the memory backend.
+ * The modules import one another without value-import cycles (internals
+ * import their public module type-only; type ids, the service tag and errors
+ * sit in leaf modules), so no module can read a binding of one still being
+ * evaluated. This proves it at run time: the module cache makes the order
+ * matter only once per process, so each order runs in a fresh Node process
+ * (vitest's own module runner does not reproduce native ESM evaluation
+ * order). Each child imports one module first, then the others, checks that
+ * no export is `undefined`, and runs a job through `JobWorker` on the memory
+ * backend.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Process from "../support/process.js"
 
-const PUBLIC_MODULES = ["JobWorker", "DeadLetter", "SqlJobQueue", "JobQueue", "Cli"] as const
+const PUBLIC_MODULES = ["JobWorker", "DeadLetter", "SqlJobQueue", "JobStore", "JobQueue", "Cli"] as const
 
 /** The child's program: `first` is imported before anything else of Bulwark's. */
 const program = (first: string) => `

@@ -1,6 +1,8 @@
 /**
  * The job-queue conformance suite on PostgreSQL (a scratch database, emptied
- * before each test). Fails, never skips, when PostgreSQL is not there.
+ * before each test). Fails, never skips, when PostgreSQL is not there. Time
+ * is the server's `now()`, which cannot be faked: moving it forward is a real
+ * sleep (the tests run without the test services, so `Effect.sleep` is live).
  */
 import * as SqlJobQueue from "@bulwark/resilience/SqlJobQueue"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -20,6 +22,8 @@ describe("PostgreSQL backend", () => {
     conformance({
       name: "postgres",
       test: it.effect,
+      clocked: it.effect,
+      advance: (duration) => Effect.sleep(duration),
       layer: (options) => Layer.unwrapEffect(Effect.as(Effect.orDie(truncate), SqlJobQueue.layer(options)))
     })
   })

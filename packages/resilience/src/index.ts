@@ -97,6 +97,14 @@ export * as RateLimiterHttp from "./rate-limiter/RateLimiterHttp.js"
 export * as JobQueue from "./job-queue/JobQueue.js"
 
 /**
+ * The job queue's backend contract: the store service a queue runs on (in memory, PostgreSQL, or your own), its
+ * statements' inputs and results, and their errors.
+ *
+ * @since 0.1.0
+ */
+export * as JobStore from "./job-queue/JobStore.js"
+
+/**
  * Pull workers for the job queue: leases, heartbeats, retries with backoff, graceful shutdown.
  *
  * @since 0.1.0

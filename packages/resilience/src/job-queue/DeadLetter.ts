@@ -30,12 +30,11 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type { InvalidOptionsError } from "../Failure.js"
-import { TerminalTypeId } from "../Failure.js"
 import * as internal from "./internal/deadLetter.js"
+import { DeadLetterConflictError, DeadLetterNotFoundError, UnknownJobKindError } from "./internal/errors.js"
 import type {
   AttemptError,
   InvalidPayloadError,
@@ -232,76 +231,8 @@ export interface DiscardResult {
 // Errors
 // -----------------------------------------------------------------------------
 
-/**
- * No dead-letter entry has this id. Terminal.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class DeadLetterNotFoundError extends Data.TaggedError("DeadLetterNotFoundError")<{
-  readonly id: JobId
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `No dead-letter entry ${this.id}`
-  }
-}
-
-/**
- * The entry is in a state that forbids the operation: replaying a discarded
- * entry, or discarding a replayed one. Terminal.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class DeadLetterConflictError extends Data.TaggedError("DeadLetterConflictError")<{
-  readonly id: JobId
-  readonly status: EntryStatus
-  readonly operation: "replay" | "discard"
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Cannot ${this.operation} dead-letter entry ${this.id}: it is ${this.status}`
-  }
-}
-
-/**
- * A replay with an edited payload needs the kind's Schema, and the backend's
- * `jobs` option does not list this kind. Terminal.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class UnknownJobKindError extends Data.TaggedError("UnknownJobKindError")<{
-  readonly kind: string
-  readonly known: ReadonlyArray<string>
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Unknown job kind "${this.kind}": register its definition in the "jobs" option to validate edited payloads`
-  }
-}
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { DeadLetterConflictError, DeadLetterNotFoundError, UnknownJobKindError }
 
 /**
  * Everything {@link replay} can fail with.

@@ -38,27 +38,33 @@
  * @since 0.1.0
  */
 import type * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import type * as DateTime from "effect/DateTime"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import type * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
+import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import type * as Stream from "effect/Stream"
 import type { InvalidOptionsError, Verdict } from "../Failure.js"
-import { RejectionTypeId, TerminalTypeId, TransientTypeId } from "../Failure.js"
 import type * as RateLimiter from "../rate-limiter/RateLimiter.js"
-import type * as DeadLetter from "./DeadLetter.js"
 import * as backoff from "./internal/backoff.js"
 import * as config from "./internal/config.js"
 import * as definition from "./internal/definition.js"
+import {
+  AdmissionRejectedError,
+  AttemptError,
+  InvalidPayloadError,
+  JobStoreError,
+  PayloadTooLargeError,
+  UnknownQueueError
+} from "./internal/errors.js"
 import * as internal from "./internal/jobQueue.js"
-import * as memoryStore from "./internal/memoryStore.js"
+import * as memoryStore from "./internal/memory/store.js"
 import * as metrics from "./internal/metrics.js"
 import * as retention from "./internal/retention.js"
+import * as service from "./internal/tag.js"
+import type { JobStore, Pruned } from "./JobStore.js"
 
 // -----------------------------------------------------------------------------
 // Job definitions
@@ -68,7 +74,7 @@ import * as retention from "./internal/retention.js"
  * @since 0.1.0
  * @category Symbols
  */
-export const DefinitionTypeId: unique symbol = Symbol.for("@bulwark/resilience/JobQueue/JobDefinition")
+export const DefinitionTypeId: typeof definition.DefinitionTypeId = definition.DefinitionTypeId
 
 /**
  * @since 0.1.0
@@ -205,28 +211,8 @@ export const isJobDefinition: (u: unknown) => u is JobDefinition.Any = definitio
  */
 export type JobStatus = "queued" | "scheduled" | "running" | "retrying" | "succeeded" | "dead"
 
-/**
- * One attempt's failure, kept in the job's history and in its dead-letter
- * envelope. Persisted as JSON, hence a Schema class. Times come from the
- * backend's clock (the database's `now()` on Postgres).
- *
- * `tag` is the error's `_tag` (or `"Defect"`, `"Interrupted"`,
- * `"LeaseExpired"`, `"PayloadDecodeError"`, `"NoHandlerError"`); `cause` is
- * the pretty-printed Effect `Cause`, cut to 8 KiB.
- *
- * @since 0.1.0
- * @category Models
- */
-export class AttemptError extends Schema.Class<AttemptError>("@bulwark/resilience/JobQueue/AttemptError")({
-  attempt: Schema.Number,
-  tag: Schema.String,
-  message: Schema.String,
-  cause: Schema.NullOr(Schema.String),
-  verdict: Schema.Literal("transient", "terminal"),
-  workerId: Schema.String,
-  startedAt: Schema.NullOr(Schema.Date),
-  failedAt: Schema.Date
-}) {}
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { AttemptError }
 
 /**
  * What {@link status} reports about a job.
@@ -288,146 +274,8 @@ export interface QueueStats {
 // Errors
 // -----------------------------------------------------------------------------
 
-/**
- * Enqueue named a queue the backend was not configured with. Terminal.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class UnknownQueueError extends Data.TaggedError("UnknownQueueError")<{
-  readonly queue: string
-  readonly known: ReadonlyArray<string>
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Unknown job queue "${this.queue}" (configured: ${this.known.join(", ") || "none"})`
-  }
-}
-
-/**
- * A payload failed its job definition's Schema (at enqueue, or when a
- * dead-letter entry is replayed with an edited payload). Terminal. `index`
- * is the position in an {@link enqueueMany} batch.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class InvalidPayloadError extends Data.TaggedError("InvalidPayloadError")<{
-  readonly kind: string
-  readonly queue: string
-  readonly index?: number
-  /** The Schema's explanation (a `ParseError` message). */
-  readonly issue: string
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    const at = this.index === undefined ? "" : ` (item ${this.index})`
-    return `Invalid payload for job "${this.kind}" in queue "${this.queue}"${at}: ${this.issue}`
-  }
-}
-
-/**
- * An encoded payload is larger than the queue's `maxPayloadBytes`. Terminal.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class PayloadTooLargeError extends Data.TaggedError("PayloadTooLargeError")<{
-  readonly kind: string
-  readonly queue: string
-  readonly index?: number
-  readonly bytes: number
-  readonly limit: number
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    const at = this.index === undefined ? "" : ` (item ${this.index})`
-    return `Payload of job "${this.kind}" for queue "${this.queue}"${at} is ${this.bytes} bytes; the limit is ${this.limit}`
-  }
-}
-
-/**
- * The queue's admission limiter refused the enqueue: backpressure. Transient
- * (try again after `retryAfter`) and a rejection (breakers ignore it).
- * Nothing was stored.
- *
- * - `LimitExceeded`: no token now (`onLimited: "reject"`) or not within `maxWait` (`"wait"`);
- * - `StoreUnavailable`: the limiter's store was down and it fails closed;
- * - `BatchExceedsQuota`: an {@link enqueueMany} batch needs more tokens than the bucket can ever hold.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class AdmissionRejectedError extends Data.TaggedError("AdmissionRejectedError")<{
-  readonly queue: string
-  readonly limiter: string
-  readonly reason: "LimitExceeded" | "StoreUnavailable" | "BatchExceedsQuota"
-  readonly retryAfter: Duration.Duration
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  readonly [RejectionTypeId]: RejectionTypeId = RejectionTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Queue "${this.queue}" refused the job (${this.reason}, limiter "${this.limiter}"); retry after ${
-      Math.ceil(internal.millis(this.retryAfter))
-    } ms`
-  }
-}
-
-/**
- * The backend failed (the database is unreachable, a statement failed).
- * Transient. `operation` names the statement (`enqueue`, `claimJobs`, …).
- *
- * @since 0.1.0
- * @category Errors
- */
-export class JobStoreError extends Data.TaggedError("JobStoreError")<{
-  readonly operation: string
-  readonly cause: unknown
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Job store failed during ${this.operation}: ${internal.describe(this.cause)}`
-  }
-}
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { AdmissionRejectedError, InvalidPayloadError, JobStoreError, PayloadTooLargeError, UnknownQueueError }
 
 /**
  * Everything {@link enqueue} and {@link enqueueMany} can fail with.
@@ -635,202 +483,18 @@ export const retryDelay: (policy: RetryPolicy, attempt: number, random: number) 
 // Backend contract
 // -----------------------------------------------------------------------------
 
-/**
- * A job as a backend stores it on enqueue (already validated and encoded).
- *
- * @since 0.1.0
- * @category Backend
- */
-export interface NewJob {
-  readonly queue: string
-  readonly kind: string
-  readonly payload: unknown
-  readonly priority: number
-  readonly maxAttempts: number
-  readonly dedupKey: Option.Option<string>
-  /** Absolute due time; `None` = now (the backend's clock). */
-  readonly runAt: Option.Option<Date>
-  /** Relative delay from the backend's now, used when `runAt` is `None`. */
-  readonly delay: Duration.Duration
-}
-
-/**
- * A lease: which worker holds a job, for which attempt, and the claim epoch
- * (a per-job counter bumped by every claim). Every completion, failure,
- * heartbeat and release must match all three while the job is running, so a
- * worker whose lease lapsed can never overwrite a newer outcome.
- *
- * @since 0.1.0
- * @category Backend
- */
-export interface Lease {
-  readonly id: JobId
-  readonly owner: string
-  readonly attempt: number
-  readonly epoch: number
-}
-
-/**
- * A job handed to a worker by a claim.
- *
- * @since 0.1.0
- * @category Backend
- */
-export interface ClaimedJob {
-  readonly lease: Lease
-  readonly queue: string
-  readonly kind: string
-  readonly payload: unknown
-  readonly priority: number
-  readonly maxAttempts: number
-  readonly dedupKey: Option.Option<string>
-  readonly enqueuedAt: Date
-  /** When it became due (for the wait histogram). */
-  readonly runAt: Date
-  /** The backend's clock at claim time. */
-  readonly claimedAt: Date
-  readonly leaseExpiresAt: Date
-}
-
-/**
- * How a worker reports a failed attempt. `retryIn: None` sends the job to
- * the dead-letter queue (a terminal failure, or no attempts left).
- *
- * @since 0.1.0
- * @category Backend
- */
-export interface FailRequest {
-  readonly lease: Lease
-  readonly error: {
-    readonly tag: string
-    readonly message: string
-    readonly cause: string | null
-    readonly verdict: Verdict
-  }
-  readonly retryIn: Option.Option<Duration.Duration>
-}
-
-/**
- * What a failure report did: `retrying` (with the new due time), `dead`
- * (moved to the dead-letter queue) or `rejected` (the lease no longer
- * matched: a late report from a worker that lost the job).
- *
- * @since 0.1.0
- * @category Backend
- */
-export type FailOutcome =
-  | { readonly _tag: "Retrying"; readonly runAt: Date }
-  | { readonly _tag: "Dead" }
-  | { readonly _tag: "Rejected" }
-
-/**
- * A job whose lease lapsed and that a reclaim put back (`Retrying`) or, with
- * no attempts left, dead-lettered (`Dead`).
- *
- * @since 0.1.0
- * @category Backend
- */
-export interface Reclaimed {
-  readonly id: JobId
-  readonly queue: string
-  readonly outcome: "Retrying" | "Dead"
-  readonly previousOwner: string
-}
-
-/**
- * The storage contract every backend implements ({@link layerMemory},
- * `SqlJobQueue`). Workers and the dead-letter API use it; applications use
- * the {@link JobQueue} service instead. Each operation is atomic: one SQL
- * statement on Postgres, one synchronous step in memory.
- *
- * @since 0.1.0
- * @category Backend
- */
-export interface JobStore {
-  /** `"memory"` or `"postgres"`. */
-  readonly backend: string
-  /** Stores jobs all-or-nothing; a `dedupKey` already present in the queue returns that job. Results in input order. */
-  readonly insert: (
-    jobs: ReadonlyArray<NewJob>
-  ) => Effect.Effect<ReadonlyArray<{ readonly id: JobId; readonly deduplicated: boolean }>, JobStoreError>
-  /** Leases up to `limit` due jobs of a queue, highest priority then oldest due first (`FOR UPDATE SKIP LOCKED`). */
-  readonly claim: (request: {
-    readonly queue: string
-    readonly limit: number
-    readonly owner: string
-    readonly lease: Duration.Duration
-  }) => Effect.Effect<ReadonlyArray<ClaimedJob>, JobStoreError>
-  /** Extends the leases still held; returns their ids (a missing id = lease lost). */
-  readonly heartbeat: (
-    leases: ReadonlyArray<Lease>,
-    lease: Duration.Duration
-  ) => Effect.Effect<ReadonlyArray<JobId>, JobStoreError>
-  /** Marks jobs succeeded; returns the ids accepted (the others' leases no longer matched). */
-  readonly complete: (leases: ReadonlyArray<Lease>) => Effect.Effect<ReadonlyArray<JobId>, JobStoreError>
-  /** Records a failed attempt: schedules the retry or dead-letters the job. */
-  readonly fail: (request: FailRequest) => Effect.Effect<FailOutcome, JobStoreError>
-  /** Hands leases back without burning the attempt (graceful shutdown); returns the ids released. */
-  readonly release: (leases: ReadonlyArray<Lease>) => Effect.Effect<ReadonlyArray<JobId>, JobStoreError>
-  /** Puts running jobs of these queues whose lease lapsed back to retrying (or dead), up to `limit`. */
-  readonly reclaim: (
-    queues: ReadonlyArray<string>,
-    limit: number
-  ) => Effect.Effect<ReadonlyArray<Reclaimed>, JobStoreError>
-  readonly status: (id: JobId) => Effect.Effect<Option.Option<JobInfo>, JobStoreError>
-  /** One aggregate read of every queue's counts (queues without jobs are absent). */
-  readonly stats: Effect.Effect<ReadonlyArray<QueueStats>, JobStoreError>
-  /**
-   * Wake-ups: the name of a queue that got new due jobs. Best effort (a lost
-   * notification costs at most one poll interval); while subscribed, a
-   * backend keeps its listener alive and reconnects it.
-   */
-  readonly wakeups: Stream.Stream<string>
-  /** Whether the wake-up listener is connected (`true` for memory; `false` on Postgres while reconnecting or idle). */
-  readonly listening: Effect.Effect<boolean>
-  readonly listDeadLetters: (query: DeadLetter.Query) => Effect.Effect<DeadLetter.Page, JobStoreError>
-  readonly getDeadLetter: (id: JobId) => Effect.Effect<Option.Option<DeadLetter.Entry>, JobStoreError>
-  /** Replays entries as fresh jobs in their source queues, atomically per call; idempotent per entry. */
-  readonly replayDeadLetters: (
-    requests: ReadonlyArray<DeadLetter.ReplayRequest>
-  ) => Effect.Effect<ReadonlyArray<DeadLetter.ReplayResult>, JobStoreError>
-  readonly discardDeadLetters: (
-    ids: ReadonlyArray<JobId>
-  ) => Effect.Effect<ReadonlyArray<DeadLetter.DiscardResult>, JobStoreError>
-  /**
-   * Retention, one bounded step: deletes up to `limit` succeeded jobs that
-   * finished more than `keepSucceeded` ago, and up to `limit` settled
-   * (replayed or discarded) dead-letter entries settled more than
-   * `keepSettledDeadLetters` ago together with their dead job rows, oldest
-   * first, skipping rows another transaction holds. Never touches ready,
-   * running or dead jobs whose entry is pending, nor pending entries.
-   */
-  readonly prune: (request: PruneRequest) => Effect.Effect<Pruned, JobStoreError>
-}
-
-/**
- * What {@link JobStore} `prune` takes: validated durations and a batch limit.
- *
- * @since 0.1.0
- * @category Backend
- */
-export interface PruneRequest {
-  readonly keepSucceeded: Duration.Duration
-  readonly keepSettledDeadLetters: Duration.Duration
-  /** Most records of each kind (succeeded jobs, settled entries) deleted by one call. */
-  readonly limit: number
-}
-
-/**
- * How many records a prune deleted: succeeded jobs, and settled dead-letter
- * entries (each with its dead job row).
- *
- * @since 0.1.0
- * @category Models
- */
-export interface Pruned {
-  readonly succeeded: number
-  readonly deadLetters: number
-}
+// Declared in `JobStore.ts`, the storage contract every backend implements.
+export type {
+  ClaimedJob,
+  FailOutcome,
+  FailRequest,
+  JobStore,
+  Lease,
+  NewJob,
+  Pruned,
+  PruneRequest,
+  Reclaimed
+} from "./JobStore.js"
 
 // -----------------------------------------------------------------------------
 // Service
@@ -840,7 +504,7 @@ export interface Pruned {
  * @since 0.1.0
  * @category Symbols
  */
-export const TypeId: unique symbol = Symbol.for("@bulwark/resilience/JobQueue")
+export const TypeId: typeof service.TypeId = service.TypeId
 
 /**
  * @since 0.1.0
@@ -959,7 +623,7 @@ export interface JobQueue {
  * @since 0.1.0
  * @category Tags
  */
-export const JobQueue: Context.Tag<JobQueue, JobQueue> = internal.tag
+export const JobQueue: Context.Tag<JobQueue, JobQueue> = service.tag
 
 /**
  * Builds the service on a backend store (for backend authors; use

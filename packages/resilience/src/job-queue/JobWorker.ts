@@ -53,22 +53,22 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { InvalidOptionsError } from "../Failure.js"
-import { TerminalTypeId, TransientTypeId } from "../Failure.js"
-import * as internal from "./internal/worker.js"
+import { JobTimeoutError, NoHandlerError, PayloadDecodeError } from "./internal/errors.js"
+import * as handlers from "./internal/worker/handler.js"
+import * as internal from "./internal/worker/worker.js"
 import type { JobDefinition, JobId, JobQueue, UnknownQueueError } from "./JobQueue.js"
 
 /**
  * @since 0.1.0
  * @category Symbols
  */
-export const HandlerTypeId: unique symbol = Symbol.for("@bulwark/resilience/JobWorker/Handler")
+export const HandlerTypeId: typeof handlers.HandlerTypeId = handlers.HandlerTypeId
 
 /**
  * @since 0.1.0
@@ -76,96 +76,8 @@ export const HandlerTypeId: unique symbol = Symbol.for("@bulwark/resilience/JobW
  */
 export type HandlerTypeId = typeof HandlerTypeId
 
-/**
- * A stored payload no longer decodes with its kind's Schema (the Schema
- * changed, or the row was edited). Terminal: the job goes straight to the
- * dead-letter queue, where it can be replayed with a corrected payload.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class PayloadDecodeError extends Data.TaggedError("PayloadDecodeError")<{
-  readonly kind: string
-  readonly issue: string
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `The stored payload of job "${this.kind}" does not decode: ${this.issue}`
-  }
-}
-
-/**
- * A worker claimed a job whose kind it has no handler for. Transient: in a
- * mixed deployment (a rolling upgrade) another worker may know the kind; if
- * none does, the job ends in the dead-letter queue after its attempts.
- *
- * @since 0.1.0
- * @category Errors
- */
-export class NoHandlerError extends Data.TaggedError("NoHandlerError")<{
-  readonly kind: string
-  readonly workerId: string
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Worker ${this.workerId} has no handler for job kind "${this.kind}"`
-  }
-}
-
-/**
- * A handler ran past its queue's `maxRunTime` and was interrupted. Transient:
- * the attempt is retried with backoff like any transient failure, and the last
- * one dead-letters the job with this error in its history.
- *
- * @example
- * ```ts
- * import { Effect, Schema } from "effect"
- * import { JobQueue, JobWorker } from "@bulwark/resilience"
- *
- * const Export = JobQueue.define({ kind: "export", queue: "batch", payload: Schema.Struct({ id: Schema.Number }) })
- *
- * // With `queues: { batch: { maxRunTime: "2 minutes" } }`, this attempt fails with
- * // JobTimeoutError { queue: "batch", kind: "export", jobId, limit: 2 minutes } after 2 minutes.
- * const exportHandler = JobWorker.handler(Export, () => Effect.never)
- * ```
- *
- * @since 0.1.0
- * @category Errors
- */
-export class JobTimeoutError extends Data.TaggedError("JobTimeoutError")<{
-  readonly queue: string
-  readonly kind: string
-  readonly jobId: JobId
-  readonly limit: Duration.Duration
-}> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [TransientTypeId]: TransientTypeId = TransientTypeId
-
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Job ${this.jobId} (${this.kind}) in queue "${this.queue}" ran longer than its maxRunTime of ${
-      Duration.format(this.limit)
-    } and was interrupted`
-  }
-}
+// Declared in `internal/errors.ts`, a leaf the internals import.
+export { JobTimeoutError, NoHandlerError, PayloadDecodeError }
 
 /**
  * What a handler knows about the job it runs.
@@ -228,7 +140,7 @@ export interface Handler<out R = never> {
 export const handler: <D extends JobDefinition.Any, A, E, R>(
   definition: D,
   run: (payload: JobDefinition.Payload<D>, job: JobContext) => Effect.Effect<A, E, R>
-) => Handler<R> = internal.handler
+) => Handler<R> = handlers.handler
 
 /**
  * Worker options.

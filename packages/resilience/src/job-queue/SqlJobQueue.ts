@@ -64,8 +64,9 @@ import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { InvalidOptionsError } from "../Failure.js"
-import * as internal from "./internal/sqlStore.js"
-import type { JobQueue, JobStore, Options as QueueOptions } from "./JobQueue.js"
+import * as internal from "./internal/sql/store.js"
+import type { JobQueue, Options as QueueOptions } from "./JobQueue.js"
+import type { JobStore } from "./JobStore.js"
 
 /**
  * Options of the Postgres backend.

@@ -1,3 +1,6 @@
+/**
+ * The retry delay of a failed attempt (`JobQueue.retryDelay`). Pure.
+ */
 import * as Duration from "effect/Duration"
 import type { RetryPolicy } from "../JobQueue.js"
 

@@ -1,3 +1,7 @@
+/**
+ * Backend options validated into a `Config` (`JobQueue.makeConfig`): each queue's settings with their defaults,
+ * and the registered job definitions.
+ */
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"

@@ -1,3 +1,6 @@
+/**
+ * Dead-letter list cursors: an opaque encoding of a position (dead-letter time, id) for keyset pagination.
+ */
 import * as Option from "effect/Option"
 import type { JobId } from "../JobQueue.js"
 

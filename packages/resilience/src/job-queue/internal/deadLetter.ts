@@ -1,3 +1,7 @@
+/**
+ * The dead-letter API (`DeadLetter`): list queries validated from options, replays (an edited payload re-validated
+ * by its kind's Schema) and discards on the store in context, and their counters.
+ */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
@@ -8,14 +12,17 @@ import * as Metric from "../../internal/metric.js"
 import * as check from "../../internal/options.js"
 import * as Metrics from "../../Metrics.js"
 import type * as DeadLetter from "../DeadLetter.js"
-import * as DeadLetterApi from "../DeadLetter.js"
-import type { JobId, JobQueue, JobStoreError } from "../JobQueue.js"
-import * as JobQueueApi from "../JobQueue.js"
+import type { JobId, JobQueue } from "../JobQueue.js"
 import { decodeCursor, encodeCursor as encode } from "./cursor.js"
+import {
+  DeadLetterConflictError,
+  DeadLetterNotFoundError,
+  InvalidPayloadError,
+  type JobStoreError,
+  UnknownJobKindError
+} from "./errors.js"
 import { tag } from "./tag.js"
 import { encodePayload, findQueue } from "./validate.js"
-
-// Only DeadLetter.ts imports this module (see tag.ts); values from it are only touched inside functions.
 
 /** @internal */
 export const encodeCursor = encode
@@ -124,10 +131,10 @@ export const replay = (
     let payload: Option.Option<unknown> = Option.none()
     if ("payload" in options) {
       const entry = yield* queue.store.getDeadLetter(id)
-      if (Option.isNone(entry)) return yield* new DeadLetterApi.DeadLetterNotFoundError({ id })
+      if (Option.isNone(entry)) return yield* new DeadLetterNotFoundError({ id })
       const definition = queue.config.jobs.get(entry.value.kind)
       if (definition === undefined) {
-        return yield* new DeadLetterApi.UnknownJobKindError({
+        return yield* new UnknownJobKindError({
           kind: entry.value.kind,
           known: [...queue.config.jobs.keys()]
         })
@@ -136,7 +143,7 @@ export const replay = (
       // The edited payload arrives in its encoded (JSON) form: decode it to validate, then encode it again.
       const decoded = Schema.decodeUnknownEither(definition.payload)(options.payload)
       if (Either.isLeft(decoded)) {
-        return yield* new JobQueueApi.InvalidPayloadError({
+        return yield* new InvalidPayloadError({
           kind: definition.kind,
           queue: target.name,
           issue: ParseResult.TreeFormatter.formatErrorSync(decoded.left)
@@ -148,10 +155,10 @@ export const replay = (
     yield* recordReplays(results)
     const result = results[0]
     if (result === undefined || result._tag === "NotFound") {
-      return yield* new DeadLetterApi.DeadLetterNotFoundError({ id })
+      return yield* new DeadLetterNotFoundError({ id })
     }
     if (result._tag === "Discarded") {
-      return yield* new DeadLetterApi.DeadLetterConflictError({ id, status: "discarded", operation: "replay" })
+      return yield* new DeadLetterConflictError({ id, status: "discarded", operation: "replay" })
     }
     return result
   })
@@ -188,7 +195,7 @@ export const discard = (
   id: JobId
 ): Effect.Effect<
   DeadLetter.DiscardResult,
-  DeadLetter.DeadLetterNotFoundError | DeadLetter.DeadLetterConflictError | JobStoreError,
+  DeadLetterNotFoundError | DeadLetterConflictError | JobStoreError,
   JobQueue
 > =>
   Effect.gen(function*() {
@@ -197,10 +204,10 @@ export const discard = (
     yield* recordDiscards(results)
     const result = results[0]
     if (result === undefined || result.outcome === "not_found") {
-      return yield* new DeadLetterApi.DeadLetterNotFoundError({ id })
+      return yield* new DeadLetterNotFoundError({ id })
     }
     if (result.outcome === "replayed") {
-      return yield* new DeadLetterApi.DeadLetterConflictError({ id, status: "replayed", operation: "discard" })
+      return yield* new DeadLetterConflictError({ id, status: "replayed", operation: "discard" })
     }
     return result
   })

@@ -1,17 +1,20 @@
+/**
+ * Job definitions (`JobQueue.define`), the requests of `enqueueMany` and dedup keys derived from an owner and an
+ * operation. Pure.
+ */
 import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
 import { createHash } from "node:crypto"
 import type { EnqueueOptions, JobDefinition, JobRequest } from "../JobQueue.js"
-import * as JobQueue from "../JobQueue.js"
 
-// Only JobQueue.ts and its own internal modules import this one (see tag.ts); values from JobQueue.ts are only
-// touched inside functions.
+/** @internal */
+export const DefinitionTypeId: unique symbol = Symbol.for("@bulwark/resilience/JobQueue/JobDefinition")
 
 /** @internal */
 export const define = <const Kind extends string, Payload extends Schema.Schema.AnyNoContext>(
   options: JobDefinition.Options<Kind, Payload>
 ): JobDefinition<Kind, Payload> => ({
-  [JobQueue.DefinitionTypeId]: JobQueue.DefinitionTypeId,
+  [DefinitionTypeId]: DefinitionTypeId,
   kind: options.kind,
   queue: options.queue,
   payload: options.payload,
@@ -21,7 +24,7 @@ export const define = <const Kind extends string, Payload extends Schema.Schema.
 
 /** @internal */
 export const isJobDefinition = (u: unknown): u is JobDefinition.Any =>
-  typeof u === "object" && u !== null && JobQueue.DefinitionTypeId in u
+  typeof u === "object" && u !== null && DefinitionTypeId in u
 
 /** @internal */
 export const job = <D extends JobDefinition.Any>(

@@ -1,3 +1,7 @@
+/**
+ * The `JobQueue` service over a backend store: per-job validation (`prepare`), admission control, all-or-nothing
+ * enqueue, status and statistics, and the accessors that find the service in context.
+ */
 import * as Arr from "effect/Array"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
@@ -14,27 +18,16 @@ import type {
   JobDefinition,
   JobId,
   JobInfo,
+  JobQueue,
   JobRequest,
-  JobStore,
-  NewJob,
   QueueConfig,
   QueueStats
 } from "../JobQueue.js"
-import * as JobQueue from "../JobQueue.js"
+import type { JobStore, NewJob } from "../JobStore.js"
 import { checkDefinition, MAX_ATTEMPTS, PRIORITY } from "./config.js"
-import { tag } from "./tag.js"
+import { AdmissionRejectedError, type JobStoreError } from "./errors.js"
+import { tag, TypeId } from "./tag.js"
 import { encodePayload, findQueue } from "./validate.js"
-
-// Only JobQueue.ts imports this module (see tag.ts); values from JobQueue.ts are only touched inside functions.
-
-/** @internal */
-export { tag } from "./tag.js"
-
-/** @internal */
-export { describe } from "./status.js"
-
-/** @internal */
-export const millis = (duration: Duration.Duration): number => Duration.toMillis(duration)
 
 const MAX_DEDUP_KEY = 512
 const ENQUEUE = "JobQueue.enqueue"
@@ -93,7 +86,7 @@ export const prepare = (
   config: Config,
   request: JobRequest,
   index: number | undefined
-): Either.Either<Prepared, Exclude<EnqueueError, JobQueue.AdmissionRejectedError | JobQueue.JobStoreError>> => {
+): Either.Either<Prepared, Exclude<EnqueueError, AdmissionRejectedError | JobStoreError>> => {
   const checked = definitionOf(request.definition)
   if (Either.isLeft(checked)) return Either.left(checked.left)
   const definition = checked.right
@@ -141,11 +134,11 @@ export const prepare = (
   })
 }
 
-const admit = (queue: QueueConfig, cost: number): Effect.Effect<void, JobQueue.AdmissionRejectedError> => {
+const admit = (queue: QueueConfig, cost: number): Effect.Effect<void, AdmissionRejectedError> => {
   if (Option.isNone(queue.admission)) return Effect.void
   const { key, limiter, maxWait, onLimited } = queue.admission.value
-  const rejected = (reason: JobQueue.AdmissionRejectedError["reason"], retryAfter: Duration.Duration) =>
-    new JobQueue.AdmissionRejectedError({ queue: queue.name, limiter: limiter.name, reason, retryAfter })
+  const rejected = (reason: AdmissionRejectedError["reason"], retryAfter: Duration.Duration) =>
+    new AdmissionRejectedError({ queue: queue.name, limiter: limiter.name, reason, retryAfter })
   const tooLarge = () => rejected("BatchExceedsQuota", Duration.infinity)
   if (onLimited === "reject") {
     return limiter.tryConsume(key, cost).pipe(
@@ -166,7 +159,7 @@ const admit = (queue: QueueConfig, cost: number): Effect.Effect<void, JobQueue.A
   )
 }
 
-const admitAll = (prepared: ReadonlyArray<Prepared>): Effect.Effect<void, JobQueue.AdmissionRejectedError> => {
+const admitAll = (prepared: ReadonlyArray<Prepared>): Effect.Effect<void, AdmissionRejectedError> => {
   const costs = new Map<string, { queue: QueueConfig; cost: number }>()
   for (const { queue } of prepared) {
     const entry = costs.get(queue.name)
@@ -177,7 +170,7 @@ const admitAll = (prepared: ReadonlyArray<Prepared>): Effect.Effect<void, JobQue
 }
 
 /** @internal */
-export const make = (config: Config, store: JobStore): JobQueue.JobQueue => {
+export const make = (config: Config, store: JobStore): JobQueue => {
   const enqueueMany = (requests: ReadonlyArray<JobRequest>): Effect.Effect<ReadonlyArray<Enqueued>, EnqueueError> =>
     Effect.suspend((): Effect.Effect<ReadonlyArray<Enqueued>, EnqueueError> => {
       const prepared: Array<Prepared> = []
@@ -202,7 +195,7 @@ export const make = (config: Config, store: JobStore): JobQueue.JobQueue => {
         )
       )
     })
-  const stats: Effect.Effect<ReadonlyArray<QueueStats>, JobQueue.JobStoreError> = Effect.map(
+  const stats: Effect.Effect<ReadonlyArray<QueueStats>, JobStoreError> = Effect.map(
     store.stats,
     (rows) => {
       const byQueue = new Map(rows.map((row) => [row.queue, row]))
@@ -223,7 +216,7 @@ export const make = (config: Config, store: JobStore): JobQueue.JobQueue => {
     }
   )
   return {
-    [JobQueue.TypeId]: JobQueue.TypeId,
+    [TypeId]: TypeId,
     config,
     store,
     enqueue: (definition, payload, options) =>
@@ -232,7 +225,7 @@ export const make = (config: Config, store: JobStore): JobQueue.JobQueue => {
         (rows) => rows[0] === undefined ? Effect.dieMessage("Job store returned no row") : Effect.succeed(rows[0])
       ),
     enqueueMany,
-    status: (id: JobId): Effect.Effect<Option.Option<JobInfo>, JobQueue.JobStoreError> => store.status(id),
+    status: (id: JobId): Effect.Effect<Option.Option<JobInfo>, JobStoreError> => store.status(id),
     stats
   }
 }
@@ -242,19 +235,19 @@ export const enqueue = <D extends JobDefinition.Any>(
   definition: D,
   payload: JobDefinition.Payload<D>,
   options?: EnqueueOptions
-): Effect.Effect<Enqueued, EnqueueError, JobQueue.JobQueue> =>
+): Effect.Effect<Enqueued, EnqueueError, JobQueue> =>
   Effect.flatMap(tag, (queue) => queue.enqueue(definition, payload, options))
 
 /** @internal */
 export const enqueueMany = (
   jobs: ReadonlyArray<JobRequest>
-): Effect.Effect<ReadonlyArray<Enqueued>, EnqueueError, JobQueue.JobQueue> =>
+): Effect.Effect<ReadonlyArray<Enqueued>, EnqueueError, JobQueue> =>
   Effect.flatMap(tag, (queue) => queue.enqueueMany(jobs))
 
 /** @internal */
-export const status = (id: JobId): Effect.Effect<Option.Option<JobInfo>, JobQueue.JobStoreError, JobQueue.JobQueue> =>
+export const status = (id: JobId): Effect.Effect<Option.Option<JobInfo>, JobStoreError, JobQueue> =>
   Effect.flatMap(tag, (queue) => queue.status(id))
 
 /** @internal */
-export const stats: Effect.Effect<ReadonlyArray<QueueStats>, JobQueue.JobStoreError, JobQueue.JobQueue> = Effect
+export const stats: Effect.Effect<ReadonlyArray<QueueStats>, JobStoreError, JobQueue> = Effect
   .flatMap(tag, (queue) => queue.stats)

@@ -1,3 +1,7 @@
+/**
+ * A job's public status from its stored state, and how failure causes are described and cut before they are stored.
+ * Pure; both backends use it.
+ */
 import type { JobStatus } from "../JobQueue.js"
 
 /**

@@ -1,12 +1,13 @@
+/**
+ * Payload validation and queue lookup, shared by enqueue (jobQueue.ts), worker start-up (worker/options.ts) and
+ * replays (deadLetter.ts).
+ */
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type { Config, JobDefinition, QueueConfig } from "../JobQueue.js"
-import * as JobQueue from "../JobQueue.js"
+import { InvalidPayloadError, PayloadTooLargeError, UnknownQueueError } from "./errors.js"
 import { describe } from "./status.js"
-
-// Shared by enqueue (jobQueue.ts), worker start-up (worker.ts) and replays (deadLetter.ts). No public module reads
-// this file at load time, and its values from JobQueue.ts are only touched inside functions (see tag.ts).
 
 /** @internal */
 export const issueOf = (error: ParseResult.ParseError): string => ParseResult.TreeFormatter.formatErrorSync(error)
@@ -23,12 +24,12 @@ export const encodePayload = (
   queue: QueueConfig,
   payload: unknown,
   index: number | undefined
-): Either.Either<unknown, JobQueue.InvalidPayloadError | JobQueue.PayloadTooLargeError> => {
+): Either.Either<unknown, InvalidPayloadError | PayloadTooLargeError> => {
   const where = index === undefined ? {} : { index }
   const encoded = Schema.encodeUnknownEither(definition.payload)(payload)
   if (Either.isLeft(encoded)) {
     return Either.left(
-      new JobQueue.InvalidPayloadError({
+      new InvalidPayloadError({
         kind: definition.kind,
         queue: queue.name,
         ...where,
@@ -41,7 +42,7 @@ export const encodePayload = (
     json = JSON.stringify(encoded.right)
   } catch (cause) {
     return Either.left(
-      new JobQueue.InvalidPayloadError({
+      new InvalidPayloadError({
         kind: definition.kind,
         queue: queue.name,
         ...where,
@@ -51,7 +52,7 @@ export const encodePayload = (
   }
   if (json === undefined) {
     return Either.left(
-      new JobQueue.InvalidPayloadError({
+      new InvalidPayloadError({
         kind: definition.kind,
         queue: queue.name,
         ...where,
@@ -62,7 +63,7 @@ export const encodePayload = (
   const bytes = Buffer.byteLength(json, "utf8")
   if (bytes > queue.maxPayloadBytes) {
     return Either.left(
-      new JobQueue.PayloadTooLargeError({
+      new PayloadTooLargeError({
         kind: definition.kind,
         queue: queue.name,
         ...where,
@@ -76,9 +77,9 @@ export const encodePayload = (
 }
 
 /** @internal */
-export const findQueue = (config: Config, name: string): Either.Either<QueueConfig, JobQueue.UnknownQueueError> => {
+export const findQueue = (config: Config, name: string): Either.Either<QueueConfig, UnknownQueueError> => {
   const queue = config.queues.get(name)
   return queue === undefined
-    ? Either.left(new JobQueue.UnknownQueueError({ queue: name, known: [...config.queues.keys()] }))
+    ? Either.left(new UnknownQueueError({ queue: name, known: [...config.queues.keys()] }))
     : Either.right(queue)
 }

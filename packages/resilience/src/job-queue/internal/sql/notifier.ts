@@ -1,3 +1,7 @@
+/**
+ * The notifier: wake-ups for jobs enqueued outside a transaction, sent after their commit and coalesced so that at
+ * most one notification statement per store is in flight.
+ */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 
