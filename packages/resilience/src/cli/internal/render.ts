@@ -1,3 +1,8 @@
+/**
+ * How results print: the `--json` documents (plain objects, `null` for absent
+ * values, ISO times) and the text for people (tables, an entry's envelope,
+ * the outcome summary of `replay` and `discard`).
+ */
 import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
 import type * as DeadLetter from "../../job-queue/DeadLetter.js"
@@ -91,6 +96,18 @@ export const age = (at: Date, now: number): string => {
   const hours = Math.round(minutes / 60)
   if (hours < 36) return `${hours}h ago`
   return `${Math.round(hours / 24)}d ago`
+}
+
+/**
+ * The last line of `replay` and `discard`: how many entries had each outcome
+ * ("2 replayed, 1 already replayed").
+ *
+ * @internal
+ */
+export const summary = (lines: ReadonlyArray<{ readonly outcome: string }>): string => {
+  const counts = new Map<string, number>()
+  for (const line of lines) counts.set(line.outcome, (counts.get(line.outcome) ?? 0) + 1)
+  return [...counts].map(([outcome, count]) => `${count} ${outcome.replace(/_/g, " ")}`).join(", ")
 }
 
 const duration = (millis: number): string => {
