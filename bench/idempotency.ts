@@ -44,12 +44,12 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { Redis } from "ioredis"
 import { createServer } from "node:http"
+import * as TestRedis from "../test/support/redis.js"
 import { type Case, compare, type Row } from "./harness.js"
 
 const SERVER_URL = process.env["BULWARK_BENCH_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
-const REDIS = { host: "127.0.0.1", port: 6379 } as const
+const REDIS = TestRedis.connection
 const CONCURRENCY = 32
 const REQUESTS = 128
 const ROUNDS = 5
@@ -124,19 +124,8 @@ const bench = Effect.gen(function*() {
     admin(`CREATE DATABASE ${database}`),
     () => Effect.ignore(admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`))
   )
-  const redisAdmin = new Redis({ ...REDIS, lazyConnect: true, maxRetriesPerRequest: 1 })
-  yield* Effect.promise(() => redisAdmin.connect())
-  yield* Effect.addFinalizer(() =>
-    Effect.promise(async () => {
-      let cursor = "0"
-      do {
-        const [next, keys] = await redisAdmin.scan(cursor, "MATCH", `${redisPrefix}*`, "COUNT", 1000)
-        if (keys.length > 0) await redisAdmin.del(...keys)
-        cursor = next
-      } while (cursor !== "0")
-      await redisAdmin.quit()
-    })
-  )
+  const redisAdmin = yield* Effect.promise(() => TestRedis.connect())
+  yield* Effect.addFinalizer(() => Effect.promise(() => TestRedis.cleanUp(redisAdmin, redisPrefix)))
 
   const pg = PgClient.layer({ url: Redacted.make(withDatabase(SERVER_URL, database)), maxConnections: 20 })
   return yield* Effect.gen(function*() {

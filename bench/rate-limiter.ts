@@ -29,6 +29,7 @@ import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import { Redis } from "ioredis"
 import { RateLimiterMemory, RateLimiterRedis } from "rate-limiter-flexible"
+import * as TestRedis from "../test/support/redis.js"
 // The raw ceiling runs the very script the Redis store runs, and its write coalescing, so both are taken from
 // the internals on purpose.
 import { coalescer, scripts } from "../packages/resilience/src/rate-limiter/internal/redisStore.js"
@@ -39,7 +40,7 @@ const REDIS_CALLS = 2_000
 const CONCURRENCY = 32
 const KEYS = Array.from({ length: 1_000 }, (_, i) => `user-${i}`)
 const key = (i: number): string => KEYS[i % KEYS.length] ?? "user-0"
-const REDIS = { host: "127.0.0.1", port: 6379 } as const
+const REDIS = TestRedis.connection
 
 const sequential = <E>(call: (i: number) => Effect.Effect<unknown, E>): Effect.Effect<void, E> =>
   Effect.gen(function*() {
@@ -261,12 +262,7 @@ const redis = async () => {
     versus: [rlfName, rawName]
   })
 
-  let cursor = "0"
-  do {
-    const [next, keys] = await rawClient.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
-    if (keys.length > 0) await rawClient.del(...keys)
-    cursor = next
-  } while (cursor !== "0")
+  await TestRedis.deleteKeys(rawClient, prefix)
   await Promise.all([rlfClient.quit(), rlfAutoClient.quit(), rawClient.quit(), admin.quit(), runtime.dispose()])
   return rows
 }
