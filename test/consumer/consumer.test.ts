@@ -181,7 +181,7 @@ describe("@bulwark/resilience and @bulwark/dashboard installed from their tarbal
     await Effect.runPromise(Scope.close(scope, Exit.void))
     rmSync(work, { recursive: true, force: true })
     console.log(`consumer measurements\n  ${report.join("\n  ")}`)
-  })
+  }, 120_000)
 
   it("ship built JavaScript, declarations, maps, migrations, README and LICENSE, and no tests", () => {
     const resilience = packed.find((tarball) => tarball.name === "@bulwark/resilience")

@@ -2,13 +2,13 @@
  * A worker process for the multi-process test (`test/rate-limiter/multiprocess.test.ts`):
  *
  * ```sh
- * node node_modules/tsx/dist/cli.mjs test/rate-limiter/worker.ts '<json>'
+ * node --import tsx --conditions=bulwark-source test/rate-limiter/worker.ts '<json>'
  * ```
  *
  * `<json>` is `{ host, port, prefix, attempts, limit, window }` (window in milliseconds). The worker
  * makes one limiter per algorithm on a Redis store, prints `ready`, waits for a line on stdin (so that
  * every worker starts at once), fires `attempts` calls (4 at a time) at each limiter's key `"shared"`, and
- * prints one JSON line `{ "<limiter name>": <calls admitted> }`.
+ * prints one JSON line `{ "<limiter name>": <calls admitted>, "decided": <calls Redis decided, in all> }`.
  */
 import * as RateLimiter from "@bulwark/resilience/RateLimiter"
 import * as RedisRateLimiter from "@bulwark/resilience/RedisRateLimiter"
@@ -54,11 +54,18 @@ const main = (config: WorkerConfig) =>
           Effect.all(Array.from({ length: config.attempts }, () => limiter.tryConsume("shared")), {
             concurrency: 4
           }),
-          (decisions) => [limiter.name, decisions.filter((d) => d.outcome === "allowed" && !d.degraded).length] as const
+          (decisions) => ({
+            name: limiter.name,
+            admitted: decisions.filter((d) => d.outcome === "allowed" && !d.degraded).length,
+            decided: decisions.filter((d) => !d.degraded).length
+          })
         ),
       { concurrency: "unbounded" }
     )
-    process.stdout.write(`${JSON.stringify(Object.fromEntries(admitted))}\n`)
+    const decided = admitted.reduce((sum, limiter) => sum + limiter.decided, 0)
+    process.stdout.write(
+      `${JSON.stringify({ ...Object.fromEntries(admitted.map((l) => [l.name, l.admitted])), decided })}\n`
+    )
   }).pipe(
     Effect.provide(
       RedisRateLimiter.layer({
