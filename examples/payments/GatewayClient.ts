@@ -62,14 +62,9 @@ export type ChargeOutcome =
  * @since 0.1.0
  * @category Errors
  */
-export class GatewayUnavailableError extends Data.TaggedError("GatewayUnavailableError")<{
+export class GatewayUnavailableError extends Failure.TransientTaggedError("GatewayUnavailableError")<{
   readonly reason: string
 }> {
-  /**
-   * @since 0.1.0
-   */
-  readonly [Failure.TransientTypeId]: Failure.TransientTypeId = Failure.TransientTypeId
-
   override get message(): string {
     return `The payment gateway is unavailable: ${this.reason}`
   }
@@ -140,12 +135,7 @@ export interface GatewayClientOptions {
 }
 
 /** A 5xx / 429 answer, or a connection that was never made: nothing was charged, so trying again is safe. */
-class NotChargedYet extends Data.TaggedError("GatewayNotCharged")<{
-  readonly reason: string
-  readonly retryAfter?: Duration.Duration
-}> {
-  readonly [Failure.TransientTypeId]: Failure.TransientTypeId = Failure.TransientTypeId
-}
+class NotChargedYet extends Failure.TransientTaggedError("GatewayNotCharged")<{ readonly reason: string }> {}
 
 /** Refused before sending (breaker, bulkhead): not retried here; the job queue comes back later. */
 class NotSent extends Data.TaggedError("GatewayNotSent")<{

@@ -45,12 +45,12 @@ export type Charge = typeof Charge.Type
 
 /** Terminal: stored and replayed. */
 export class CardDeclined extends Schema.TaggedError<CardDeclined>()("CardDeclined", { reason: Schema.String }) {
-  readonly [Failure.TerminalTypeId] = Failure.TerminalTypeId
+  readonly [Failure.TerminalTypeId]: typeof Failure.TerminalTypeId = Failure.TerminalTypeId
 }
 
 /** Transient: releases the claim. */
 export class GatewayBusy extends Schema.TaggedError<GatewayBusy>()("GatewayBusy", { status: Schema.Number }) {
-  readonly [Failure.TransientTypeId] = Failure.TransientTypeId
+  readonly [Failure.TransientTypeId]: typeof Failure.TransientTypeId = Failure.TransientTypeId
 }
 
 /** Neither: unclassified, so it releases the claim. */

@@ -24,8 +24,12 @@ import {
   RejectionTypeId,
   RetriesExhausted,
   TerminalError,
+  TerminalTaggedError as terminalTaggedError,
+  type TerminalTaggedErrorConstructor,
   TerminalTypeId,
   TransientError,
+  TransientTaggedError as transientTaggedError,
+  type TransientTaggedErrorConstructor,
   TransientTypeId
 } from "./internal/failureErrors.js"
 import * as retryAfter from "./internal/retryAfter.js"
@@ -38,16 +42,21 @@ import * as retryAfter from "./internal/retryAfter.js"
 export { RejectionTypeId, TerminalTypeId, TransientTypeId }
 
 /**
- * A failure that is safe to retry. Make your own error transient by adding the
- * brand; a `retryAfter` field holding a `Duration` is read as a server's hint.
+ * A failure that is safe to retry; a `retryAfter` field holding a `Duration`
+ * is read as a server's hint. Declare your own transient errors with
+ * {@link TransientTaggedError}. A class that must extend another base (a
+ * `Schema.TaggedError`) adds the brand itself, **with the type annotation**:
+ * without it TypeScript widens the brand to `symbol` and the error is neither
+ * transient nor terminal to the compiler (`Retry.retry` would keep it in the
+ * error type while retrying it at run time).
  *
  * @example
  * ```ts
- * import { Data, Duration } from "effect"
+ * import { Schema } from "effect"
  * import { Failure } from "@bulwark/resilience"
  *
- * class GatewayBusy extends Data.TaggedError("GatewayBusy")<{ readonly retryAfter?: Duration.Duration }> {
- *   readonly [Failure.TransientTypeId] = Failure.TransientTypeId
+ * class GatewayBusy extends Schema.TaggedError<GatewayBusy>()("GatewayBusy", { status: Schema.Number }) {
+ *   readonly [Failure.TransientTypeId]: typeof Failure.TransientTypeId = Failure.TransientTypeId
  * }
  * ```
  *
@@ -59,7 +68,10 @@ export interface Transient {
 }
 
 /**
- * A failure that retrying cannot fix.
+ * A failure that retrying cannot fix. Declare your own terminal errors with
+ * {@link TerminalTaggedError} (or, on another base class, add
+ * `readonly [Failure.TerminalTypeId]: typeof Failure.TerminalTypeId = Failure.TerminalTypeId`,
+ * annotation included).
  *
  * @since 0.1.0
  * @category Models
@@ -118,7 +130,8 @@ export type TerminalReason = "HttpStatus" | "Lifted"
  * Why a retry loop gave up.
  *
  * - `MaxAttempts`: the attempt limit was reached.
- * - `MaxElapsed`: the next wait (backoff or the server's `retryAfter`) would have crossed the time budget.
+ * - `MaxElapsed`: the time budget ran out: the next wait (backoff or the server's `retryAfter`) would have reached it,
+ *   or a retry was still running when it was spent (that retry was interrupted; `lastFailure` is the failure before it).
  * - `Budget`: the shared retry budget was spent, so no retry was made (storm protection).
  * - `ScheduleDone`: a custom backoff `Schedule` stopped recurring.
  *
@@ -129,6 +142,65 @@ export type ExhaustionReason = "MaxAttempts" | "MaxElapsed" | "Budget" | "Schedu
 
 // Declared in `internal/failureErrors.ts` (see above).
 export { InvalidOptionsError, RetriesExhausted, TerminalError, TransientError }
+
+// Declared in `internal/failureErrors.ts` (see above).
+export type { TerminalTaggedErrorConstructor, TransientTaggedErrorConstructor }
+
+/**
+ * A base class for your own transient errors, in the style of
+ * `Data.TaggedError`: instances have the `_tag`, the fields, and the
+ * {@link Transient} brand typed as the unique symbol, so the compiler always
+ * reads them as transient (`Retry.retry` removes them from the error channel
+ * and adds `RetriesExhausted` instead). Every instance accepts an optional
+ * `retryAfter: Duration` (a server's hint, read by {@link retryAfterOf} and by
+ * `Retry`); declare `retryAfter` in the fields to make it required. When every
+ * field is optional the argument may be left out.
+ *
+ * @example
+ * ```ts
+ * import { Duration, Effect } from "effect"
+ * import { Failure, Retry } from "@bulwark/resilience"
+ *
+ * class PaymentGatewayDown extends Failure.TransientTaggedError("PaymentGatewayDown")<{
+ *   readonly status: number
+ * }> {}
+ *
+ * declare const charge: Effect.Effect<string, PaymentGatewayDown>
+ *
+ * const busy = new PaymentGatewayDown({ status: 503, retryAfter: Duration.seconds(2) })
+ * const charged = charge.pipe(Retry.retry(Retry.unsafeMake({ name: "gateway" })))
+ * // Effect<string, Failure.RetriesExhausted<PaymentGatewayDown>>
+ * ```
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const TransientTaggedError: <Tag extends string>(tag: Tag) => TransientTaggedErrorConstructor<Tag> =
+  transientTaggedError
+
+/**
+ * A base class for your own terminal errors, in the style of
+ * `Data.TaggedError`: instances have the `_tag`, the fields, and the
+ * {@link Terminal} brand typed as the unique symbol, so the compiler always
+ * reads them as terminal (`Retry.retry` never retries them and keeps them in
+ * the error channel). When every field is optional the argument may be left out.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Failure } from "@bulwark/resilience"
+ *
+ * class CardDeclined extends Failure.TerminalTaggedError("CardDeclined")<{ readonly reason: string }> {}
+ *
+ * const declined = Effect.fail(new CardDeclined({ reason: "insufficient funds" }))
+ * const recovered = declined.pipe(Effect.catchTag("CardDeclined", (e) => Effect.succeed(e.reason)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const TerminalTaggedError: <Tag extends string>(tag: Tag) => TerminalTaggedErrorConstructor<Tag> =
+  terminalTaggedError
 
 // -----------------------------------------------------------------------------
 // Guards

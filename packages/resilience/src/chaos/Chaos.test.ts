@@ -6,7 +6,6 @@ import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { assert, describe, it } from "@effect/vitest"
-import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -27,9 +26,7 @@ import * as Retry from "../retry/Retry.js"
 import * as Timeout from "../timeout/Timeout.js"
 import * as Chaos from "./Chaos.js"
 
-class CardDeclined extends Data.TaggedError("CardDeclined")<{ readonly reason: string }> {
-  readonly [Failure.TerminalTypeId] = Failure.TerminalTypeId
-}
+class CardDeclined extends Failure.TerminalTaggedError("CardDeclined")<{ readonly reason: string }> {}
 
 /** An operation that counts its runs and answers with the run number. */
 const countedOperation = Effect.gen(function*() {

@@ -415,12 +415,9 @@ export { InjectedFaultError }
  *
  * @example
  * ```ts
- * import { Data } from "effect"
  * import { Chaos, Failure } from "@bulwark/resilience"
  *
- * class CardDeclined extends Data.TaggedError("CardDeclined") {
- *   readonly [Failure.TerminalTypeId] = Failure.TerminalTypeId
- * }
+ * class CardDeclined extends Failure.TerminalTaggedError("CardDeclined") {}
  *
  * const flaky = Chaos.fault({ rate: 0.1 }) // InjectedFaultError, transient
  * const declines = Chaos.fault({ rate: 0.01, error: () => new CardDeclined() })

@@ -15,6 +15,7 @@ import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Random from "effect/Random"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
@@ -31,8 +32,8 @@ const transient = new Failure.TransientError({ reason: "Transport", message: "co
 const terminal = new Failure.TerminalError({ reason: "HttpStatus", message: "404 Not Found", status: 404 })
 
 class BulkheadFull extends Data.TaggedError("BulkheadFull")<{}> {
-  readonly [Failure.TransientTypeId] = Failure.TransientTypeId
-  readonly [Failure.RejectionTypeId] = Failure.RejectionTypeId
+  readonly [Failure.TransientTypeId]: typeof Failure.TransientTypeId = Failure.TransientTypeId
+  readonly [Failure.RejectionTypeId]: typeof Failure.RejectionTypeId = Failure.RejectionTypeId
 }
 
 const failing = Effect.fail(transient)
@@ -260,6 +261,55 @@ describe("CircuitBreaker", () => {
         assert.strictEqual(yield* breaker.state, "Closed")
         yield* attempt(breaker, failing)
         assert.deepStrictEqual(yield* retryAfter, Duration.seconds(1))
+      }))
+
+    it.effect("a jittered schedule draws each opening's duration when it opens, reproducibly under a seeded Random", () =>
+      Effect.gen(function*() {
+        /** The open durations of `cycles` open/half-open/close cycles, then of `cycles` reopenings in a row. */
+        const durations = (seed: string, cycles: number) =>
+          Effect.withRandom(
+            Effect.gen(function*() {
+              const breaker = yield* CircuitBreaker.make({
+                name: uniqueName("jittered"),
+                trip: CircuitBreaker.consecutiveFailures(1),
+                openDuration: Schedule.spaced("10 seconds").pipe(Schedule.jittered),
+                halfOpen: { permits: 1, closeAfter: 1 }
+              })
+              const openFor = Effect.map(
+                attempt(breaker, succeeding),
+                (result) => Duration.toMillis(rejection(result).retryAfter)
+              )
+              const afterClose: Array<number> = []
+              for (let cycle = 0; cycle < cycles; cycle++) {
+                yield* attempt(breaker, failing)
+                const millis = yield* openFor
+                afterClose.push(millis)
+                yield* TestClock.adjust(Duration.millis(millis))
+                yield* attempt(breaker, succeeding) // a clean close: the schedule restarts
+                assert.strictEqual(yield* breaker.state, "Closed")
+              }
+              const reopened: Array<number> = []
+              yield* attempt(breaker, failing)
+              for (let opening = 0; opening < cycles; opening++) {
+                const millis = yield* openFor
+                reopened.push(millis)
+                yield* TestClock.adjust(Duration.millis(millis))
+                yield* attempt(breaker, failing) // the probe fails: the next opening
+              }
+              return { afterClose, reopened }
+            }),
+            Random.make(seed)
+          )
+        const first = yield* durations("seed-1", 6)
+        for (const millis of [...first.afterClose, ...first.reopened]) {
+          assert.isAtLeast(millis, 8_000)
+          assert.isAtMost(millis, 12_000)
+        }
+        // Before, every cycle repeated one precomputed "random" sequence: every first opening lasted the same.
+        assert.isAbove(new Set(first.afterClose).size, 1)
+        assert.isAbove(new Set(first.reopened).size, 1)
+        assert.deepStrictEqual(yield* durations("seed-1", 6), first)
+        assert.notDeepEqual(yield* durations("seed-2", 6), first)
       }))
 
     it.effect("a finished schedule keeps its last delay", () =>
@@ -752,6 +802,125 @@ describe("CircuitBreaker", () => {
         assert.strictEqual((yield* Metric.value(transitionCounter(name, "closed", "open"))).count, 1)
         assert.strictEqual((yield* Metric.value(transitionCounter(name, "open", "half_open"))).count, 0)
       }))
+  })
+
+  describe("automatic transition (makeScoped)", () => {
+    const gaugesOf = (name: string) =>
+      Effect.forEach(
+        ["closed", "open", "half_open", "forced_open", "disabled", "metrics_only"],
+        (state) => Effect.map(Metric.value(stateGauge(name, state)), (gauge) => gauge.value)
+      )
+    const count = (name: string, from: string, to: string) =>
+      Effect.map(Metric.value(transitionCounter(name, from, to)), (counter) => counter.count)
+
+    it.scoped("an idle breaker half-opens when its open duration ends: gauge, counter and event, with no call or read", () =>
+      Effect.gen(function*() {
+        const name = uniqueName("auto-half-open")
+        const breaker = yield* CircuitBreaker.makeScoped({
+          name,
+          trip: CircuitBreaker.consecutiveFailures(1),
+          openDuration: "10 seconds"
+        })
+        const events = yield* breaker.subscribe
+        yield* attempt(breaker, failing)
+        yield* TestClock.adjust("9999 millis")
+        assert.deepStrictEqual(yield* gaugesOf(name), [0, 1, 0, 0, 0, 0])
+        yield* TestClock.adjust("1 millis")
+        // No call and no state read: only the timer moved it.
+        assert.deepStrictEqual(yield* gaugesOf(name), [0, 0, 1, 0, 0, 0])
+        assert.strictEqual(yield* count(name, "open", "half_open"), 1)
+        const changes = Chunk.toReadonlyArray(yield* Queue.takeAll(events)).filter((event) =>
+          event._tag === "StateChanged"
+        )
+        assert.deepStrictEqual(
+          changes.map((event) =>
+            event._tag === "StateChanged" ? [event.from, event.to, event.reason._tag, event.at] : []
+          ),
+          [["Closed", "Open", "Tripped", 0], ["Open", "HalfOpen", "OpenElapsed", 10_000]]
+        )
+        // A call at the same instant finds it half-open: a probe, no second transition.
+        assert.isTrue(Either.isRight(yield* attempt(breaker, succeeding)))
+        assert.strictEqual(yield* count(name, "open", "half_open"), 1)
+        assert.strictEqual(yield* breaker.state, "HalfOpen")
+      }))
+
+    it.scoped("a call at the due instant and the timer make the move once, whoever comes first", () =>
+      Effect.gen(function*() {
+        const name = uniqueName("auto-race")
+        const breaker = yield* CircuitBreaker.makeScoped({
+          name,
+          trip: CircuitBreaker.consecutiveFailures(1),
+          openDuration: "1 second",
+          halfOpen: { permits: 1, closeAfter: 1 }
+        })
+        const events = yield* breaker.subscribe
+        yield* attempt(breaker, failing)
+        // The call is forked before the clock moves: it and the timer wake at the same instant.
+        const call = yield* Effect.fork(Effect.zipRight(Effect.sleep("1 second"), attempt(breaker, succeeding)))
+        yield* TestClock.adjust("1 second")
+        assert.isTrue(Either.isRight(yield* Fiber.join(call)))
+        assert.strictEqual(yield* breaker.state, "Closed")
+        assert.strictEqual(yield* count(name, "open", "half_open"), 1)
+        assert.strictEqual(yield* count(name, "half_open", "closed"), 1)
+        const changes = Chunk.toReadonlyArray(yield* Queue.takeAll(events)).flatMap((event) =>
+          event._tag === "StateChanged" ? [`${event.from}>${event.to}`] : []
+        )
+        assert.deepStrictEqual(changes, ["Closed>Open", "Open>HalfOpen", "HalfOpen>Closed"])
+      }))
+
+    it.scoped("the timer follows the state: a reopening with a longer duration, an operator, a half-open time limit", () =>
+      Effect.gen(function*() {
+        const name = uniqueName("auto-follow")
+        const breaker = yield* CircuitBreaker.makeScoped({
+          name,
+          trip: CircuitBreaker.consecutiveFailures(1),
+          openDuration: Schedule.exponential("1 second"),
+          halfOpen: { permits: 1, closeAfter: 1, maxDuration: "5 seconds" }
+        })
+        yield* attempt(breaker, failing)
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(yield* gaugesOf(name), [0, 0, 1, 0, 0, 0])
+        // No probe within 5 s: the half-open period runs out and the breaker reopens for 2 s, on time.
+        yield* TestClock.adjust("5 seconds")
+        assert.deepStrictEqual(yield* gaugesOf(name), [0, 1, 0, 0, 0, 0])
+        assert.strictEqual(yield* count(name, "half_open", "open"), 1)
+        yield* TestClock.adjust("1999 millis")
+        assert.deepStrictEqual(yield* gaugesOf(name), [0, 1, 0, 0, 0, 0])
+        yield* TestClock.adjust("1 millis")
+        assert.deepStrictEqual(yield* gaugesOf(name), [0, 0, 1, 0, 0, 0])
+        // An operator's move cancels the pending deadline.
+        yield* breaker.isolate
+        yield* TestClock.adjust("1 hour")
+        assert.deepStrictEqual(yield* gaugesOf(name), [0, 0, 0, 1, 0, 0])
+        assert.strictEqual(yield* count(name, "open", "half_open"), 2)
+      }))
+
+    it.effect("when the scope closes the timer stops, and the breaker goes on lazily", () =>
+      Effect.gen(function*() {
+        const name = uniqueName("auto-closed-scope")
+        const breaker = yield* Effect.scoped(
+          CircuitBreaker.makeScoped({ name, trip: CircuitBreaker.consecutiveFailures(1), openDuration: "1 second" })
+        )
+        yield* attempt(breaker, failing)
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(yield* gaugesOf(name), [0, 1, 0, 0, 0, 0])
+        assert.strictEqual(yield* breaker.state, "HalfOpen")
+        assert.deepStrictEqual(yield* gaugesOf(name), [0, 0, 1, 0, 0, 0])
+      }))
+
+    it.effect("breakers of the registry layer half-open on time, in the layer's scope", () => {
+      const name = uniqueName("auto-registry")
+      return Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.named(name)
+        yield* attempt(breaker, failing)
+        yield* TestClock.adjust("2 seconds")
+        assert.deepStrictEqual(yield* gaugesOf(name), [0, 0, 1, 0, 0, 0])
+      }).pipe(
+        Effect.provide(
+          CircuitBreaker.layer({ defaults: { trip: CircuitBreaker.consecutiveFailures(1), openDuration: "2 seconds" } })
+        )
+      )
+    })
   })
 
   describe("registry", () => {

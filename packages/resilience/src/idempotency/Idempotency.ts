@@ -268,7 +268,7 @@ export type RunError =
  * import { Failure, Idempotency, IdempotencyStore } from "@bulwark/resilience"
  *
  * class CardDeclined extends Schema.TaggedError<CardDeclined>()("CardDeclined", { reason: Schema.String }) {
- *   readonly [Failure.TerminalTypeId] = Failure.TerminalTypeId
+ *   readonly [Failure.TerminalTypeId]: typeof Failure.TerminalTypeId = Failure.TerminalTypeId
  * }
  * const Charge = Schema.Struct({ id: Schema.String, amount: Schema.Number })
  *

@@ -3,10 +3,11 @@
  * re-exports every name here). A leaf: for its values it imports only
  * `format.ts`, so any module may use these without loading the classifier.
  */
+import type * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import * as Inspectable from "effect/Inspectable"
-import type { ExhaustionReason, TerminalReason, TransientReason } from "../Failure.js"
+import type { ExhaustionReason, Terminal, TerminalReason, Transient, TransientReason } from "../Failure.js"
 import { formatDuration } from "./format.js"
 
 /**
@@ -153,19 +154,79 @@ export class InvalidOptionsError extends Data.TaggedError("InvalidOptionsError")
   }
 }
 
+// -----------------------------------------------------------------------------
+// Constructors for user-declared errors
+// -----------------------------------------------------------------------------
+
+/** An error's fields without the keys the base class owns. */
+type Fields<A, Owned extends PropertyKey> = { readonly [P in keyof A as P extends Owned ? never : P]: A[P] }
+
+/** `void` (no argument) when every field is optional, as `new GatewayDown()`. */
+type ArgsOf<F> = {} extends F ? void | F : F
+
+/** A transient error may carry a `retryAfter` hint; declaring it in the fields makes it required or keeps it optional. */
+type WithRetryAfter<A> = "retryAfter" extends keyof A ? A : A & { readonly retryAfter?: Duration.Duration }
+
+/**
+ * What `TransientTaggedError(tag)` returns: a base class whose instances are
+ * transient in their type (the brand typed as the unique symbol) and at run
+ * time.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface TransientTaggedErrorConstructor<Tag extends string> {
+  new<A extends object & { readonly retryAfter?: Duration.Duration } = {}>(
+    args: ArgsOf<Fields<WithRetryAfter<A>, "_tag" | TransientTypeId>>
+  ): Cause.YieldableError & { readonly _tag: Tag } & Transient & Readonly<WithRetryAfter<A>>
+}
+
+/**
+ * What `TerminalTaggedError(tag)` returns: a base class whose instances are
+ * terminal in their type (the brand typed as the unique symbol) and at run
+ * time.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface TerminalTaggedErrorConstructor<Tag extends string> {
+  new<A extends object = {}>(
+    args: ArgsOf<Fields<A, "_tag" | TerminalTypeId>>
+  ): Cause.YieldableError & { readonly _tag: Tag } & Terminal & Readonly<A>
+}
+
+/** @internal */
+export const TransientTaggedError = <Tag extends string>(tag: Tag): TransientTaggedErrorConstructor<Tag> => {
+  class Base extends Data.TaggedError(tag)<{}> {
+    readonly [TransientTypeId]: TransientTypeId = TransientTypeId
+  }
+  return Base as unknown as TransientTaggedErrorConstructor<Tag>
+}
+
+/** @internal */
+export const TerminalTaggedError = <Tag extends string>(tag: Tag): TerminalTaggedErrorConstructor<Tag> => {
+  class Base extends Data.TaggedError(tag)<{}> {
+    readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
+  }
+  return Base as unknown as TerminalTaggedErrorConstructor<Tag>
+}
+
 const hasProperty = <K extends PropertyKey>(u: unknown, key: K): u is { readonly [P in K]: unknown } =>
   typeof u === "object" && u !== null && key in u
 
 const exhaustedMessage = (self: RetriesExhausted<unknown>): string => {
   const why = {
     MaxAttempts: "attempt limit reached",
-    MaxElapsed: "the next wait would exceed the time budget",
+    MaxElapsed: "the time budget was spent",
     Budget: "the shared retry budget is spent",
     ScheduleDone: "the backoff schedule ended"
   }[self.reason]
-  const last = hasProperty(self.lastFailure, "message") && typeof self.lastFailure.message === "string"
-    ? self.lastFailure.message
-    : Inspectable.toStringUnknown(self.lastFailure, undefined)
+  const failure = self.lastFailure
+  const last = hasProperty(failure, "message") && typeof failure.message === "string" && failure.message.length > 0
+    ? failure.message
+    : hasProperty(failure, "_tag") && typeof failure._tag === "string"
+    ? failure._tag
+    : Inspectable.toStringUnknown(failure, undefined)
   return `Retry policy "${self.policy}" gave up after ${self.attempts} attempt${self.attempts === 1 ? "" : "s"} ` +
     `in ${formatDuration(self.elapsed)} (${why}); last failure: ${last}`
 }

@@ -169,7 +169,7 @@ describe("Pipeline order", () => {
   it.effect("an idempotent call stores what its failure schema accepts and is terminal, and releases the key on anything else", () =>
     Effect.gen(function*() {
       class CardDeclined extends Schema.TaggedError<CardDeclined>()("CardDeclined", { reason: Schema.String }) {
-        readonly [Failure.TerminalTypeId] = Failure.TerminalTypeId
+        readonly [Failure.TerminalTypeId]: typeof Failure.TerminalTypeId = Failure.TerminalTypeId
       }
       const pipeline = yield* Pipeline.make({
         name: "order-idempotency-failures",
