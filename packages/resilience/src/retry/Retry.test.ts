@@ -12,6 +12,7 @@ import * as Random from "effect/Random"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as TestClock from "effect/TestClock"
+import * as Bulkhead from "../bulkhead/Bulkhead.js"
 import * as Failure from "../Failure.js"
 import * as Metrics from "../Metrics.js"
 import * as Retry from "./Retry.js"
@@ -53,6 +54,46 @@ const scripted = (outcomes: ReadonlyArray<"ok" | Failure.TransientError | Failur
       return yield* Effect.fail(outcome)
     })
     return { op, starts: Ref.get(starts) }
+  })
+
+/**
+ * An operation whose attempt `i` takes `durations[i]` ms of Clock time (the last one repeats), then ends as
+ * `outcomes[i]` says. Records when each attempt started, and when each one ended, interrupted or not (its finalizer).
+ */
+const timedScript = (
+  durations: ReadonlyArray<number>,
+  outcomes: ReadonlyArray<"ok" | Failure.TransientError | Failure.TerminalError>
+) =>
+  Effect.gen(function*() {
+    const starts = yield* Ref.make<ReadonlyArray<number>>([])
+    const ends = yield* Ref.make<ReadonlyArray<{ readonly at: number; readonly interrupted: boolean }>>([])
+    const op = Effect.gen(function*() {
+      const index = (yield* Ref.getAndUpdate(starts, (xs) => [...xs, 0])).length
+      const now = yield* TestClock.currentTimeMillis
+      yield* Ref.update(starts, (xs) => xs.map((x, i) => (i === index ? now : x)))
+      const duration = durations[Math.min(index, durations.length - 1)] ?? 0
+      const outcome = outcomes[Math.min(index, outcomes.length - 1)] ?? "ok"
+      return yield* Effect.sleep(Duration.millis(duration)).pipe(
+        Effect.zipRight(outcome === "ok" ? Effect.succeed(index + 1) : Effect.fail(outcome)),
+        Effect.onExit((exit) =>
+          Effect.flatMap(
+            TestClock.currentTimeMillis,
+            (at) => Ref.update(ends, (xs) => [...xs, { at, interrupted: Exit.isInterrupted(exit) }])
+          )
+        )
+      )
+    })
+    return { op, starts: Ref.get(starts), ends: Ref.get(ends) }
+  })
+
+/** Runs `effect` to the end (see `runToEnd`) and answers its exit with the Clock's time when it ended. */
+const timedRun = <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    const endedAt = yield* Ref.make(Number.NaN)
+    const exit = yield* runToEnd(
+      Effect.ensuring(effect, Effect.flatMap(TestClock.currentTimeMillis, (now) => Ref.set(endedAt, now)))
+    )
+    return { exit, endedAt: yield* Ref.get(endedAt) }
   })
 
 let counter = 0
@@ -182,6 +223,150 @@ describe("Retry.retry", () => {
       const error = yield* Effect.flip(exit)
       assert.strictEqual(error._tag === "RetriesExhausted" ? error.reason : undefined, "MaxElapsed")
       assert.strictEqual(yield* TestClock.currentTimeMillis, 0)
+    }))
+
+  it.effect("gives up before a wait that would end exactly at maxElapsed: the attempt after it would have no time", () =>
+    Effect.gen(function*() {
+      const policy = Retry.unsafeMake({
+        name: uniqueName("elapsed-exact"),
+        backoff: Retry.constant("1 second"),
+        jitter: "none",
+        maxAttempts: 100,
+        maxElapsed: "2 seconds"
+      })
+      const { op, starts } = yield* scripted([transient()])
+      const { endedAt, exit } = yield* timedRun(op.pipe(Retry.retry(policy)))
+      const error = yield* Effect.flip(exit)
+      assert.deepStrictEqual(yield* starts, [0, 1000])
+      assert.strictEqual(error._tag === "RetriesExhausted" ? error.reason : undefined, "MaxElapsed")
+      assert.strictEqual(endedAt, 1000)
+    }))
+
+  it.effect("interrupts a retry still running when maxElapsed is spent, runs its finalizers, and gives up", () =>
+    Effect.gen(function*() {
+      const policy = Retry.unsafeMake({
+        name: uniqueName("elapsed-cut"),
+        backoff: Retry.constant("1 second"),
+        jitter: "none",
+        maxAttempts: 10,
+        maxElapsed: "2500 millis"
+      })
+      const first = transient("first")
+      // Attempt 1 fails at 0; attempt 2 starts at 1000 and would take 5 s.
+      const { ends, op, starts } = yield* timedScript([0, 5000], [first, "ok"])
+      const { endedAt, exit } = yield* timedRun(op.pipe(Retry.retry(policy)))
+      const error = yield* Effect.flip(exit)
+      assert.deepStrictEqual(yield* starts, [0, 1000])
+      assert.deepStrictEqual(yield* ends, [{ at: 0, interrupted: false }, { at: 2500, interrupted: true }])
+      assert.strictEqual(endedAt, 2500)
+      assert.strictEqual(error._tag, "RetriesExhausted")
+      if (error._tag !== "RetriesExhausted") return
+      assert.strictEqual(error.reason, "MaxElapsed")
+      assert.strictEqual(error.attempts, 2)
+      // The attempt cut off has no failure of its own: the last failure is the one before it.
+      assert.strictEqual(error.lastFailure, first)
+      assert.strictEqual(Duration.toMillis(error.elapsed), 2500)
+    }))
+
+  it.effect("a retry cut off by maxElapsed inside a bulkhead gives its permit back", () =>
+    Effect.gen(function*() {
+      const bulkhead = yield* Bulkhead.make({ name: uniqueName("elapsed-bulkhead"), maxConcurrent: 1, maxQueued: 0 })
+      const policy = Retry.unsafeMake({
+        name: uniqueName("elapsed-bulkhead"),
+        backoff: Retry.constant("1 second"),
+        jitter: "none",
+        maxElapsed: "2500 millis"
+      })
+      const { ends, op } = yield* timedScript([0, 5000], [transient(), "ok"])
+      const { endedAt, exit } = yield* timedRun(op.pipe(Bulkhead.protect(bulkhead), Retry.retry(policy)))
+      const error = yield* Effect.flip(exit)
+      assert.strictEqual(error._tag === "RetriesExhausted" ? error.reason : undefined, "MaxElapsed")
+      assert.strictEqual(endedAt, 2500)
+      assert.deepStrictEqual((yield* ends).map(({ interrupted }) => interrupted), [false, true])
+      const snapshot = yield* bulkhead.snapshot
+      assert.strictEqual(snapshot.active, 0)
+      assert.strictEqual(snapshot.available, 1)
+    }))
+
+  it.effect("counts the attempt cut off by maxElapsed in the attempts and the call as exhausted", () =>
+    Effect.gen(function*() {
+      const name = uniqueName("elapsed-metrics")
+      const policy = Retry.unsafeMake({
+        name,
+        backoff: Retry.constant("100 millis"),
+        jitter: "none",
+        maxElapsed: "1 second"
+      })
+      const { op } = yield* timedScript([0, 0, 10_000], [transient()])
+      const error = yield* Effect.flip(yield* runToEnd(op.pipe(Retry.retry(policy))))
+      assert.strictEqual(error._tag === "RetriesExhausted" ? error.attempts : undefined, 3)
+      const calls = Metric.tagged(Metrics.retryCalls, "policy", name)
+      assert.strictEqual(yield* counterValue(Metric.tagged(calls, "result", "exhausted")), 1)
+      assert.strictEqual(yield* counterValue(Metric.tagged(calls, "result", "success_after_retry")), 0)
+      assert.strictEqual(yield* counterValue(Metric.tagged(Metrics.retryAttempts, "policy", name)), 2)
+    }))
+
+  it.effect("leaves a retry that ends before maxElapsed alone", () =>
+    Effect.gen(function*() {
+      const policy = Retry.unsafeMake({
+        name: uniqueName("elapsed-ok"),
+        backoff: Retry.constant("1 second"),
+        jitter: "none",
+        maxElapsed: "2500 millis"
+      })
+      const { ends, op } = yield* timedScript([0, 1499], [transient(), "ok"])
+      const { endedAt, exit } = yield* timedRun(op.pipe(Retry.retry(policy)))
+      assert.deepStrictEqual(exit, Exit.succeed(2))
+      assert.strictEqual(endedAt, 2499)
+      assert.deepStrictEqual(yield* ends, [{ at: 0, interrupted: false }, { at: 2499, interrupted: false }])
+    }))
+
+  it.effect("a retry that fails before maxElapsed goes on as before", () =>
+    Effect.gen(function*() {
+      const policy = Retry.unsafeMake({
+        name: uniqueName("elapsed-terminal"),
+        backoff: Retry.constant("1 second"),
+        jitter: "none",
+        maxElapsed: "2500 millis"
+      })
+      const { op } = yield* timedScript([0, 1000], [transient(), terminal])
+      const { endedAt, exit } = yield* timedRun(op.pipe(Retry.retry(policy)))
+      assert.deepStrictEqual(exit, Exit.fail(terminal))
+      assert.strictEqual(endedAt, 2000)
+    }))
+
+  it.effect("does not cut off the first attempt: before a transient failure there is none to give up with", () =>
+    Effect.gen(function*() {
+      const policy = Retry.unsafeMake({
+        name: uniqueName("elapsed-first"),
+        backoff: Retry.constant("1 second"),
+        jitter: "none",
+        maxElapsed: "2 seconds"
+      })
+      const succeeds = yield* timedScript([5000], ["ok"])
+      const ok = yield* timedRun(succeeds.op.pipe(Retry.retry(policy)))
+      assert.deepStrictEqual(ok.exit, Exit.succeed(1))
+      assert.strictEqual(ok.endedAt, 5000)
+      // Failing transiently past the budget, it gives up at once: no wait, no retry.
+      const fails = yield* timedScript([5000], [transient()])
+      const gaveUp = yield* timedRun(fails.op.pipe(Retry.retry(policy)))
+      const error = yield* Effect.flip(gaveUp.exit)
+      assert.strictEqual(error._tag === "RetriesExhausted" ? error.reason : undefined, "MaxElapsed")
+      assert.strictEqual(error._tag === "RetriesExhausted" ? error.attempts : undefined, 1)
+      assert.strictEqual(gaveUp.endedAt - ok.endedAt, 5000)
+    }))
+
+  it.effect("without maxElapsed, a slow retry runs to its end", () =>
+    Effect.gen(function*() {
+      const policy = Retry.unsafeMake({
+        name: uniqueName("no-elapsed"),
+        backoff: Retry.constant("1 second"),
+        jitter: "none"
+      })
+      const { op } = yield* timedScript([0, 60_000], [transient(), "ok"])
+      const { endedAt, exit } = yield* timedRun(op.pipe(Retry.retry(policy)))
+      assert.deepStrictEqual(exit, Exit.succeed(2))
+      assert.strictEqual(endedAt, 61_000)
     }))
 
   it.effect("uses any Schedule as the backoff and stops when it does", () =>
@@ -420,15 +605,17 @@ describe("Retry properties", () => {
   )
 
   it.effect.prop(
-    "total delay never exceeds the time budget and attempts never exceed the maximum",
+    "calls end within the time budget, retries start before it, attempts never exceed the maximum",
     {
       maxAttempts: FastCheck.integer({ min: 1, max: 12 }),
       budgetMs: FastCheck.integer({ min: 1, max: 20_000 }),
       jitter: jitterArb,
       failures: FastCheck.integer({ min: 0, max: 20 }),
+      // How long each attempt takes (the last one repeats): from instant to longer than most budgets.
+      durations: FastCheck.array(FastCheck.integer({ min: 0, max: 4_000 }), { minLength: 1, maxLength: 21 }),
       seed: FastCheck.string()
     },
-    ({ budgetMs, failures, jitter, maxAttempts, seed }) =>
+    ({ budgetMs, durations, failures, jitter, maxAttempts, seed }) =>
       Effect.gen(function*() {
         const policy = yield* Retry.make({
           name: "prop-budget",
@@ -437,13 +624,41 @@ describe("Retry properties", () => {
           maxAttempts,
           maxElapsed: budgetMs
         })
-        const { op, starts } = yield* scripted([...Array.from({ length: failures }, () => transient()), "ok"])
-        const exit = yield* runToEnd(op.pipe(Retry.retry(policy), Effect.withRandom(Random.make(seed))))
-        const times = yield* starts
+        const { ends, op, starts } = yield* timedScript(durations, [
+          ...Array.from({ length: failures }, () => transient()),
+          "ok"
+        ])
+        const startedAt = yield* TestClock.currentTimeMillis
+        const { endedAt, exit } = yield* timedRun(op.pipe(Retry.retry(policy), Effect.withRandom(Random.make(seed))))
+        const times = (yield* starts).map((t) => t - startedAt)
+        const ended = yield* ends
+        const firstDuration = durations[0] ?? 0
         assert.isTrue(times.length <= maxAttempts, `${times.length} attempts > ${maxAttempts}`)
-        assert.isTrue((times.at(-1) ?? 0) <= budgetMs, `last attempt at ${times.at(-1)} > budget ${budgetMs}`)
-        if (Exit.isSuccess(exit)) assert.strictEqual(times.length, failures + 1)
-        else assert.isTrue(times.length <= failures + 1)
+        // Retries start before the budget is spent; the first attempt is the caller's and is not cut off.
+        times.slice(1).forEach((t) => assert.isTrue(t < budgetMs, `a retry started at ${t}, budget ${budgetMs}`))
+        // The call ends within the budget, unless its first attempt alone outlasts it.
+        const bound = Math.max(budgetMs, firstDuration)
+        assert.isTrue(endedAt - startedAt <= bound, `the call ended at ${endedAt - startedAt} > ${bound}`)
+        // Every attempt ended; one cut off by the budget ran its finalizers at the budget, and the call gave up.
+        assert.strictEqual(ended.length, times.length)
+        ended.forEach(({ at, interrupted }) => {
+          if (!interrupted) return
+          assert.strictEqual(at - startedAt, budgetMs)
+          assert.strictEqual(endedAt - startedAt, budgetMs)
+          assert.isTrue(Exit.isFailure(exit))
+        })
+        if (Exit.isSuccess(exit)) {
+          assert.strictEqual(times.length, failures + 1)
+        } else {
+          assert.isTrue(times.length <= failures + 1)
+          const error = yield* Effect.flip(exit)
+          assert.strictEqual(error._tag, "RetriesExhausted")
+          if (error._tag === "RetriesExhausted") {
+            assert.strictEqual(error.attempts, times.length)
+            assert.isTrue(Duration.toMillis(error.elapsed) <= bound)
+            if (ended.some(({ interrupted }) => interrupted)) assert.strictEqual(error.reason, "MaxElapsed")
+          }
+        }
       }),
     { fastCheck: { numRuns: 60 } }
   )

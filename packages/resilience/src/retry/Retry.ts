@@ -4,15 +4,17 @@
  * `Retry.retry(policy)` re-runs an effect after a **transient** failure (see
  * `Failure`), waiting a backoff delay with jitter and at least the failure's
  * `retryAfter` hint. Terminal and unclassified failures pass through at once,
- * untouched. It stops at `maxAttempts` or before a wait would cross
- * `maxElapsed`, whichever comes first, or when a shared `RetryBudget` is
- * spent, and then fails with `RetriesExhausted` carrying the last failure,
- * the attempt count and the elapsed time. The types show it: after `retry`,
- * the transient part has left the error channel.
+ * untouched. It stops at `maxAttempts`, before a wait would reach
+ * `maxElapsed` or when a retry is still running as `maxElapsed` is spent
+ * (the retry is interrupted), or when a shared `RetryBudget` is spent, and
+ * then fails with `RetriesExhausted` carrying the last failure, the attempt
+ * count and the elapsed time. The types show it: after `retry`, the
+ * transient part has left the error channel.
  *
  * ```text
  * attempt 1 ──transient──▶ wait max(backoff+jitter, retryAfter) ──▶ attempt 2 ──▶ … ──▶ RetriesExhausted
- *     │                         │ (would cross maxElapsed? budget spent? → stop now)
+ *     │                         │ (would reach maxElapsed? budget spent? → stop now)  │
+ *     │                         │                       (still running at maxElapsed? → interrupt, stop)
  *     └──terminal / unknown──▶ fails at once with the original error
  * ```
  *
@@ -221,7 +223,21 @@ export declare namespace Retry {
     readonly jitter?: Jitter
     /** Attempts in all, the first one included; a whole number ≥ 1, or `Infinity`. Default 4. */
     readonly maxAttempts?: number
-    /** Gives up before a wait would take the total time past this. Default: no limit. */
+    /**
+     * The time budget of a call, counted from the start of its first attempt;
+     * default: no limit. A wait that would reach it is not started, and a
+     * retry still running when it is spent is interrupted (its finalizers run
+     * first): the call then fails with `RetriesExhausted`, reason
+     * `"MaxElapsed"`. For a retry cut off, `lastFailure` is the failure of the
+     * attempt before it (the cut-off attempt has none of its own) and
+     * `attempts` counts it. So a call that has failed once ends by the budget.
+     * The first attempt is not cut off: before a transient failure there is no
+     * `RetriesExhausted` to give (an effect with no transient failure has none
+     * in its type), so a first attempt that fails transiently after the budget
+     * gives up at once. Bound the first attempt with a timeout:
+     * `Timeout.timeout` per attempt inside the retry, or for the whole call
+     * outside it.
+     */
     readonly maxElapsed?: Duration.DurationInput
     /** A budget shared with other policies, against retry storms. Default: none. */
     readonly budget?: RetryBudget
@@ -298,7 +314,10 @@ export type Retried<E> =
  * logged at warning level (policy, attempt, delay, error tag) and counted in
  * `bulwark_retry_attempts_total`; every call ends in
  * `bulwark_retry_calls_total{result}`. Interruption stops it at once, even
- * mid-wait.
+ * mid-wait. With `maxElapsed`, a retry still running when the time budget is
+ * spent is interrupted and the call fails with `RetriesExhausted` (reason
+ * `"MaxElapsed"`, the previous attempt's failure as `lastFailure`); see
+ * {@link Retry.Options}.
  *
  * @example
  * ```ts

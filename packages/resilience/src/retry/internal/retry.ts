@@ -57,6 +57,9 @@ const tagOf = (error: unknown): string =>
 
 type Retried<E> = Exclude<E, Transient> | Failure.RetriesExhausted<Extract<E, Transient>>
 
+/** What a retried attempt fails with when the time budget cuts it off: never seen outside this module. */
+const CUT_OFF: unique symbol = Symbol("@bulwark/resilience/Retry/cutOff")
+
 /** A retry as a layer of a traced call: it names the span when outermost, and adds its policy. */
 class RetryLayer<A, E, R> implements Trace.Traceable {
   constructor(private readonly policy: Retry.Policy, private readonly self: Effect.Effect<A, E, R>) {}
@@ -73,7 +76,8 @@ class RetryLayer<A, E, R> implements Trace.Traceable {
 
 const retryWith = <A, E, R>(self: Effect.Effect<A, E, R>, policy: Retry.Policy): Effect.Effect<A, Retried<E>, R> => {
   const metrics = metricsFor(policy.name)
-  const maxElapsed = Option.map(policy.maxElapsed, Duration.toMillis)
+  // The time budget in milliseconds, `undefined` for none: read once per protected effect.
+  const maxElapsed = Option.getOrUndefined(Option.map(policy.maxElapsed, Duration.toMillis))
   const layer = new RetryLayer(policy, self)
 
   /**
@@ -152,12 +156,38 @@ const retryWith = <A, E, R>(self: Effect.Effect<A, E, R>, policy: Retry.Policy):
             "error.tag": tagOf(failure)
           }),
           Effect.zipRight(Effect.sleep(Duration.millis(delay))),
-          Effect.zipRight(Effect.suspend(() => {
-            attempts++
-            call?.attribute(A.retryAttempts, attempts)
-            metrics.attempts()
-            return Effect.catchAll(afterRetry, onTransientOrOther)
-          }))
+          Effect.zipRight(Effect.suspend(() => nextAttempt(failure)))
+        )
+      }
+
+      const countAttempt = (): void => {
+        attempts++
+        call?.attribute(A.retryAttempts, attempts)
+        metrics.attempts()
+      }
+
+      /**
+       * The next attempt, after the failure `previous`. With a time budget,
+       * the attempt gets what is left of it: still running when the budget is
+       * spent, it is interrupted (its finalizers run before the call goes on)
+       * and the call gives up with `previous` as its last failure.
+       */
+      const nextAttempt = (previous: Extract<E, Transient>): Effect.Effect<A, Retried<E>, R> => {
+        if (maxElapsed === undefined) {
+          countAttempt()
+          return Effect.catchAll(afterRetry, onTransientOrOther)
+        }
+        const elapsed = clock.unsafeCurrentTimeMillis() - startedAt
+        const left = maxElapsed - elapsed
+        // A wait that overslept the budget leaves the attempt no time: it is not started.
+        if (left <= 0) return giveUp("MaxElapsed", previous, elapsed)
+        countAttempt()
+        return Effect.catchAll(
+          Effect.timeoutFail(afterRetry, { duration: Duration.millis(left), onTimeout: (): typeof CUT_OFF => CUT_OFF }),
+          (error) =>
+            error === CUT_OFF
+              ? giveUp("MaxElapsed", previous, clock.unsafeCurrentTimeMillis() - startedAt)
+              : onTransientOrOther(error)
         )
       }
 
@@ -173,8 +203,9 @@ const retryWith = <A, E, R>(self: Effect.Effect<A, E, R>, policy: Retry.Policy):
             : 0
           // Timers have millisecond resolution; rounding up keeps "at least retryAfter" exact.
           const delay = Math.ceil(Math.max(backoff, hint))
-          // Checked before sleeping, so a wait that would cross the budget is never started.
-          if (Option.isSome(maxElapsed) && elapsed + delay > maxElapsed.value) {
+          // Checked before sleeping, so a wait that would reach the budget (and leave no time for an attempt)
+          // is never started.
+          if (maxElapsed !== undefined && elapsed + delay >= maxElapsed) {
             return giveUp("MaxElapsed", failure, elapsed)
           }
           scheduleState = nextState
