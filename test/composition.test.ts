@@ -6,6 +6,7 @@ import * as Bulkhead from "@bulwark/resilience/Bulkhead"
 import * as CircuitBreaker from "@bulwark/resilience/CircuitBreaker"
 import * as Failure from "@bulwark/resilience/Failure"
 import * as Metrics from "@bulwark/resilience/Metrics"
+import * as RateLimiter from "@bulwark/resilience/RateLimiter"
 import * as Retry from "@bulwark/resilience/Retry"
 import * as Timeout from "@bulwark/resilience/Timeout"
 import { assert, describe, it } from "@effect/vitest"
@@ -37,6 +38,10 @@ const runToEnd = <A, E>(effect: Effect.Effect<A, E>) =>
     }
     return yield* Effect.dieMessage("runToEnd: the effect did not finish")
   })
+
+/** The last failure under any number of `RetriesExhausted`. */
+const innerMost = (error: unknown): unknown =>
+  error instanceof Failure.RetriesExhausted ? innerMost(error.lastFailure) : error
 
 const unavailable = new Failure.TransientError({ reason: "HttpStatus", message: "503", status: 503 })
 
@@ -91,6 +96,115 @@ describe("composition", () => {
       yield* Fiber.interrupt(holder)
       assert.strictEqual(yield* protectedCall(Effect.succeed("after")), "after")
     }))
+
+  describe("a retry that gave up on rejections never trips an outer breaker", () => {
+    const exhausted = (lastFailure: unknown) =>
+      new Failure.RetriesExhausted({
+        policy: "inner",
+        reason: "MaxAttempts",
+        attempts: 3,
+        elapsed: Duration.millis(300),
+        lastFailure
+      })
+    const bulkheadFull = new Bulkhead.BulkheadFullError({
+      bulkhead: "inner",
+      reason: "QueueFull",
+      maxConcurrent: 1,
+      maxQueued: 0,
+      maxWait: Duration.zero
+    })
+    const innerOpen = new CircuitBreaker.CircuitOpenError({
+      breaker: "inner",
+      state: "Open",
+      retryAfter: Duration.seconds(5)
+    })
+    const rateLimited = new RateLimiter.RateLimitedError({
+      limiter: "inner",
+      reason: "LimitExceeded",
+      retryAfter: Duration.seconds(1),
+      limit: 10,
+      remaining: 0,
+      reset: Duration.seconds(1)
+    })
+    const cases: ReadonlyArray<readonly [string, unknown]> = [
+      ["BulkheadFullError", exhausted(bulkheadFull)],
+      ["CircuitOpenError", exhausted(innerOpen)],
+      ["RateLimitedError", exhausted(rateLimited)],
+      ["BulkheadFullError, wrapped twice", exhausted(exhausted(bulkheadFull))],
+      ["RateLimitedError, wrapped three times", exhausted(exhausted(exhausted(rateLimited)))]
+    ]
+    for (const [label, error] of cases) {
+      it.effect(`RetriesExhausted of ${label}`, () =>
+        Effect.gen(function*() {
+          assert.isTrue(Failure.isRejection(innerMost(error)))
+          const breaker = yield* CircuitBreaker.make({
+            name: `compose-exhausted-rejection.${label.replaceAll(/[^A-Za-z]+/g, "-")}`,
+            trip: CircuitBreaker.consecutiveFailures(2)
+          })
+          for (let i = 0; i < 4; i++) {
+            yield* Effect.flip(CircuitBreaker.protect(Effect.fail(error), breaker))
+          }
+          assert.strictEqual(yield* breaker.state, "Closed")
+        }))
+    }
+
+    it.effect("with countRejections, they count as the rejections themselves do", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "compose-exhausted-rejection-counted",
+          trip: CircuitBreaker.consecutiveFailures(2),
+          countRejections: true
+        })
+        for (let i = 0; i < 2; i++) {
+          yield* Effect.flip(CircuitBreaker.protect(Effect.fail(exhausted(bulkheadFull)), breaker))
+        }
+        assert.strictEqual(yield* breaker.state, "Open")
+      }))
+
+    it.effect("a RetriesExhausted of a real transient failure still counts, wrapped or not", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "compose-exhausted-transient",
+          trip: CircuitBreaker.consecutiveFailures(2)
+        })
+        yield* Effect.flip(CircuitBreaker.protect(Effect.fail(exhausted(unavailable)), breaker))
+        assert.strictEqual(yield* breaker.state, "Closed")
+        yield* Effect.flip(CircuitBreaker.protect(Effect.fail(exhausted(exhausted(unavailable))), breaker))
+        assert.strictEqual(yield* breaker.state, "Open")
+      }))
+
+    it.effect("a real retry around a full bulkhead, inside a breaker, leaves the breaker closed", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({
+          name: "compose-retry-bulkhead",
+          trip: CircuitBreaker.consecutiveFailures(2)
+        })
+        const bulkhead = yield* Bulkhead.make({ name: "compose-retry-bulkhead", maxConcurrent: 1 })
+        const policy = yield* Retry.make({
+          name: "compose-retry-bulkhead",
+          backoff: Retry.constant("100 millis"),
+          jitter: "none",
+          maxAttempts: 2
+        })
+        const holder = yield* Effect.fork(Bulkhead.protect(Effect.never, bulkhead))
+        yield* Effect.yieldNow()
+        const call = Effect.succeed("x").pipe(
+          Bulkhead.protect(bulkhead),
+          Retry.retry(policy),
+          CircuitBreaker.protect(breaker)
+        )
+        for (let i = 0; i < 3; i++) {
+          const exit = yield* runToEnd(call)
+          assert.isTrue(Exit.isFailure(exit))
+          if (Exit.isFailure(exit)) {
+            const error = Cause.failureOption(exit.cause)
+            assert.isTrue(Option.isSome(error) && Failure.isRejection(innerMost(error.value)))
+          }
+        }
+        assert.strictEqual(yield* breaker.state, "Closed")
+        yield* Fiber.interrupt(holder)
+      }))
+  })
 
   it.effect("per-attempt timeouts count as breaker failures, and retries stop at the breaker", () =>
     Effect.gen(function*() {

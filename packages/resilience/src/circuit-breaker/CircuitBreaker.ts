@@ -3,7 +3,7 @@
  * time to recover, then lets a few probe calls test it before traffic returns.
  *
  * ```text
- *   Closed ──trip strategy fires──▶ Open ──open duration elapsed, next call──▶ HalfOpen
+ *   Closed ──trip strategy fires──▶ Open ──open duration elapsed──▶ HalfOpen
  *   HalfOpen ──`closeAfter` probe successes──▶ Closed
  *   HalfOpen ──a probe fails──▶ Open (the next open duration of the schedule)
  *   ForcedOpen, Disabled, MetricsOnly: set and left only by an operator
@@ -19,8 +19,13 @@
  * compute, write back). Fibers interleave only between effects, so each step
  * is atomic and thousands of concurrent fibers see exactly `permits` half-open
  * probes, without the cost of an STM transaction. Time comes from Effect's
- * `Clock` (no timer fibers, so no `Scope`): an open breaker half-opens lazily
- * on the first call or state read after its open duration.
+ * `Clock`. A breaker from {@link makeScoped} (and every breaker of the
+ * {@link layer} registry) runs a timer fiber in its scope, so an idle breaker
+ * half-opens when its open duration ends (Resilience4j's automatic
+ * transition): gauges, transition counters, logs and events are true without
+ * traffic. A breaker from {@link make} has no fiber and needs no `Scope`: it
+ * makes the same move lazily, on the first call or state read after the open
+ * duration. Either way the move happens once, whoever comes first.
  *
  * Defaults: 5 consecutive failures open the breaker for 30 seconds; then 3
  * probe calls are let through and 3 successes close it again.
@@ -182,9 +187,14 @@ export interface Options<in E = unknown, in A = unknown> {
    * How long the breaker stays open before it half-opens. A duration, or a
    * `Schedule` whose successive delays are used for consecutive openings
    * (backoff while the dependency stays down); the sequence restarts after the
-   * breaker closes. The schedule's first 64 delays are computed when the
-   * breaker is made; later openings (or openings after the schedule ends)
-   * reuse its last delay. Default: 30 seconds.
+   * breaker closes. Each opening steps the schedule when it happens, so a
+   * jittered schedule draws a new duration for every opening, from the
+   * `Random` of the fiber that made the breaker (reproducible under
+   * `TestRandom` or a seeded `Random`). Openings after the schedule ends reuse
+   * its last delay. The schedule's steps must be synchronous (pure, or using
+   * `Random`/`Clock`): a step that sleeps or fails keeps the previous
+   * duration. A forced-open breaker's `retryAfter` is the schedule's first
+   * delay. Default: 30 seconds.
    */
   readonly openDuration?: Duration.DurationInput | Schedule.Schedule<unknown, number>
   /** Probe calls in the half-open state. */
@@ -203,8 +213,10 @@ export interface Options<in E = unknown, in A = unknown> {
   readonly recordResult?: (value: A) => boolean
   /**
    * Count rejections by other policies (`Failure.isRejection`: a full
-   * bulkhead, a rate limit, another open breaker) as failures. Default:
-   * `false`, they say nothing about the dependency's health.
+   * bulkhead, a rate limit, another open breaker) as failures. A
+   * `RetriesExhausted` whose last failure is a rejection (however many retry
+   * layers wrap it) is a rejection too. Default: `false`, they say nothing
+   * about the dependency's health.
    */
   readonly countRejections?: boolean
   /** Default: `"Closed"`. */
@@ -480,6 +492,35 @@ export const isCircuitOpenError: (u: unknown) => u is CircuitOpenError = interna
 export const make: <E = unknown, A = unknown>(
   options: Options<E, A>
 ) => Effect.Effect<CircuitBreaker<E, A>, Failure.InvalidOptionsError> = internal.make
+
+/**
+ * Makes a breaker, as {@link make}, with a timer fiber in the current scope:
+ * when the open duration ends (or a half-open `maxDuration` runs out) the
+ * breaker moves at that time, with no call or state read, so the state
+ * gauge, the transition counter, the log and the `StateChanged` event are
+ * on time for an idle breaker too. A call arriving at the same instant finds
+ * the move made (or makes it, and the timer finds it made): it happens once.
+ * When the scope closes the timer stops and the breaker goes on lazily, as
+ * one from {@link make}. Breakers of the {@link layer} registry are made this
+ * way, in the layer's scope.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CircuitBreaker } from "@bulwark/resilience"
+ *
+ * const program = Effect.scoped(Effect.gen(function* () {
+ *   const breaker = yield* CircuitBreaker.makeScoped({ name: "payments", openDuration: "30 seconds" })
+ *   return yield* Effect.succeed("charged").pipe(CircuitBreaker.protect(breaker))
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const makeScoped: <E = unknown, A = unknown>(
+  options: Options<E, A>
+) => Effect.Effect<CircuitBreaker<E, A>, Failure.InvalidOptionsError, Scope.Scope> = internal.makeScoped
 
 // -----------------------------------------------------------------------------
 // Trip strategies

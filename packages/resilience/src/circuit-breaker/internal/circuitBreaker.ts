@@ -22,6 +22,7 @@ import { CircuitOpenError } from "./errors.js"
 import { logTransition } from "./log.js"
 import {
   ACQUIRE,
+  deadline,
   initial,
   type MachineEvent,
   type MachineState,
@@ -31,6 +32,7 @@ import {
   quickRecord,
   type Signal,
   type Step,
+  TICK,
   transition
 } from "./transition.js"
 
@@ -116,6 +118,28 @@ const UNMEASURED_FAILURE: RecordedCall = { failure: true, slow: false, durationM
 
 type Decision = Extract<MachineEvent, { readonly _tag: "Permitted" | "Rejected" }>
 
+/** How deep `RetriesExhausted` wrappers are unwrapped: enough for any real stack, and no loop on a cyclic one. */
+const MAX_UNWRAP = 32
+
+/**
+ * Whether a local policy refused the call (`Failure.isRejection`), also when
+ * the refusal is the last failure of an exhausted retry, however many retry
+ * layers wrap it: retries that only ever met a full bulkhead, an open inner
+ * breaker or a rate limit never reached the dependency, so they say nothing
+ * about its health.
+ *
+ * @internal
+ */
+export const isRejectionDeep = (error: unknown): boolean => {
+  let current = error
+  for (let depth = 0; depth <= MAX_UNWRAP; depth++) {
+    if (Failure.isRejection(current)) return true
+    if (!Failure.isRetriesExhausted(current)) return false
+    current = current.lastFailure
+  }
+  return false
+}
+
 const decisionOf = (events: ReadonlyArray<MachineEvent>): Decision | undefined => {
   for (let i = events.length - 1; i >= 0; i--) {
     const event = events[i]
@@ -124,10 +148,20 @@ const decisionOf = (events: ReadonlyArray<MachineEvent>): Decision | undefined =
   return undefined
 }
 
+interface Built<E, A> {
+  readonly breaker: Breaker<E, A>
+  /**
+   * Moves the state when its time comes (`deadline`) with no call: sleeps
+   * until the deadline, sends a `TICK`, and sleeps again, woken early when
+   * the state changes. Runs forever; a scoped breaker forks it in its scope.
+   */
+  readonly timer: Effect.Effect<never>
+}
+
 const build = <E, A>(
   resolved: Resolved<E, A>,
   pubsub: PubSub.PubSub<Event>
-): Breaker<E, A> => {
+): Built<E, A> => {
   const { name, settings } = resolved
   const metrics = makeMetrics(name)
   metrics.state(resolved.initialState)
@@ -137,9 +171,17 @@ const build = <E, A>(
   // One synchronous transition per step is atomic: fibers interleave only between effects; an STM commit costs ~2.6 µs, more than the rest of a call.
   let current: MachineState = initial(resolved.initialState, settings)
 
+  /** Bumped whenever the deadline changes; the timer's wake-up, when it waits. */
+  let version = 0
+  let wake: (() => void) | undefined
+
   /** Applies one signal: read, compute, write back, in one synchronous step. */
   const step = (signal: Signal, now: number): Step => {
     const next = transition(current, signal, now, settings)
+    if (next[0] !== current && deadline(next[0]) !== deadline(current)) {
+      version++
+      wake?.()
+    }
     current = next[0]
     return next
   }
@@ -221,7 +263,7 @@ const build = <E, A>(
   const errorCounts = (error: E): boolean => {
     if (resolved.ignoreError?.(error) === true) return false
     if (resolved.recordError?.(error) === true) return true
-    if (Failure.isRejection(error)) return resolved.countRejections
+    if (isRejectionDeep(error)) return resolved.countRejections
     return !Failure.isTerminal(error)
   }
 
@@ -372,7 +414,33 @@ const build = <E, A>(
     PubSub.subscribe(pubsub)
   )
 
-  return {
+  /** Resumes once the deadline has changed since `seen` (at once when it already has). */
+  const changedSince = (seen: number): Effect.Effect<void> =>
+    Effect.async<void>((resume) => {
+      if (version !== seen) return resume(Effect.void)
+      wake = () => {
+        wake = undefined
+        resume(Effect.void)
+      }
+      return Effect.sync(() => {
+        wake = undefined
+      })
+    })
+
+  const timer: Effect.Effect<never> = Effect.clockWith((clock) =>
+    Effect.forever(Effect.suspend(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      const due = deadline(current)
+      if (due <= now) {
+        // The same step, metrics, log and event as a call or state read at this instant would make.
+        return Effect.uninterruptible(report(step(TICK, now), now) ?? Effect.void)
+      }
+      const changed = changedSince(version)
+      return due === Infinity ? changed : Effect.race(changed, Effect.sleep(due - now))
+    }))
+  )
+
+  const breaker: Breaker<E, A> = {
     [TypeId]: { _E: () => undefined, _A: () => undefined },
     name,
     state: Effect.clockWith((clock) => {
@@ -391,17 +459,38 @@ const build = <E, A>(
     metricsOnly: control(METRICS_ONLY),
     reset: control(RESET)
   }
+  return { breaker, timer }
 }
 
-/** @internal */
-export const make = <E = unknown, A = unknown>(
-  options: Options<E, A>
-): Effect.Effect<Breaker<E, A>, InvalidOptionsError> =>
+const makeBuilt = <E, A>(options: Options<E, A>): Effect.Effect<Built<E, A>, InvalidOptionsError> =>
   Effect.gen(function*() {
     const resolved = yield* resolve(options)
     const pubsub = yield* PubSub.sliding<Event>(EVENT_CAPACITY)
     return build(resolved, pubsub)
   })
+
+/** @internal */
+export const make = <E = unknown, A = unknown>(
+  options: Options<E, A>
+): Effect.Effect<Breaker<E, A>, InvalidOptionsError> => Effect.map(makeBuilt(options), (built) => built.breaker)
+
+/**
+ * A breaker whose timer fiber runs in `scope` (interrupted when it closes;
+ * the breaker then goes on lazily, as one from `make`).
+ *
+ * @internal
+ */
+export const makeIn = <E = unknown, A = unknown>(
+  options: Options<E, A>,
+  scope: Scope.Scope
+): Effect.Effect<Breaker<E, A>, InvalidOptionsError> =>
+  Effect.flatMap(makeBuilt(options), (built) => Effect.as(Effect.forkIn(built.timer, scope), built.breaker))
+
+/** @internal */
+export const makeScoped = <E = unknown, A = unknown>(
+  options: Options<E, A>
+): Effect.Effect<Breaker<E, A>, InvalidOptionsError, Scope.Scope> =>
+  Effect.flatMap(Effect.scope, (scope) => makeIn(options, scope))
 
 /** @internal */
 export const protect = dual(

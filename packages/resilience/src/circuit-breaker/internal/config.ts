@@ -1,5 +1,6 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
@@ -16,8 +17,6 @@ export const DEFAULT_PERMITS = 3
 /** @internal */
 export const DEFAULT_CLOSE_AFTER = 3
 
-/** How many delays of an open-duration schedule are computed up front. */
-const SCHEDULE_DELAYS = 64
 const MAX_PERMITS = 1_000_000
 
 /** @internal */
@@ -39,48 +38,75 @@ export interface Resolved<E, A> {
   readonly initialState: InitialState
 }
 
-const scheduleDelays = (
+interface OpenDuration {
+  /** Draws the open duration of the n-th consecutive opening (n ≥ 1), which happens at `now`. */
+  readonly draw: (opening: number, now: number) => number
+  /** The first opening's duration as the breaker was made: the `retryAfter` of a forced-open breaker. */
+  readonly first: number
+}
+
+const delayOf = (decision: ScheduleDecision.ScheduleDecision, now: number): number | undefined =>
+  ScheduleDecision.isDone(decision) ? undefined : Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
+
+/**
+ * Steps the schedule once per opening, at the time of the opening, so a
+ * jittered schedule draws a new duration for every opening (from the Random
+ * service, and the Clock, of the fiber that made the breaker). The first
+ * opening after a close starts the schedule again. Openings after the
+ * schedule ends, or whose step is not synchronous or fails, keep the last
+ * duration.
+ */
+const scheduleDriver = (
   schedule: Schedule.Schedule<unknown, number>,
   field: check.Field
-): Effect.Effect<ReadonlyArray<number>, InvalidOptionsError> =>
+): Effect.Effect<OpenDuration, InvalidOptionsError> =>
   Effect.gen(function*() {
-    const delays: Array<number> = []
-    let state: unknown = schedule.initial
-    let now = 0
-    for (let opening = 1; opening <= SCHEDULE_DELAYS; opening++) {
-      const step: readonly [unknown, unknown, ScheduleDecision.ScheduleDecision] = yield* schedule.step(
-        now,
-        opening,
-        state
-      )
-      const decision = step[2]
-      if (ScheduleDecision.isDone(decision)) break
-      const delay = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
-      delays.push(delay)
-      state = step[0]
-      now += delay
-    }
-    if (delays.length === 0) {
+    const random = yield* Effect.random
+    const clock = yield* Effect.clock
+    const checked: readonly [unknown, unknown, ScheduleDecision.ScheduleDecision] = yield* schedule.step(
+      0,
+      1,
+      schedule.initial
+    )
+    const first = delayOf(checked[2], 0)
+    if (first === undefined) {
       return yield* Effect.fail(check.invalid(field, "Schedule", "a schedule that recurs at least once"))
     }
-    return delays
+    let state: unknown = schedule.initial
+    let last = first
+    let done = false
+    const draw = (opening: number, now: number): number => {
+      if (opening <= 1) {
+        state = schedule.initial
+        done = false
+      }
+      if (done) return last
+      const exit = Effect.runSyncExit(
+        Effect.withClock(Effect.withRandom(schedule.step(now, opening, state), random), clock)
+      )
+      if (Exit.isFailure(exit)) return last
+      const delay = delayOf(exit.value[2], now)
+      if (delay === undefined) {
+        done = true
+        return last
+      }
+      state = exit.value[0]
+      last = delay
+      return delay
+    }
+    return { draw, first }
   })
 
-const openDurationMillis = (
+const openDurationOf = (
   input: Duration.DurationInput | Schedule.Schedule<unknown, number> | undefined
-): Effect.Effect<(opening: number) => number, InvalidOptionsError> => {
+): Effect.Effect<OpenDuration, InvalidOptionsError> => {
   const field = { component: trip.COMPONENT, option: "openDuration" }
-  if (input !== undefined && Schedule.isSchedule(input)) {
-    return Effect.map(scheduleDelays(input, field), (delays) => (opening) => {
-      const index = Math.min(opening, delays.length) - 1
-      return delays[index] ?? 0
-    })
-  }
+  if (input !== undefined && Schedule.isSchedule(input)) return scheduleDriver(input, field)
   return Effect.map(
     check.duration(field, input ?? DEFAULT_OPEN_DURATION, { allowZero: false }),
     (duration) => {
       const millis = Duration.toMillis(duration)
-      return () => millis
+      return { draw: () => millis, first: millis }
     }
   )
 }
@@ -131,7 +157,7 @@ export const resolve = <E, A>(options: Options<E, A>): Effect.Effect<Resolved<E,
     const halfOpenMax = yield* check.optionalDuration(field("halfOpen.maxDuration"), halfOpen.maxDuration, {
       allowZero: false
     })
-    const openDuration = yield* openDurationMillis(options.openDuration)
+    const openDuration = yield* openDurationOf(options.openDuration)
     const initialState = options.initialState ?? "Closed"
     if (!["Closed", "ForcedOpen", "Disabled", "MetricsOnly"].includes(initialState)) {
       return yield* Effect.fail(
@@ -142,7 +168,8 @@ export const resolve = <E, A>(options: Options<E, A>): Effect.Effect<Resolved<E,
       name,
       settings: {
         windows,
-        openDurationMillis: openDuration,
+        openDurationMillis: openDuration.draw,
+        forcedOpenRetryAfterMillis: openDuration.first,
         permits,
         closeAfter,
         failureLimit,

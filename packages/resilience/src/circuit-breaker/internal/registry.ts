@@ -3,9 +3,10 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import type { InvalidOptionsError } from "../../Failure.js"
 import type { BreakerStatus, CircuitBreaker, RegistryConfig, RegistryService } from "../CircuitBreaker.js"
-import { make } from "./circuitBreaker.js"
+import { makeIn } from "./circuitBreaker.js"
 import { resolve } from "./config.js"
 
 /**
@@ -19,14 +20,16 @@ export class Registry extends Context.Tag("@bulwark/resilience/CircuitBreaker/Re
   RegistryService
 >() {}
 
-const makeRegistry = (config: RegistryConfig): Effect.Effect<RegistryService, InvalidOptionsError> =>
+/** Breakers live as long as the registry: their timers run in its scope (the layer's). */
+const makeRegistry = (config: RegistryConfig): Effect.Effect<RegistryService, InvalidOptionsError, Scope.Scope> =>
   Effect.gen(function*() {
+    const scope = yield* Effect.scope
     const defaults = config.defaults ?? {}
     // Checked up front so a bad default fails the layer, not the first `get` of an unlisted name.
     yield* resolve({ ...defaults, name: "defaults" })
     const breakers = new Map<string, CircuitBreaker>()
     for (const [name, options] of Object.entries(config.breakers ?? {})) {
-      breakers.set(name, yield* make({ ...defaults, ...options, name }))
+      breakers.set(name, yield* makeIn({ ...defaults, ...options, name }, scope))
     }
     // Creation is serialised so two fibers asking for a new name at once get the same breaker.
     const creating = yield* Effect.makeSemaphore(1)
@@ -38,7 +41,7 @@ const makeRegistry = (config: RegistryConfig): Effect.Effect<RegistryService, In
         return creating.withPermits(1)(Effect.suspend(() => {
           const created = breakers.get(name)
           if (created !== undefined) return Effect.succeed(created)
-          return Effect.tap(make({ ...defaults, name }), (breaker) => {
+          return Effect.tap(makeIn({ ...defaults, name }, scope), (breaker) => {
             breakers.set(name, breaker)
           })
         }))
@@ -60,13 +63,13 @@ const makeRegistry = (config: RegistryConfig): Effect.Effect<RegistryService, In
 
 /** @internal */
 export const layer = (config: RegistryConfig = {}): Layer.Layer<Registry, InvalidOptionsError> =>
-  Layer.effect(Registry, makeRegistry(config))
+  Layer.scoped(Registry, makeRegistry(config))
 
 /** @internal */
 export const layerConfig = (
   config: Config.Config.Wrap<RegistryConfig>
 ): Layer.Layer<Registry, InvalidOptionsError | ConfigError.ConfigError> =>
-  Layer.effect(Registry, Effect.flatMap(Config.unwrap(config), makeRegistry))
+  Layer.scoped(Registry, Effect.flatMap(Config.unwrap(config), makeRegistry))
 
 /** @internal */
 export const named = (name: string): Effect.Effect<CircuitBreaker, InvalidOptionsError, Registry> =>

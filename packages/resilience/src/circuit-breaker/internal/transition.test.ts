@@ -25,6 +25,7 @@ const base: Settings = {
   windows: windowsOf(trip.consecutiveFailures(2)),
   // The n-th consecutive opening lasts n seconds, so tests can see the backoff.
   openDurationMillis: (opening) => opening * 1000,
+  forcedOpenRetryAfterMillis: 1000,
   permits: 2,
   closeAfter: 2,
   failureLimit: 1,

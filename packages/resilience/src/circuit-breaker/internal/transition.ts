@@ -15,11 +15,18 @@
  *        │  Closed  │                            │  Open  │ ◀─────────────────────┐
  *        └──────────┘ ◀───┐                      └────────┘                       │
  *                         │                          │ open duration elapsed,     │ a probe fails, or every
- *      `closeAfter` probe │                          │ on the next call or read   │ probe ended without
+ *      `closeAfter` probe │                          │ at a tick, call or read    │ probe ended without
  *      successes          │                          ▼                            │ `closeAfter` successes
  *                         │                     ┌──────────┐                      │
  *                         └──────────────────── │ HalfOpen │ ─────────────────────┘
  *                                               └──────────┘
+ *
+ * The machine itself has no timer. Time-driven moves (Open to HalfOpen at
+ * `halfOpenAt`, a half-open period running out at `expiresAt`) happen on the
+ * first signal at or after the due time: a call, a state read, or the tick
+ * (`TICK`, the same as `Observe`) that a scoped breaker's timer sends at
+ * `deadline(state)`. Whoever comes first moves the state; the others find it
+ * moved, so the move happens exactly once.
  *
  *   Operator signals move any state to ForcedOpen, Closed, Disabled,
  *   MetricsOnly, or a fresh Closed (Reset). Nothing else leaves those states.
@@ -30,9 +37,9 @@
  * with the strategy's reason). Ignored outcomes touch no window.
  *
  * ## Open
- * Calls are rejected with the time left until `halfOpenAt`. The first call
- * (or state read) at or after `halfOpenAt` moves to HalfOpen; a call doing so
- * takes the first probe permit. There is no timer: the move is lazy.
+ * Calls are rejected with the time left until `halfOpenAt`. The first call,
+ * state read or tick at or after `halfOpenAt` moves to HalfOpen; a call doing
+ * so takes the first probe permit.
  *
  * ## HalfOpen
  * At most `permits` probe permits are issued per half-open period; extra
@@ -41,10 +48,9 @@
  * failure counts towards `failureLimit` (then Open again, with the next open
  * duration). When every permit has been used and neither count was reached,
  * the breaker reopens. An ignored or interrupted probe returns its permit.
- * With a time limit (`halfOpenMaxMillis`), the first call or state read at
- * or after `expiresAt` reopens the breaker ("ProbesTimedOut"), so a probe
- * that never completes cannot keep it half-open; like the move to HalfOpen,
- * this is lazy.
+ * With a time limit (`halfOpenMaxMillis`), the first call, state read or
+ * tick at or after `expiresAt` reopens the breaker ("ProbesTimedOut"), so a
+ * probe that never completes cannot keep it half-open.
  *
  * ## ForcedOpen, Disabled, MetricsOnly
  * ForcedOpen rejects everything. Disabled permits everything and counts
@@ -59,8 +65,9 @@
  *
  * ## Openings
  * `openings` counts the openings since the breaker last closed; the open
- * duration of the n-th opening is `settings.openDurationMillis(n)`, which is
- * how a Schedule backs off across openings and restarts after a clean close.
+ * duration of the n-th opening is `settings.openDurationMillis(n, now)`, drawn
+ * when it opens, which is how a Schedule backs off across openings (and
+ * jitters each one) and restarts after a clean close.
  *
  * @internal
  */
@@ -80,8 +87,15 @@ import type {
 export interface Settings {
   /** The empty trip windows, one per strategy. */
   readonly windows: ReadonlyArray<TripWindow>
-  /** The open duration of the n-th consecutive opening (n ≥ 1). */
-  readonly openDurationMillis: (opening: number) => number
+  /**
+   * The open duration of the n-th consecutive opening (n ≥ 1), which happens
+   * at `now`. Called exactly once per opening, when it happens: a jittered
+   * schedule draws each opening's duration then (so this one input may be
+   * impure; the machine never calls it for anything but an opening).
+   */
+  readonly openDurationMillis: (opening: number, now: number) => number
+  /** What a forced-open breaker tells callers to wait: the first open duration. */
+  readonly forcedOpenRetryAfterMillis: number
   readonly permits: number
   readonly closeAfter: number
   /** Failed probes that reopen the breaker. */
@@ -172,6 +186,35 @@ export type Step = readonly [MachineState, ReadonlyArray<MachineEvent>]
 export const ACQUIRE: Signal = { _tag: "Acquire" }
 /** @internal */
 export const OBSERVE: Signal = { _tag: "Observe" }
+/**
+ * The timer's signal: time has passed, no call is made. It is `Observe`, so a
+ * tick and a state read can never disagree.
+ *
+ * @internal
+ */
+export const TICK: Signal = OBSERVE
+
+/**
+ * When the state moves by itself, with no call: `halfOpenAt` of an Open
+ * breaker, `expiresAt` of a half-open period with a time limit; `Infinity`
+ * for states that wait for calls or an operator. A `TICK` at or after it
+ * makes the move; one before it changes nothing.
+ *
+ * @internal
+ */
+export const deadline = (state: MachineState): number => {
+  switch (state._tag) {
+    case "Open":
+      return state.halfOpenAt
+    case "HalfOpen":
+      return state.expiresAt
+    case "Closed":
+    case "ForcedOpen":
+    case "Disabled":
+    case "MetricsOnly":
+      return Infinity
+  }
+}
 
 const NO_EVENTS: ReadonlyArray<MachineEvent> = []
 
@@ -227,7 +270,7 @@ const open = (
   events: Array<MachineEvent>
 ): Step => {
   const openings = from.openings + 1
-  const openFor = settings.openDurationMillis(openings)
+  const openFor = settings.openDurationMillis(openings, now)
   const next: Open = { _tag: "Open", epoch: from.epoch + 1, openings, halfOpenAt: now + openFor }
   events.push(transitioned(from, next, reason(Duration.millis(openFor))))
   return [next, events]
@@ -422,7 +465,7 @@ const expire = (state: HalfOpen, signal: CallSignal, now: number, settings: Sett
 
 const onForcedOpen = (state: ForcedOpen, signal: CallSignal, settings: Settings): Step =>
   signal._tag === "Acquire"
-    ? [state, [{ _tag: "Rejected", state: "ForcedOpen", retryAfterMillis: settings.openDurationMillis(1) }]]
+    ? [state, [{ _tag: "Rejected", state: "ForcedOpen", retryAfterMillis: settings.forcedOpenRetryAfterMillis }]]
     : reportOnly(state, signal)
 
 const onDisabled = (state: Disabled, signal: CallSignal): Step =>
