@@ -33,12 +33,15 @@
  *
  * @since 0.1.0
  */
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type { Pipeable } from "effect/Pipeable"
 import type * as Failure from "../Failure.js"
 import * as internal from "./internal/bulkhead.js"
+import * as fromConfig from "./internal/config.js"
 import { BulkheadFullError, BulkheadNotFoundError } from "./internal/errors.js"
 import * as registry from "./internal/registry.js"
 import { Registry } from "./internal/registry.js"
@@ -286,3 +289,85 @@ export { Registry }
  * @category Layers
  */
 export const layer: (config: Registry.Config) => Layer.Layer<Registry, Failure.InvalidOptionsError> = registry.layer
+
+/**
+ * A {@link Registry} whose configuration comes from effect's `Config` (the
+ * environment, a file, any `ConfigProvider`), as `CircuitBreaker.layerConfig`
+ * reads breakers: every field of {@link Registry.Config} may be a `Config` of
+ * its value, at any depth, and an entry may be {@link config}. Missing or
+ * malformed configuration fails the layer with a `ConfigError`, invalid values
+ * with `InvalidOptionsError` naming the bulkhead and the option (and, for a
+ * value read by {@link config}, the variable), before any bulkhead is used.
+ *
+ * @example
+ * ```ts
+ * import { Config, Effect } from "effect"
+ * import { Bulkhead } from "@bulwark/resilience"
+ *
+ * declare const callPayments: Effect.Effect<string>
+ *
+ * // PAYMENTS_MAX_CONCURRENT=8 PAYMENTS_MAX_QUEUED=16 PAYMENTS_MAX_WAIT="2 seconds" INVENTORY_PERMITS=32
+ * const Bulkheads = Bulkhead.layerConfig({
+ *   payments: Bulkhead.config("payments"),
+ *   inventory: { maxConcurrent: Config.integer("INVENTORY_PERMITS") }
+ * })
+ *
+ * const program = callPayments.pipe(Bulkhead.protectNamed("payments"), Effect.provide(Bulkheads))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerConfig: (
+  config: Config.Config.Wrap<Registry.Config>
+) => Layer.Layer<Registry, Failure.InvalidOptionsError | ConfigError.ConfigError> = fromConfig.layerConfig
+
+/**
+ * One bulkhead's options read from effect's `Config`, for {@link layerConfig}.
+ * Each option is a variable named after the bulkhead's name in CONSTANT_CASE:
+ * for `Bulkhead.config("payments")`,
+ *
+ * | option | variable | when missing |
+ * |---|---|---|
+ * | `maxConcurrent` | `PAYMENTS_MAX_CONCURRENT` | `defaults.maxConcurrent`, else a `ConfigError` |
+ * | `maxQueued` | `PAYMENTS_MAX_QUEUED` | `defaults.maxQueued`, else `0` (no queue) |
+ * | `maxWait` | `PAYMENTS_MAX_WAIT` | `defaults.maxWait`, else as long as the call is queued |
+ *
+ * Counts are integers (`maxQueued` may be `Infinity`); `maxWait` is a duration
+ * as effect writes it (`"2 seconds"`), milliseconds, or `Infinity`. The path
+ * is built with `Config.nested`, so any `ConfigProvider` works (its path
+ * delimiter joins the parts: `_` for the environment, nested objects for
+ * `ConfigProvider.fromJson`). The values are checked when the layer is built:
+ * one that is not valid (`0` permits, a negative or fractional count, text
+ * that is not a duration) fails {@link layerConfig} with `InvalidOptionsError`
+ * naming the option and the variable, e.g. `Bulkhead "payments" (config
+ * PAYMENTS_MAX_CONCURRENT): option "maxConcurrent" must be an integer ≥ 1 (got "0")`.
+ *
+ * @example
+ * ```ts
+ * import { ConfigProvider, Effect } from "effect"
+ * import { Bulkhead } from "@bulwark/resilience"
+ *
+ * declare const callPayments: Effect.Effect<string>
+ *
+ * // Limits from PAYMENTS_MAX_CONCURRENT, PAYMENTS_MAX_QUEUED and PAYMENTS_MAX_WAIT, 8 permits when unset.
+ * const Bulkheads = Bulkhead.layerConfig({ payments: Bulkhead.config("payments", { maxConcurrent: 8 }) })
+ *
+ * const program = callPayments.pipe(
+ *   Bulkhead.protectNamed("payments"),
+ *   Effect.provide(Bulkheads),
+ *   Effect.withConfigProvider(
+ *     ConfigProvider.fromMap(new Map([["PAYMENTS_MAX_CONCURRENT", "4"], ["PAYMENTS_MAX_WAIT", "500 millis"]]), {
+ *       pathDelim: "_"
+ *     })
+ *   )
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const config: (
+  name: string,
+  defaults?: Partial<Omit<Bulkhead.Options, "name">>
+) => Config.Config<Omit<Bulkhead.Options, "name">> = fromConfig.config

@@ -201,24 +201,31 @@ class BulkheadImpl extends Pipeable.Class() implements Bulkhead.Bulkhead {
   }
 }
 
+/**
+ * The `component` of a bulkhead's `InvalidOptionsError`s.
+ *
+ * @internal
+ */
+export const component = (name: string): string => `Bulkhead "${name}"`
+
 const validate = (
   options: Bulkhead.Bulkhead.Options
 ): Either.Either<Bulkhead.Limits & { readonly name: string }, InvalidOptionsError> =>
   Either.flatMap(Options.name({ component: "Bulkhead", option: "name" }, options.name), (name) => {
-    const component = `Bulkhead "${name}"`
+    const field = (option: string): Options.Field => ({ component: component(name), option })
     return Either.all({
       name: Either.right(name),
-      maxConcurrent: Options.number({ component, option: "maxConcurrent" }, options.maxConcurrent, {
+      maxConcurrent: Options.number(field("maxConcurrent"), options.maxConcurrent, {
         min: 1,
         integer: true
       }),
-      maxQueued: Options.number({ component, option: "maxQueued" }, options.maxQueued ?? defaults.maxQueued, {
+      maxQueued: Options.number(field("maxQueued"), options.maxQueued ?? defaults.maxQueued, {
         min: 0,
         integer: true,
         allowInfinity: true
       }),
       maxWait: Either.map(
-        Options.optionalDuration({ component, option: "maxWait" }, options.maxWait, { allowInfinite: true }),
+        Options.optionalDuration(field("maxWait"), options.maxWait, { allowInfinite: true }),
         (maxWait) => maxWait ?? defaults.maxWait
       )
     })
