@@ -17,6 +17,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { constantCase, NUMBER } from "../../internal/configText.js"
 import { InvalidOptionsError } from "../../internal/failureErrors.js"
 import type { Bulkhead } from "../Bulkhead.js"
 import { component } from "./bulkhead.js"
@@ -42,20 +43,6 @@ const KEYS = {
   maxWait: "MAX_WAIT"
 } as const satisfies Record<keyof Entry, string>
 
-/**
- * A name in CONSTANT_CASE: `paymentsApi` ▸ `PAYMENTS_API`, `payments-api` ▸
- * `PAYMENTS_API` (the rule of `Pipeline.config`).
- *
- * @internal
- */
-export const constantCase = (name: string): string =>
-  name
-    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
-    .replace(/[^A-Za-z0-9]+/g, "_")
-    .replace(/^_+|_+$/g, "")
-    .toUpperCase()
-
-const NUMBER = /^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$/
 const INFINITY = /^\s*\+?infinity\s*$/i
 
 /** A count as text: a number, or `Infinity`; anything else is `NaN`, which validation rejects. */

@@ -18,6 +18,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as AST from "effect/SchemaAST"
+import { constantCase, NUMBER } from "../../internal/configText.js"
 import type * as Pipeline from "../Pipeline.js"
 import * as schema from "./schema.js"
 
@@ -47,21 +48,6 @@ const leavesOf = (ast: AST.AST, path: ReadonlyArray<string>): ReadonlyArray<Leaf
 
 /** Every field of the configuration, in the schema's order. */
 const leaves: ReadonlyArray<Leaf> = leavesOf(schema.ConfigSchema.ast, [])
-
-/**
- * A name or field in CONSTANT_CASE: `circuitBreaker` ▸ `CIRCUIT_BREAKER`,
- * `payments-api` ▸ `PAYMENTS_API`.
- *
- * @internal
- */
-export const constantCase = (name: string): string =>
-  name
-    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
-    .replace(/[^A-Za-z0-9]+/g, "_")
-    .replace(/^_+|_+$/g, "")
-    .toUpperCase()
-
-const NUMBER = /^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$/
 
 const coerce = (leaf: Leaf, text: string): unknown => {
   if (leaf.numeric && NUMBER.test(text)) return Number(text)
