@@ -53,6 +53,7 @@ import * as internal from "./internal/circuitBreaker.js"
 import { CircuitOpenError } from "./internal/errors.js"
 import * as registry from "./internal/registry.js"
 import { Registry } from "./internal/registry.js"
+import { STATE_LABELS } from "./internal/report.js"
 import * as trip from "./internal/trip.js"
 
 // -----------------------------------------------------------------------------
@@ -112,7 +113,7 @@ export type StateLabel = "closed" | "open" | "half_open" | "forced_open" | "disa
  * @since 0.1.0
  * @category Getters
  */
-export const stateLabel = (state: State): StateLabel => internal.STATE_LABELS[state]
+export const stateLabel = (state: State): StateLabel => STATE_LABELS[state]
 
 /**
  * The states a breaker may start in.

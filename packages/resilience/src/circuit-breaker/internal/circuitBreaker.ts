@@ -1,25 +1,17 @@
-import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
-import * as MetricLabel from "effect/MetricLabel"
-import * as Option from "effect/Option"
-import * as PubSub from "effect/PubSub"
-import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Failure from "../../Failure.js"
 import type { InvalidOptionsError } from "../../Failure.js"
-import * as Metric from "../../internal/metric.js"
 import * as Region from "../../internal/region.js"
 import * as Trace from "../../internal/trace.js"
 import { attributes as TraceAttributes } from "../../internal/tracingAttributes.js"
-import * as Metrics from "../../Metrics.js"
-import type { CircuitBreaker as Breaker, Event, Options, Outcome, RecordedCall, State } from "../CircuitBreaker.js"
-import type * as CircuitBreaker from "../CircuitBreaker.js"
+import type { CircuitBreaker as Breaker, Options, RecordedCall, State } from "../CircuitBreaker.js"
+import { classifier } from "./classify.js"
 import { resolve, type Resolved } from "./config.js"
 import { CircuitOpenError } from "./errors.js"
-import { logTransition } from "./log.js"
+import { decisionOf, Reporter, STATE_LABELS } from "./report.js"
 import {
   ACQUIRE,
   deadline,
@@ -39,72 +31,6 @@ import {
 /** @internal */
 export const TypeId: unique symbol = Symbol.for("@bulwark/resilience/CircuitBreaker")
 
-/** Events kept for a subscriber that falls behind; older ones are dropped, calls never wait. */
-const EVENT_CAPACITY = 1024
-
-const STATES: ReadonlyArray<State> = ["Closed", "Open", "HalfOpen", "ForcedOpen", "Disabled", "MetricsOnly"]
-
-/** @internal */
-export const STATE_LABELS: Readonly<Record<State, CircuitBreaker.StateLabel>> = {
-  Closed: "closed",
-  Open: "open",
-  HalfOpen: "half_open",
-  ForcedOpen: "forced_open",
-  Disabled: "disabled",
-  MetricsOnly: "metrics_only"
-}
-
-const FORCE_OPEN: Signal = { _tag: "ForceOpen" }
-const CLOSE: Signal = { _tag: "Close" }
-const DISABLE: Signal = { _tag: "Disable" }
-const METRICS_ONLY: Signal = { _tag: "MetricsOnly" }
-const RESET: Signal = { _tag: "Reset" }
-
-interface BreakerMetrics {
-  readonly state: (current: State) => void
-  readonly call: (outcome: Outcome) => void
-  readonly transition: (from: State, to: State) => void
-}
-
-/**
- * Every series' labels are built once here and passed to the untagged metric:
- * Effect caches a series' hook by the identity of that label array, while
- * `Metric.tagged` would build a new array (and hash the key again) on every
- * update. Updates bypass fiber-level metric tags on purpose: the only label
- * values are the breaker's name and fixed words, which keeps series bounded.
- */
-const makeMetrics = (name: string): BreakerMetrics => {
-  const breaker = MetricLabel.make("breaker", name)
-  const gauges = STATES.map((state) => [state, [breaker, MetricLabel.make("state", STATE_LABELS[state])]] as const)
-  // Counted on every call: each outcome's series keeps its hook (see `internal/metric.ts`).
-  const outcomeSeries = (outcome: Outcome) =>
-    Metric.counterSeries("bulwark_circuit_breaker_calls_total", { breaker: name, outcome })
-  const calls: Readonly<Record<Outcome, (amount?: number) => void>> = {
-    success: outcomeSeries("success"),
-    failure: outcomeSeries("failure"),
-    slow_success: outcomeSeries("slow_success"),
-    slow_failure: outcomeSeries("slow_failure"),
-    rejected: outcomeSeries("rejected"),
-    ignored: outcomeSeries("ignored")
-  }
-  const transitions = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
-  return {
-    state: (current) => {
-      for (const [state, labels] of gauges) Metrics.circuitBreakerState.unsafeUpdate(state === current ? 1 : 0, labels)
-    },
-    call: (outcome) => calls[outcome](),
-    transition: (from, to) => {
-      const key = `${from}>${to}`
-      let labels = transitions.get(key)
-      if (labels === undefined) {
-        labels = [breaker, MetricLabel.make("from", STATE_LABELS[from]), MetricLabel.make("to", STATE_LABELS[to])]
-        transitions.set(key, labels)
-      }
-      Metrics.circuitBreakerTransitions.unsafeUpdate(1, labels)
-    }
-  }
-}
-
 /** @internal */
 export const isCircuitOpenError = (u: unknown): u is CircuitOpenError => u instanceof CircuitOpenError
 
@@ -116,36 +42,17 @@ export const isCircuitOpenError = (u: unknown): u is CircuitOpenError => u insta
 const UNMEASURED_SUCCESS: RecordedCall = { failure: false, slow: false, durationMillis: 0 }
 const UNMEASURED_FAILURE: RecordedCall = { failure: true, slow: false, durationMillis: 0 }
 
-type Decision = Extract<MachineEvent, { readonly _tag: "Permitted" | "Rejected" }>
-
-/** How deep `RetriesExhausted` wrappers are unwrapped: enough for any real stack, and no loop on a cyclic one. */
-const MAX_UNWRAP = 32
-
 /**
- * Whether a local policy refused the call (`Failure.isRejection`), also when
- * the refusal is the last failure of an exhausted retry, however many retry
- * layers wrap it: retries that only ever met a full bulkhead, an open inner
- * breaker or a rate limit never reached the dependency, so they say nothing
- * about its health.
+ * The operators' signals, by the name of the control that sends them.
  *
  * @internal
  */
-export const isRejectionDeep = (error: unknown): boolean => {
-  let current = error
-  for (let depth = 0; depth <= MAX_UNWRAP; depth++) {
-    if (Failure.isRejection(current)) return true
-    if (!Failure.isRetriesExhausted(current)) return false
-    current = current.lastFailure
-  }
-  return false
-}
-
-const decisionOf = (events: ReadonlyArray<MachineEvent>): Decision | undefined => {
-  for (let i = events.length - 1; i >= 0; i--) {
-    const event = events[i]
-    if (event !== undefined && (event._tag === "Permitted" || event._tag === "Rejected")) return event
-  }
-  return undefined
+export const CONTROLS: Readonly<Record<"isolate" | "close" | "disable" | "metricsOnly" | "reset", Signal>> = {
+  isolate: { _tag: "ForceOpen" },
+  close: { _tag: "Close" },
+  disable: { _tag: "Disable" },
+  metricsOnly: { _tag: "MetricsOnly" },
+  reset: { _tag: "Reset" }
 }
 
 interface Built<E, A> {
@@ -158,15 +65,9 @@ interface Built<E, A> {
   readonly timer: Effect.Effect<never>
 }
 
-const build = <E, A>(
-  resolved: Resolved<E, A>,
-  pubsub: PubSub.PubSub<Event>
-): Built<E, A> => {
+const build = <E, A>(resolved: Resolved<E, A>, reporter: Reporter): Built<E, A> => {
   const { name, settings } = resolved
-  const metrics = makeMetrics(name)
-  metrics.state(resolved.initialState)
-  // Events are only built when someone listens: the hot path pays nothing for the stream otherwise.
-  let subscribers = 0
+  const { successFails, failureCounts } = classifier(resolved)
 
   // One synchronous transition per step is atomic: fibers interleave only between effects; an STM commit costs ~2.6 µs, more than the rest of a call.
   let current: MachineState = initial(resolved.initialState, settings)
@@ -186,107 +87,7 @@ const build = <E, A>(
     return next
   }
 
-  /**
-   * Updates the metrics at once (so the gauge always shows the state just
-   * written) and returns what must still run as an effect: logs of
-   * transitions and the events for subscribers. `undefined` when there is
-   * nothing, which is the happy path.
-   */
-  const report = ([state, events]: Step, now: number, measured = true): Effect.Effect<void> | undefined => {
-    if (events.length === 0) return undefined
-    let effects: Array<Effect.Effect<void>> | undefined
-    const published: Array<Event> | undefined = subscribers > 0 ? [] : undefined
-    for (const event of events) {
-      switch (event._tag) {
-        case "Permitted":
-          break
-        case "Rejected":
-          metrics.call("rejected")
-          published?.push({
-            _tag: "CallRejected",
-            breaker: name,
-            state: event.state,
-            retryAfter: Duration.millis(event.retryAfterMillis),
-            at: now
-          })
-          break
-        case "Recorded":
-          metrics.call(event.outcome)
-          // A call that was not measured began while nobody listened: it has no duration to tell.
-          if (measured) {
-            published?.push({
-              _tag: "CallRecorded",
-              breaker: name,
-              outcome: event.outcome,
-              duration: Duration.millis(event.durationMillis),
-              at: now
-            })
-          }
-          break
-        case "Transitioned":
-          metrics.transition(event.from, event.to)
-          metrics.state(state._tag)
-          ;(effects ??= []).push(logTransition(name, event, settings.permits))
-          published?.push({
-            _tag: "StateChanged",
-            breaker: name,
-            from: event.from,
-            to: event.to,
-            reason: event.reason,
-            at: now
-          })
-          break
-        case "ThresholdExceeded":
-          ;(effects ??= []).push(
-            Effect.annotateLogs(
-              Effect.logWarning(
-                `Circuit breaker "${name}" would have opened (metrics only): ${event.trip.description}`
-              ),
-              { breaker: name, strategy: event.trip.strategy, observed: event.trip.observed }
-            )
-          )
-          published?.push({ _tag: "ThresholdExceeded", breaker: name, trip: event.trip, at: now })
-          break
-        case "Reset":
-          ;(effects ??= []).push(
-            Effect.annotateLogs(Effect.logInfo(`Circuit breaker "${name}" was reset`), { breaker: name })
-          )
-          published?.push({ _tag: "Reset", breaker: name, at: now })
-          break
-      }
-    }
-    if (published !== undefined && published.length > 0) (effects ??= []).push(PubSub.publishAll(pubsub, published))
-    if (effects === undefined) return undefined
-    return effects.length === 1 && effects[0] !== undefined ? effects[0] : Effect.all(effects, { discard: true })
-  }
-
-  const errorCounts = (error: E): boolean => {
-    if (resolved.ignoreError?.(error) === true) return false
-    if (resolved.recordError?.(error) === true) return true
-    if (isRejectionDeep(error)) return resolved.countRejections
-    return !Failure.isTerminal(error)
-  }
-
-  /** Whether a success counts as a failure. A throwing predicate must not skip the record (that would leak a half-open permit): the call counts as failed. */
-  const successFails = (value: A): boolean => {
-    try {
-      return resolved.recordResult !== undefined && resolved.recordResult(value)
-    } catch {
-      return true
-    }
-  }
-
-  /** Whether a failed call counts as a failure; `undefined` when it hands its permit back uncounted. */
-  const failureCounts = (cause: Cause.Cause<E>): true | undefined => {
-    try {
-      if (Cause.isDie(cause)) return true
-      const error = Cause.failureOption(cause)
-      // Interrupted calls and errors that do not count hand their permit back.
-      return Option.isSome(error) && errorCounts(error.value) ? true : undefined
-    } catch {
-      return true
-    }
-  }
+  const report = (step: Step, now: number, measured = true) => reporter.report(step, now, measured)
 
   /**
    * Records a finished call. When `quickRecord` answers, that is all
@@ -301,7 +102,7 @@ const build = <E, A>(
    * `CallRecorded` event is published for it (it began while nobody listened).
    */
   const record = (epoch: number, failure: boolean, span: Region.Span): Effect.Effect<void> | undefined => {
-    if (!Number.isNaN(span.startedAt) && (resolved.measureEveryCall || subscribers > 0)) {
+    if (!Number.isNaN(span.startedAt) && (resolved.measureEveryCall || reporter.subscribers > 0)) {
       const now = span.endedAt()
       const durationMillis = now - span.startedAt
       const call: RecordedCall = { failure, slow: durationMillis > resolved.slowCallMillis, durationMillis }
@@ -309,9 +110,8 @@ const build = <E, A>(
       if (next === undefined) return report(step({ _tag: "Record", epoch, call }, now), now)
       current = next
       const outcome = outcomeOf(call)
-      metrics.call(outcome)
-      if (subscribers === 0) return undefined
-      return PubSub.publish(pubsub, {
+      reporter.call(outcome)
+      return reporter.publish({
         _tag: "CallRecorded",
         breaker: name,
         outcome,
@@ -323,7 +123,7 @@ const build = <E, A>(
     const next = quickRecord(current, epoch, call, span.startedAt)
     if (next !== undefined) {
       current = next
-      metrics.call(outcomeOf(call))
+      reporter.call(outcomeOf(call))
       return undefined
     }
     const now = span.endedAt()
@@ -370,7 +170,7 @@ const build = <E, A>(
       }
     },
     // The start time is read only for what uses a call's duration or the time on entry (see `record`).
-    needsStart: () => resolved.measureEveryCall || subscribers > 0 || quickPermit(current) === undefined,
+    needsStart: () => resolved.measureEveryCall || reporter.subscribers > 0 || quickPermit(current) === undefined,
     enter: (span) => {
       const quick = quickPermit(current)
       if (quick !== undefined) return quick
@@ -387,8 +187,7 @@ const build = <E, A>(
       return announce === undefined ? decision.epoch : new Region.Admitted(decision.epoch, announce)
     },
     exitSuccess: (epoch, value, span) => record(epoch, successFails(value), span),
-    exitFailure: (epoch, cause, span) =>
-      failureCounts(cause) === true ? record(epoch, true, span) : release(epoch, span)
+    exitFailure: (epoch, cause, span) => failureCounts(cause) ? record(epoch, true, span) : release(epoch, span)
   }
 
   const protect = <A2 extends A, E2 extends E, R>(
@@ -400,19 +199,6 @@ const build = <E, A>(
       const now = clock.unsafeCurrentTimeMillis()
       return report(step(signal, now), now) ?? Effect.void
     })
-
-  const subscribe: Effect.Effect<Queue.Dequeue<Event>, never, Scope.Scope> = Effect.zipRight(
-    Effect.acquireRelease(
-      Effect.sync(() => {
-        subscribers++
-      }),
-      () =>
-        Effect.sync(() => {
-          subscribers--
-        })
-    ),
-    PubSub.subscribe(pubsub)
-  )
 
   /** Resumes once the deadline has changed since `seen` (at once when it already has). */
   const changedSince = (seen: number): Effect.Effect<void> =>
@@ -451,13 +237,13 @@ const build = <E, A>(
       return announce === undefined ? Effect.succeed(state) : Effect.as(announce, state)
     }),
     protect,
-    events: Stream.unwrapScoped(Effect.map(subscribe, (queue) => Stream.fromQueue(queue))),
-    subscribe,
-    isolate: control(FORCE_OPEN),
-    close: control(CLOSE),
-    disable: control(DISABLE),
-    metricsOnly: control(METRICS_ONLY),
-    reset: control(RESET)
+    events: Stream.unwrapScoped(Effect.map(reporter.subscribe, (queue) => Stream.fromQueue(queue))),
+    subscribe: reporter.subscribe,
+    isolate: control(CONTROLS.isolate),
+    close: control(CONTROLS.close),
+    disable: control(CONTROLS.disable),
+    metricsOnly: control(CONTROLS.metricsOnly),
+    reset: control(CONTROLS.reset)
   }
   return { breaker, timer }
 }
@@ -465,8 +251,8 @@ const build = <E, A>(
 const makeBuilt = <E, A>(options: Options<E, A>): Effect.Effect<Built<E, A>, InvalidOptionsError> =>
   Effect.gen(function*() {
     const resolved = yield* resolve(options)
-    const pubsub = yield* PubSub.sliding<Event>(EVENT_CAPACITY)
-    return build(resolved, pubsub)
+    const reporter = yield* Reporter.make(resolved.name, resolved.settings.permits, resolved.initialState)
+    return build(resolved, reporter)
   })
 
 /** @internal */

@@ -92,8 +92,11 @@ export interface Settings {
    * at `now`. Called exactly once per opening, when it happens: a jittered
    * schedule draws each opening's duration then (so this one input may be
    * impure; the machine never calls it for anything but an opening).
+   * `epoch` is the new Open state's epoch, unique to this opening in the
+   * breaker's life: a shell that may compute one step more than once (an STM
+   * transaction run again) draws once per epoch.
    */
-  readonly openDurationMillis: (opening: number, now: number) => number
+  readonly openDurationMillis: (opening: number, now: number, epoch: number) => number
   /** What a forced-open breaker tells callers to wait: the first open duration. */
   readonly forcedOpenRetryAfterMillis: number
   readonly permits: number
@@ -270,8 +273,9 @@ const open = (
   events: Array<MachineEvent>
 ): Step => {
   const openings = from.openings + 1
-  const openFor = settings.openDurationMillis(openings, now)
-  const next: Open = { _tag: "Open", epoch: from.epoch + 1, openings, halfOpenAt: now + openFor }
+  const epoch = from.epoch + 1
+  const openFor = settings.openDurationMillis(openings, now, epoch)
+  const next: Open = { _tag: "Open", epoch, openings, halfOpenAt: now + openFor }
   events.push(transitioned(from, next, reason(Duration.millis(openFor))))
   return [next, events]
 }
