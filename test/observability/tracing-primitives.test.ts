@@ -11,6 +11,8 @@ import * as IdempotencyStore from "@bulwark/resilience/IdempotencyStore"
 import * as JobQueue from "@bulwark/resilience/JobQueue"
 import * as JobWorker from "@bulwark/resilience/JobWorker"
 import * as Retry from "@bulwark/resilience/Retry"
+import * as TBulkhead from "@bulwark/resilience/TBulkhead"
+import * as TCircuitBreaker from "@bulwark/resilience/TCircuitBreaker"
 import * as Timeout from "@bulwark/resilience/Timeout"
 import * as Tracing from "@bulwark/resilience/Tracing"
 import { assert, describe, it } from "@effect/vitest"
@@ -213,27 +215,62 @@ describe("spans of the primitives", () => {
     }).pipe(Effect.provide(tracing(exporter)))
   })
 
-  it.effect("a call that queued in the bulkhead records how long it waited; a full bulkhead's refusal is bulkhead_full", () => {
+  it.scoped("an STM breaker's calls are spans like the synchronous breaker's, and join a retry's span", () => {
     const exporter = new InMemorySpanExporter()
     return Effect.gen(function*() {
-      const bulkhead = yield* Bulkhead.make({ name: "reports", maxConcurrent: 1, maxQueued: 1 })
-      const release = yield* Deferred.make<void>()
-      const holder = yield* Effect.fork(Deferred.await(release).pipe(Bulkhead.protect(bulkhead)))
-      yield* Effect.yieldNow()
-      const queued = yield* Effect.fork(Effect.succeed("done").pipe(Bulkhead.protect(bulkhead)))
-      yield* Effect.yieldNow()
-      const full = yield* Effect.flip(Effect.void.pipe(Bulkhead.protect(bulkhead)))
-      assert.strictEqual(full._tag, "BulkheadFullError")
-      yield* TestClock.adjust("250 millis")
-      yield* Deferred.succeed(release, undefined)
-      yield* Fiber.join(holder)
-      assert.strictEqual(yield* Fiber.join(queued), "done")
-
-      const spans = read(exporter).named("bulwark.bulkhead reports")
-      const summary = spans.map((span) => [span.attributes[A.outcome], span.attributes[A.bulkheadQueuedMs]])
-      assert.deepStrictEqual(summary, [["bulkhead_full", undefined], ["success", undefined], ["success", 250]])
+      const breaker = yield* TCircuitBreaker.make({
+        name: "ledger-stm",
+        trip: CircuitBreaker.consecutiveFailures(1),
+        openDuration: "1 minute"
+      })
+      assert.strictEqual(
+        (yield* Effect.flip(Effect.fail(unavailable).pipe(TCircuitBreaker.protect(breaker))))._tag,
+        "TransientError"
+      )
+      const refused = yield* Effect.flip(Effect.succeed("ok").pipe(TCircuitBreaker.protect(breaker)))
+      assert.strictEqual(refused._tag, "CircuitOpenError")
+      const spans = read(exporter).named("bulwark.circuit_breaker ledger-stm")
+      assert.deepStrictEqual(
+        spans.map((
+          span
+        ) => [span.attributes[A.breakerState], span.attributes[A.outcome], span.attributes["error.type"]]),
+        [["closed", "failure", "TransientError"], ["open", "circuit_open", "CircuitOpenError"]]
+      )
+      const policy = yield* Retry.make({ name: "ledger-stm-retry", maxAttempts: 1 })
+      yield* Effect.flip(Effect.succeed("ok").pipe(TCircuitBreaker.protect(breaker), Retry.retry(policy)))
+      const [retried] = read(exporter).named("bulwark.retry ledger-stm-retry")
+      assert.strictEqual(retried?.attributes[A.breakerName], "ledger-stm")
+      assert.strictEqual(retried?.attributes[A.breakerState], "open")
     }).pipe(Effect.provide(tracing(exporter)))
   })
+
+  it.scoped.each([
+    { variant: "Bulkhead", make: (options: Bulkhead.Bulkhead.Options) => Bulkhead.make(options) },
+    { variant: "TBulkhead", make: TBulkhead.make }
+  ])(
+    "$variant: a call that queued records how long it waited; a full bulkhead's refusal is bulkhead_full",
+    ({ make, variant }) => {
+      const exporter = new InMemorySpanExporter()
+      return Effect.gen(function*() {
+        const bulkhead = yield* make({ name: `reports-${variant}`, maxConcurrent: 1, maxQueued: 1 })
+        const release = yield* Deferred.make<void>()
+        const holder = yield* Effect.fork(Deferred.await(release).pipe(Bulkhead.protect(bulkhead)))
+        yield* Effect.yieldNow()
+        const queued = yield* Effect.fork(Effect.succeed("done").pipe(Bulkhead.protect(bulkhead)))
+        yield* Effect.yieldNow()
+        const full = yield* Effect.flip(Effect.void.pipe(Bulkhead.protect(bulkhead)))
+        assert.strictEqual(full._tag, "BulkheadFullError")
+        yield* TestClock.adjust("250 millis")
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+        assert.strictEqual(yield* Fiber.join(queued), "done")
+
+        const spans = read(exporter).named(`bulwark.bulkhead reports-${variant}`)
+        const summary = spans.map((span) => [span.attributes[A.outcome], span.attributes[A.bulkheadQueuedMs]])
+        assert.deepStrictEqual(summary, [["bulkhead_full", undefined], ["success", undefined], ["success", 250]])
+      }).pipe(Effect.provide(tracing(exporter)))
+    }
+  )
 
   it.effect("a timeout that strikes is an event with the operation and limit, and the outcome timeout", () => {
     const exporter = new InMemorySpanExporter()

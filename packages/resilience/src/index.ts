@@ -68,11 +68,27 @@ export * as Timeout from "./timeout/Timeout.js"
 export * as CircuitBreaker from "./circuit-breaker/CircuitBreaker.js"
 
 /**
+ * STM circuit breakers: the same breaker with its state in a `TRef`, its steps `STM` values that compose with other
+ * transactions (a bulkhead permit and a breaker probe, both or neither).
+ *
+ * @since 0.1.0
+ */
+export * as TCircuitBreaker from "./circuit-breaker/TCircuitBreaker.js"
+
+/**
  * Bulkheads: max concurrent, bounded FIFO queue, max wait; permits handed to the oldest waiter.
  *
  * @since 0.1.0
  */
 export * as Bulkhead from "./bulkhead/Bulkhead.js"
+
+/**
+ * STM bulkheads: the bulkhead's permits in a `TSemaphore`, so acquiring, releasing and reading them compose with your
+ * own transactions.
+ *
+ * @since 0.1.0
+ */
+export * as TBulkhead from "./bulkhead/TBulkhead.js"
 
 /**
  * Rate limiters (token bucket, fixed window, sliding log and counter, leaky bucket, GCRA) that reject with a typed,

@@ -22,12 +22,14 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as TestContext from "effect/TestContext"
 import * as fc from "fast-check"
 import * as Failure from "../Failure.js"
 import * as Metrics from "../Metrics.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"
+import * as TCircuitBreaker from "./TCircuitBreaker.js"
 
 // -----------------------------------------------------------------------------
 // Configuration and commands
@@ -245,6 +247,11 @@ class Reference {
     }
   }
 
+  /** When the state moves with no call (a breaker with a timer moves then). */
+  deadline(): number {
+    return this.state === "Open" ? this.halfOpenAt : this.state === "HalfOpen" ? this.halfOpenUntil : Infinity
+  }
+
   observe(now: number): void {
     this.expire(now)
     if (this.state === "Open" && now >= this.halfOpenAt) this.halfOpen(0, now)
@@ -377,11 +384,30 @@ interface InFlight {
 
 let runs = 0
 
-const check = (config: Config, commands: ReadonlyArray<Command>) =>
+/**
+ * The breakers under test: the synchronous one, lazy (`make`: it moves on
+ * the next call or read) and with a timer (`makeScoped`: it moves at the
+ * deadline), and the STM one (with a timer).
+ */
+interface Variant {
+  readonly name: string
+  readonly timer: boolean
+  readonly make: (
+    options: CircuitBreaker.Options
+  ) => Effect.Effect<CircuitBreaker.CircuitBreaker, Failure.InvalidOptionsError, Scope.Scope>
+}
+
+const VARIANTS: ReadonlyArray<Variant> = [
+  { name: "CircuitBreaker.make", timer: false, make: CircuitBreaker.make },
+  { name: "CircuitBreaker.makeScoped", timer: true, make: CircuitBreaker.makeScoped },
+  { name: "TCircuitBreaker.make", timer: true, make: TCircuitBreaker.make }
+]
+
+const check = (variant: Variant, config: Config, commands: ReadonlyArray<Command>) =>
   Effect.gen(function*() {
     const name = `cb-model.${++runs}`
     const model = new Reference(config)
-    const breaker = yield* CircuitBreaker.make({
+    const breaker = yield* variant.make({
       name,
       trip: strategyOf(config),
       openDuration: config.backoff
@@ -455,10 +481,14 @@ const check = (config: Config, commands: ReadonlyArray<Command>) =>
           model.finish(call.epoch, command.outcome, now - call.startedAt, now)
           break
         }
-        case "Advance":
+        case "Advance": {
           yield* TestClock.adjust(command.millis)
-          now += command.millis
+          const target = now + command.millis
+          // A breaker with a timer makes each move at its deadline, one after the other.
+          for (let due = model.deadline(); variant.timer && due <= target; due = model.deadline()) model.observe(due)
+          now = target
           break
+        }
         case "Read": {
           const state = yield* breaker.state
           model.observe(now)
@@ -481,7 +511,7 @@ const check = (config: Config, commands: ReadonlyArray<Command>) =>
     yield* Effect.forEach(inFlight, (call) => Fiber.interrupt(call.fiber), { discard: true })
   })
 
-describe("CircuitBreaker model", () => {
+describe.each(VARIANTS)("CircuitBreaker model: $name", (variant) => {
   it("agrees with the reference model on every decision and state, for random calls, outcomes and clock moves", async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -489,7 +519,7 @@ describe("CircuitBreaker model", () => {
         fc.array(commandArbitrary, { minLength: 20, maxLength: 120, size: "max" }),
         (config, commands) =>
           Effect.runPromise(
-            check(config, commands).pipe(
+            check(variant, config, commands).pipe(
               Effect.scoped,
               Effect.provide(TestContext.TestContext),
               Effect.provide(Logger.remove(Logger.defaultLogger))

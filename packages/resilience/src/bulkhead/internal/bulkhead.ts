@@ -2,18 +2,16 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { dual } from "effect/Function"
-import * as MetricLabel from "effect/MetricLabel"
 import * as Pipeable from "effect/Pipeable"
 import { hasProperty } from "effect/Predicate"
 import type { InvalidOptionsError } from "../../Failure.js"
-import * as Metric from "../../internal/metric.js"
 import * as Options from "../../internal/options.js"
 import * as Region from "../../internal/region.js"
 import * as Trace from "../../internal/trace.js"
 import { attributes as TraceAttributes } from "../../internal/tracingAttributes.js"
-import * as Metrics from "../../Metrics.js"
 import type * as Bulkhead from "../Bulkhead.js"
 import { BulkheadFullError } from "./errors.js"
+import { Instruments } from "./instruments.js"
 import * as Timeouts from "./timeouts.js"
 import * as Waiters from "./waiters.js"
 
@@ -28,33 +26,8 @@ export const defaults = {
 
 type Restore = Region.Restore
 
-/**
- * Pre-labelled, synchronous metric updates (see `internal/metric.ts`). The
- * gauges move by deltas, in the same synchronous step as the count they
- * mirror (by the releaser for a hand-over), so at rest they equal the
- * snapshot. Fiber metric labels (`Effect.tagMetrics`) are
- * deliberately not applied: a gauge's +1 and its -1 may run under different
- * fibers, and must land on the same series.
- */
-class Instruments {
-  readonly active: (delta: number) => void
-  readonly queued: (delta: number) => void
-  readonly rejected: (amount?: number) => void
-
-  constructor(name: string) {
-    const labels: ReadonlyArray<MetricLabel.MetricLabel> = [MetricLabel.make("bulkhead", name)]
-    // Moved twice per call: the series keeps its hook (see `internal/metric.ts`).
-    this.active = Metric.gaugeSeries("bulwark_bulkhead_active", { bulkhead: name }).modify
-    this.queued = (delta) => Metrics.bulkheadQueued.unsafeModify(delta, labels)
-    this.rejected = Metric.counter(Metrics.bulkheadRejected, { bulkhead: name })
-    // Registers the series at their current value, so they are exported before the first call.
-    this.active(0)
-    this.queued(0)
-    this.rejected(0)
-  }
-}
-
-class BulkheadImpl extends Pipeable.Class() implements Bulkhead.Bulkhead {
+/** @internal */
+export class BulkheadImpl extends Pipeable.Class() implements Bulkhead.Bulkhead {
   readonly [TypeId]: typeof TypeId = TypeId
   readonly snapshot: Effect.Effect<Bulkhead.Snapshot>
   // One synchronous step per decision is atomic: fibers interleave only between effects; an STM commit costs ~2.6 µs, more than the rest of a call.
@@ -208,7 +181,13 @@ class BulkheadImpl extends Pipeable.Class() implements Bulkhead.Bulkhead {
  */
 export const component = (name: string): string => `Bulkhead "${name}"`
 
-const validate = (
+/**
+ * Checks a bulkhead's options and fills in the defaults: the validation of
+ * every bulkhead variant.
+ *
+ * @internal
+ */
+export const validate = (
   options: Bulkhead.Bulkhead.Options
 ): Either.Either<Bulkhead.Limits & { readonly name: string }, InvalidOptionsError> =>
   Either.flatMap(Options.name({ component: "Bulkhead", option: "name" }, options.name), (name) => {

@@ -112,14 +112,25 @@ const attribute = (entries: registry.Registry.Config, error: InvalidOptionsError
   return error
 }
 
-/** @internal */
-export const layerConfig = (
+/**
+ * The `layerConfig` of a bulkhead variant: reads the entries, then builds the
+ * registry as its `layer` does.
+ *
+ * @internal
+ */
+export const layerConfigWith = <I, A extends Bulkhead, B extends A>(variant: registry.Variant<I, A, B>) =>
+(
   config: Config.Config.Wrap<registry.Registry.Config>
-): Layer.Layer<registry.Registry, InvalidOptionsError | ConfigError.ConfigError> =>
-  Layer.effect(
-    registry.Registry,
+): Layer.Layer<I, InvalidOptionsError | ConfigError.ConfigError> =>
+  Layer.scoped(
+    variant.tag,
     Effect.flatMap(
       Config.unwrap(config),
-      (entries) => Effect.mapError(registry.make(entries), (error) => attribute(entries, error))
+      (entries) => Effect.mapError(registry.makeWith(variant, entries), (error) => attribute(entries, error))
     )
   )
+
+/** @internal */
+export const layerConfig: (
+  config: Config.Config.Wrap<registry.Registry.Config>
+) => Layer.Layer<registry.Registry, InvalidOptionsError | ConfigError.ConfigError> = layerConfigWith(registry.variant)
