@@ -20,6 +20,8 @@ import * as Bulkhead from "@bulwark/resilience/Bulkhead"
 import * as CircuitBreaker from "@bulwark/resilience/CircuitBreaker"
 import * as Pipeline from "@bulwark/resilience/Pipeline"
 import * as Retry from "@bulwark/resilience/Retry"
+import * as TBulkhead from "@bulwark/resilience/TBulkhead"
+import * as TCircuitBreaker from "@bulwark/resilience/TCircuitBreaker"
 import {
   bulkhead as cockatielBulkhead,
   circuitBreaker as cockatielBreaker,
@@ -30,6 +32,11 @@ import {
   wrap
 } from "cockatiel"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import * as STM from "effect/STM"
+import * as TRef from "effect/TRef"
+import * as TSemaphore from "effect/TSemaphore"
 import Opossum from "opossum"
 import { compare } from "./harness.js"
 
@@ -48,6 +55,23 @@ export const run = async () => {
   const breaker = await Effect.runPromise(CircuitBreaker.make({ name: "bench-breaker" }))
   const bulkhead = await Effect.runPromise(Bulkhead.make({ name: "bench-bulkhead", maxConcurrent: 8, maxQueued: 16 }))
   const policy = Retry.unsafeMake({ name: "bench-composed" })
+  // The STM variants' fibers live in this scope, for the whole run.
+  const scope = await Effect.runPromise(Scope.make())
+  const tBreaker = await Effect.runPromise(Scope.extend(TCircuitBreaker.make({ name: "bench-tbreaker" }), scope))
+  // A count window changes with every call: every call of the STM breaker commits twice (admit, record).
+  const rateOptions = { trip: CircuitBreaker.failureRate({ window: { calls: 100 } }) }
+  const rateBreaker = await Effect.runPromise(CircuitBreaker.make({ name: "bench-breaker-rate", ...rateOptions }))
+  const tRateBreaker = await Effect.runPromise(
+    Scope.extend(TCircuitBreaker.make({ name: "bench-tbreaker-rate", ...rateOptions }), scope)
+  )
+  const tBulkhead = await Effect.runPromise(
+    Scope.extend(TBulkhead.make({ name: "bench-tbulkhead", maxConcurrent: 8, maxQueued: 16 }), scope)
+  )
+  const counter = await Effect.runPromise(TRef.make(0))
+  const increment = STM.commit(TRef.update(counter, (n) => n + 1))
+  // What a transactional breaker cannot go below: one commit to admit a call, one to record it.
+  const twoCommits = Effect.zipRight(increment, Effect.zipRight(Effect.succeed(1), increment))
+  const semaphore = await Effect.runPromise(TSemaphore.make(8))
 
   const cbBreaker = cockatielBreaker(handleAll, { halfOpenAfter: 30_000, breaker: new ConsecutiveBreaker(5) })
   const cbBulkhead = cockatielBulkhead(8, 16)
@@ -72,13 +96,34 @@ export const run = async () => {
       {
         callsPerIteration: CALLS,
         ...TIMING,
-        versus: ["bare Effect", "cockatiel in Effect.promise", "opossum in Effect.promise"]
+        versus: [
+          "bare Effect",
+          "two bare TRef commits (floor for TCircuitBreaker)",
+          "cockatiel in Effect.promise",
+          "opossum in Effect.promise"
+        ]
       },
       [
         bare,
         {
           name: "Bulwark CircuitBreaker.protect",
           run: () => Effect.runPromise(loop(Effect.succeed(1).pipe(CircuitBreaker.protect(breaker))))
+        },
+        {
+          name: "two bare TRef commits (floor for TCircuitBreaker)",
+          run: () => Effect.runPromise(loop(twoCommits))
+        },
+        {
+          name: "Bulwark TCircuitBreaker.protect",
+          run: () => Effect.runPromise(loop(Effect.succeed(1).pipe(TCircuitBreaker.protect(tBreaker))))
+        },
+        {
+          name: "Bulwark CircuitBreaker.protect, failure-rate window",
+          run: () => Effect.runPromise(loop(Effect.succeed(1).pipe(CircuitBreaker.protect(rateBreaker))))
+        },
+        {
+          name: "Bulwark TCircuitBreaker.protect, failure-rate window (2 commits)",
+          run: () => Effect.runPromise(loop(Effect.succeed(1).pipe(TCircuitBreaker.protect(tRateBreaker))))
         },
         floor,
         {
@@ -95,12 +140,24 @@ export const run = async () => {
   rows.push(
     ...await compare(
       "bulkhead: happy path (free permit, 1,000 sequential calls per iteration)",
-      { callsPerIteration: CALLS, ...TIMING, versus: ["bare Effect", "cockatiel in Effect.promise"] },
+      {
+        callsPerIteration: CALLS,
+        ...TIMING,
+        versus: ["bare Effect", "TSemaphore.withPermit (floor for TBulkhead)", "cockatiel in Effect.promise"]
+      },
       [
         bare,
         {
           name: "Bulwark Bulkhead.protect",
           run: () => Effect.runPromise(loop(Effect.succeed(1).pipe(Bulkhead.protect(bulkhead))))
+        },
+        {
+          name: "TSemaphore.withPermit (floor for TBulkhead)",
+          run: () => Effect.runPromise(loop(TSemaphore.withPermit(Effect.succeed(1), semaphore)))
+        },
+        {
+          name: "Bulwark TBulkhead.protect",
+          run: () => Effect.runPromise(loop(Effect.succeed(1).pipe(TBulkhead.protect(tBulkhead))))
         },
         floor,
         {
@@ -181,5 +238,6 @@ export const run = async () => {
       ]
     )
   )
+  await Effect.runPromise(Scope.close(scope, Exit.void))
   return rows
 }
