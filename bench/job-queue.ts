@@ -14,6 +14,10 @@
  *   concurrent callers (pg-boss `send`, graphile `addJob`, Bulwark `enqueue`);
  * - enqueue, batched: the same jobs in batches of `BATCH` (pg-boss `insert`,
  *   graphile `add_jobs`, Bulwark `enqueueMany`), `CLIENT_CONCURRENCY` batches in flight;
+ * - enqueue with replace dedup: `JOBS` single-job enqueues over `DEDUP_KEYS`
+ *   keys, each replacing the waiting job of its key (graphile `addJob` with
+ *   `jobKey` and `jobKeyMode: "replace"`, Bulwark `enqueue` with
+ *   `dedup: { key, onConflict: "replace" }`; pg-boss has no equivalent);
  * - process: `JOBS` jobs already queued, drained by workers running
  *   `WORKER_CONCURRENCY` no-op handlers at once; the clock stops once the
  *   last handler has run and the database says no job is left unfinished
@@ -53,6 +57,7 @@ const SLOW_JOBS = 160
 const CLIENT_CONCURRENCY = 16
 const WORKER_CONCURRENCY = 16
 const BATCH = 100
+const DEDUP_KEYS = 500
 const POOL = 16
 const ROUNDS = 5
 const QUEUE = "bench"
@@ -93,6 +98,8 @@ interface System {
   readonly name: string
   readonly enqueueOne: (i: number) => Promise<unknown>
   readonly enqueueBatch: (from: number, count: number) => Promise<unknown>
+  /** One job whose key (`i` modulo `DEDUP_KEYS`) replaces the waiting job holding it; absent: no such mode. */
+  readonly enqueueReplace?: (i: number) => Promise<unknown>
   /** Starts workers with `WORKER_CONCURRENCY` no-op handlers over the jobs already queued; each handler call ticks `tally`. */
   readonly process: (jobs: number) => Promise<Draining>
   /** How many jobs are not finished yet. */
@@ -114,6 +121,8 @@ const drainedAfter = (tally: Tally, jobs: number, unfinished: () => Promise<numb
 }
 
 const payload = (i: number) => ({ n: i })
+
+const dedupKey = (i: number) => `key-${i % DEDUP_KEYS}`
 
 const pgBoss = async (url: string, loops: number, batchSize: number, name: string): Promise<System> => {
   const boss = new PgBoss({ connectionString: url, max: POOL, supervise: false, schedule: false })
@@ -166,6 +175,7 @@ const graphileWorker = async (url: string): Promise<System> => {
   return {
     name: "graphile-worker 0.16.6",
     enqueueOne: (i) => utils.addJob(QUEUE, payload(i)),
+    enqueueReplace: (i) => utils.addJob(QUEUE, payload(i), { jobKey: dedupKey(i), jobKeyMode: "replace" }),
     enqueueBatch: (from, count) =>
       utils.withPgClient((client) =>
         client.query(
@@ -216,6 +226,10 @@ const bulwark = async (url: string): Promise<System> => {
   return {
     name: "Bulwark",
     enqueueOne: (i) => runtime.runPromise(JobQueue.enqueue(BenchJob, payload(i))),
+    enqueueReplace: (i) =>
+      runtime.runPromise(
+        JobQueue.enqueue(BenchJob, payload(i), { dedup: { key: dedupKey(i), onConflict: "replace" } })
+      ),
     enqueueBatch: (from, count) =>
       runtime.runPromise(
         JobQueue.enqueueMany(Array.from({ length: count }, (_, k) => JobQueue.job(BenchJob, payload(from + k))))
@@ -270,6 +284,15 @@ const enqueueUnbatched: Measure = async (system) => {
 
 const enqueueBatched: Measure = async (system) => {
   const ms = await timed(() => pool(JOBS / BATCH, CLIENT_CONCURRENCY, (b) => system.enqueueBatch(b * BATCH, BATCH)))
+  await system.clear()
+  return (JOBS / ms) * 1000
+}
+
+const enqueueReplacing: Measure = async (system) => {
+  const enqueueReplace = system.enqueueReplace
+  if (enqueueReplace === undefined) throw new Error(`${system.name} has no replace dedup`)
+  const ms = await timed(() => pool(JOBS, CLIENT_CONCURRENCY, enqueueReplace))
+  if ((await system.unfinished()) !== DEDUP_KEYS) throw new Error(`${system.name}: expected ${DEDUP_KEYS} jobs`)
   await system.clear()
   return (JOBS / ms) * 1000
 }
@@ -404,6 +427,12 @@ export const run = async () => {
       `enqueue, batches of ${BATCH} (${JOBS.toLocaleString("en-US")} jobs, ${CLIENT_CONCURRENCY} batches in flight)`,
       peers,
       await measureAll([ours, boss, graphile].map((system) => ({ name: system.name, system, measure: enqueueBatched })))
+    )
+    print(
+      `enqueue with replace dedup (${JOBS.toLocaleString("en-US")} jobs over ${DEDUP_KEYS} keys, ` +
+        `${CLIENT_CONCURRENCY} callers)`,
+      [graphile.name],
+      await measureAll([ours, graphile].map((system) => ({ name: system.name, system, measure: enqueueReplacing })))
     )
     print(
       `process: drain queued no-op jobs, ${WORKER_CONCURRENCY} at once ` +

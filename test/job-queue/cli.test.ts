@@ -14,13 +14,14 @@ import * as SqlJobQueue from "@bulwark/resilience/SqlJobQueue"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, layer } from "@effect/vitest"
 import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as ScratchPostgres from "../support/postgres.js"
 import { Charge, definitions, SendEmail } from "./cli.jobs.js"
-import { type CliResult, root, runCli } from "./crash.process.js"
+import { array, field, parseJson, root, runCli } from "./crash.process.js"
 
 class PaymentDeclined extends Data.TaggedError("PaymentDeclined")<{ readonly orderId: string }> {
   readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
@@ -92,20 +93,6 @@ const settled = Effect.gen(function*() {
 
 const Env = Layer.provideMerge(Queue, ScratchPostgres.layer())
 const TestLayer = Layer.provideMerge(Layer.effectDiscard(makeDeadLetters), Env)
-
-const parseJson = (result: CliResult): unknown => {
-  try {
-    return JSON.parse(result.stdout)
-  } catch {
-    throw new Error(`not JSON (exit ${result.code}): ${result.stdout}\n${result.stderr}`)
-  }
-}
-
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null
-
-const field = (u: unknown, key: string): unknown => (isRecord(u) ? u[key] : undefined)
-
-const array = (u: unknown): ReadonlyArray<unknown> => (Array.isArray(u) ? u : [])
 
 /** Entry ids by last error tag, from the table itself (not from the CLI under test). */
 const idsByTag = (tag: string) =>
@@ -423,5 +410,66 @@ describe("the bulwark CLI", () => {
         assert.strictEqual(again.code, 0, again.stderr)
         assert.strictEqual(field(array(field(parseJson(again), "results"))[0], "outcome"), "already_replayed")
       }), 120_000)
+
+    it.effect(
+      "pauses and resumes a queue for every worker, idempotently, and shows it in stats",
+      () =>
+        Effect.gen(function*() {
+          const { store } = yield* JobQueue.JobQueue
+          const { id } = yield* JobQueue.enqueue(Charge, { orderId: "held-1", amount: 5 })
+          const paused = yield* cli("queues", "pause", "payments")
+          assert.strictEqual(paused.code, 0, paused.stderr)
+          assert.include(paused.stdout, "Paused queue payments: no worker claims its jobs")
+          assert.notInclude(paused.stdout, "check its name")
+          // Claimed by nobody, in any process: this one is not the CLI's.
+          assert.deepStrictEqual(
+            yield* store.claim({ queue: "payments", limit: 10, owner: "test", lease: Duration.seconds(5) }),
+            []
+          )
+          const [again, table, json] = yield* Effect.all([
+            cli("queues", "pause", "payments", "--json"),
+            cli("queues", "stats"),
+            cli("queues", "stats", "--json")
+          ], { concurrency: 3 })
+          assert.deepStrictEqual(parseJson(again), { queue: "payments", paused: true, changed: false, known: true })
+          assert.match(table.stdout, /OLDEST READY\s+PAUSED\n/)
+          assert.match(table.stdout, /\npayments\s+1\s+0\s+0\s+0\s+\d+\s+\S+\s+yes\n/)
+          assert.deepStrictEqual(
+            array(field(parseJson(json), "queues")).map((queue) => [field(queue, "queue"), field(queue, "paused")])
+              .filter(([, paused]) => paused !== false),
+            [["payments", true]],
+            "only payments is paused"
+          )
+
+          const resumed = yield* cli("queues", "resume", "payments", "--json")
+          assert.deepStrictEqual(parseJson(resumed), { queue: "payments", paused: false, changed: true, known: true })
+          // A name the database has never seen is accepted (the CLI knows no configuration), with a warning.
+          const [notPaused, typo, bad, missing] = yield* Effect.all([
+            cli("queues", "resume", "payments"),
+            cli("queues", "pause", "paymnets"),
+            cli("queues", "pause", "bad queue"),
+            cli("queues", "pause")
+          ], { concurrency: 4 })
+          assert.strictEqual(notPaused.code, 0, notPaused.stderr)
+          assert.include(notPaused.stdout, "Queue payments was not paused.")
+          const [claimed] = yield* store.claim({
+            queue: "payments",
+            limit: 1,
+            owner: "test",
+            lease: Duration.seconds(5)
+          })
+          if (claimed === undefined) return assert.fail("the resumed queue's job was not claimed")
+          assert.strictEqual(claimed.lease.id, id)
+          yield* store.complete([claimed.lease])
+
+          assert.strictEqual(typo.code, 0, typo.stderr)
+          assert.include(typo.stdout, "Note: queue paymnets has no jobs or dead letters: check its name.")
+          assert.strictEqual((yield* cli("queues", "resume", "paymnets")).code, 0)
+          assert.strictEqual(bad.code, 2)
+          assert.include(bad.stderr, `Not a queue name: "bad queue"`)
+          assert.strictEqual(missing.code, 2)
+        }),
+      120_000
+    )
   })
 })

@@ -69,6 +69,15 @@ class Flaky extends Data.TaggedError("Flaky")<{ readonly message: string }> {}
 
 const fast = { pollInterval: "20 millis", visibilityTimeout: "2 seconds", reclaimInterval: "50 millis" } as const
 
+/** The batch backlog of the tier-isolation test. */
+const BACKLOG = 10_000
+
+/**
+ * The start-within target of the high-priority tier in the tier-isolation test: far tighter than the 30 s of the
+ * production alert (`BulwarkJobBacklogAboveTarget`), with room for a loaded CI machine (jobs start in milliseconds).
+ */
+const HIGH_PRIORITY_TARGET = Duration.seconds(1)
+
 export const defaultOptions: SqlJobQueue.Options = {
   queues: {
     high_priority: { ...fast, concurrency: 4 },
@@ -267,13 +276,13 @@ export const conformance = <R>(backend: Backend<R>): void => {
         }
       }))
 
-    test("the same dedup key in the same queue returns the existing job, even under concurrency", () =>
+    test("the same dedup key and payload in the same queue returns the existing job, even under concurrency", () =>
       Effect.gen(function*() {
         const key = JobQueue.dedupKey("owner-1", { op: "welcome", campaign: 9 })
         assert.strictEqual(key, JobQueue.dedupKey("owner-1", { campaign: 9, op: "welcome" }))
         assert.notStrictEqual(key, JobQueue.dedupKey("owner-2", { campaign: 9, op: "welcome" }))
         const first = yield* JobQueue.enqueue(Email, { to: "a", n: 1 }, { dedupKey: key })
-        const again = yield* JobQueue.enqueue(Email, { to: "other", n: 2 }, { dedupKey: key })
+        const again = yield* JobQueue.enqueue(Email, { to: "a", n: 1 }, { dedupKey: key })
         assert.strictEqual(again.id, first.id)
         assert.isTrue(again.deduplicated)
         assert.deepStrictEqual((yield* statusOf(first.id)).payload, { to: "a", n: 1 })
@@ -284,7 +293,7 @@ export const conformance = <R>(backend: Backend<R>): void => {
         assert.notStrictEqual(elsewhere.id, first.id)
 
         const racing = yield* Effect.all(
-          Array.from({ length: 20 }, (_, n) => JobQueue.enqueue(Email, { to: "r", n }, { dedupKey: "race" })),
+          Array.from({ length: 20 }, () => JobQueue.enqueue(Email, { to: "r", n: 1 }, { dedupKey: "race" })),
           { concurrency: "unbounded" }
         )
         assert.strictEqual(new Set(racing.map((r) => r.id)).size, 1)
@@ -293,8 +302,8 @@ export const conformance = <R>(backend: Backend<R>): void => {
         const batch = yield* JobQueue.enqueueMany([
           JobQueue.job(Email, { to: "x", n: 1 }, { dedupKey: "in-batch" }),
           JobQueue.job(Email, { to: "y", n: 2 }),
-          JobQueue.job(Email, { to: "z", n: 3 }, { dedupKey: "in-batch" }),
-          JobQueue.job(Email, { to: "w", n: 4 }, { dedupKey: key })
+          JobQueue.job(Email, { to: "x", n: 1 }, { dedupKey: "in-batch" }),
+          JobQueue.job(Email, { to: "a", n: 1 }, { dedupKey: key })
         ])
         assert.deepStrictEqual(batch.map((r) => r.deduplicated), [false, false, true, true])
         assert.strictEqual(batch[2]?.id, batch[0]?.id)
@@ -752,9 +761,10 @@ export const conformance = <R>(backend: Backend<R>): void => {
         }
         assert.strictEqual(entry.enqueuedAt.getTime(), enqueuedAt.getTime())
         assert.isTrue(entry.deadLetteredAt.getTime() >= enqueuedAt.getTime())
-        // The dedup key still answers with the dead job.
+        // A dead job frees its dedup key: the same key makes a new job (conformance.dedup.ts has the rest).
         const again = yield* JobQueue.enqueue(Email, { to: "doomed", n: 7 }, { dedupKey: "doomed-1" })
-        assert.deepStrictEqual([again.id, again.deduplicated], [id, true])
+        assert.isFalse(again.deduplicated)
+        assert.notStrictEqual(again.id, id)
       }))
 
     test(
@@ -865,46 +875,52 @@ export const conformance = <R>(backend: Backend<R>): void => {
       }
     )
 
-    test("a flood of batch jobs does not delay the high-priority tier", () =>
-      Effect.gen(function*() {
-        const highWaits: Array<number> = []
-        let batchBacklogWhenHighDone = -1
-        const batch = JobWorker.handler(Report, () => Effect.sleep("30 millis"))
-        const urgent = JobWorker.handler(
-          Urgent,
-          (_, job) => Effect.sync(() => highWaits.push(Date.now() - job.enqueuedAt.getTime()))
-        )
-        yield* JobQueue.enqueueMany(Array.from({ length: 300 }, (_, id) => JobQueue.job(Report, { id })))
-        yield* JobWorker.make({ handlers: [batch, urgent] })
-        yield* eventually(
-          JobQueue.stats,
-          (stats) => (stats.find((s) => s.queue === "batch")?.running ?? 0) === 2,
-          "5 seconds",
-          "the batch tier to be saturated"
-        )
-        const urgentJobs = []
-        for (let id = 0; id < 10; id++) {
-          urgentJobs.push(yield* JobQueue.enqueue(Urgent, { id }))
-          yield* Effect.sleep("20 millis")
+    test(
+      "with 10,000 batch jobs queued and the batch tier saturated, high-priority jobs start within their target",
+      () =>
+        Effect.gen(function*() {
+          const batchConcurrency = 4
+          const batch = JobWorker.handler(Report, () => Effect.sleep("20 millis"))
+          const urgent = JobWorker.handler(Urgent, () => Effect.void)
+          yield* JobQueue.enqueueMany(Array.from({ length: BACKLOG }, (_, id) => JobQueue.job(Report, { id })))
+          yield* JobWorker.make({ handlers: [batch, urgent] })
+          yield* eventually(
+            JobQueue.stats,
+            (stats) => (stats.find((s) => s.queue === "batch")?.running ?? 0) === batchConcurrency,
+            "10 seconds",
+            "the batch tier to be saturated"
+          )
+          const urgentJobs: Array<JobQueue.Enqueued> = []
+          for (let id = 0; id < 20; id++) {
+            urgentJobs.push(yield* JobQueue.enqueue(Urgent, { id }))
+            yield* Effect.sleep("25 millis")
+          }
+          // The wait of each urgent job, from the backend's own timestamps: enqueued to started.
+          const waits: Array<number> = []
+          for (const job of urgentJobs) {
+            const info = yield* waitForStatus(job.id, "succeeded")
+            const startedAt = Option.getOrThrowWith(info.startedAt, () => new Error(`job ${job.id} never started`))
+            waits.push(startedAt.getTime() - info.enqueuedAt.getTime())
+          }
+          const batchNow = (yield* JobQueue.stats).find((s) => s.queue === "batch")
+          console.log(
+            `[${backend.name}] high-priority waits (ms) behind a saturated batch tier: ${waits.join(", ")}; ` +
+              `batch backlog then: ${batchNow?.ready}`
+          )
+          // The batch tier was still busy with its backlog the whole time: the urgent jobs ran beside it.
+          assert.isAbove(batchNow?.ready ?? 0, BACKLOG - 1_000)
+          for (const [i, wait] of waits.entries()) {
+            assert.isAtMost(wait, Duration.toMillis(HIGH_PRIORITY_TARGET), `urgent job ${i} waited ${wait} ms`)
+          }
+        }),
+      {
+        ...defaultOptions,
+        queues: {
+          high_priority: { ...fast, concurrency: 2 },
+          batch: { ...fast, concurrency: 4 }
         }
-        for (const job of urgentJobs) yield* waitForStatus(job.id, "succeeded")
-        const stats = yield* JobQueue.stats
-        batchBacklogWhenHighDone = stats.find((s) => s.queue === "batch")?.ready ?? -1
-        // Every urgent job finished while the batch tier still had a large backlog: it never waited behind it.
-        assert.isAbove(batchBacklogWhenHighDone, 150)
-        assert.strictEqual(highWaits.length, 10)
-        console.log(
-          `[${backend.name}] high-priority wait with the batch tier saturated (ms): ${
-            highWaits.map((w) => Math.max(0, w)).join(", ")
-          }; batch backlog then: ${batchBacklogWhenHighDone}`
-        )
-      }), {
-      ...defaultOptions,
-      queues: {
-        high_priority: { ...fast, concurrency: 2 },
-        batch: { ...fast, concurrency: 2 }
       }
-    })
+    )
 
     test("graceful shutdown stops claiming and lets running jobs finish within the grace period", () =>
       Effect.gen(function*() {
@@ -1319,7 +1335,7 @@ export const conformance = <R>(backend: Backend<R>): void => {
         const again = yield* JobQueue.enqueue(Email, { to: "old", n: 3 }, { dedupKey: "pruned-key" })
         assert.isFalse(again.deduplicated)
         assert.notStrictEqual(again.id, oldDone.id)
-        const kept = yield* JobQueue.enqueue(Email, { to: "new", n: 4 }, { dedupKey: "kept-key" })
+        const kept = yield* JobQueue.enqueue(Email, { to: "new", n: 2 }, { dedupKey: "kept-key" })
         assert.deepInclude(kept, { id: recentDone.id, deduplicated: true })
 
         assert.deepStrictEqual(

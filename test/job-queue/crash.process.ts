@@ -65,3 +65,20 @@ export const runCli = (
     (child) => Effect.map(child.exited, (code) => ({ code, ...child.output() })),
     (child) => Effect.sync(() => child.kill("SIGKILL"))
   )
+
+/** The CLI's `--json` output, parsed; a test fails with the output when it is not JSON. */
+export const parseJson = (result: CliResult): unknown => {
+  try {
+    return JSON.parse(result.stdout)
+  } catch {
+    throw new Error(`not JSON (exit ${result.code}): ${result.stdout}\n${result.stderr}`)
+  }
+}
+
+export const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null
+
+/** `u[key]` when `u` is an object. */
+export const field = (u: unknown, key: string): unknown => (isRecord(u) ? u[key] : undefined)
+
+/** `u` when it is an array, else empty. */
+export const array = (u: unknown): ReadonlyArray<unknown> => (Array.isArray(u) ? u : [])

@@ -5,12 +5,20 @@
 import * as JobQueue from "@bulwark/resilience/JobQueue"
 import { it } from "@effect/vitest"
 import * as TestClock from "effect/TestClock"
+import { conformanceCancel } from "./conformance.cancel.js"
+import { conformanceDedup } from "./conformance.dedup.js"
 import { conformance } from "./conformance.js"
+import { conformancePause } from "./conformance.pause.js"
 
-conformance({
+const backend = {
   name: "memory",
   test: it.live,
   clocked: it.effect,
   advance: TestClock.adjust,
-  layer: (options) => JobQueue.layerMemory(options)
-})
+  layer: (options: Parameters<typeof JobQueue.layerMemory>[0]) => JobQueue.layerMemory(options)
+}
+
+conformance(backend)
+conformanceDedup(backend)
+conformanceCancel(backend)
+conformancePause(backend)

@@ -15,7 +15,16 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Process from "../support/process.js"
 
-const PUBLIC_MODULES = ["JobWorker", "DeadLetter", "SqlJobQueue", "JobStore", "JobQueue", "Cli"] as const
+const PUBLIC_MODULES = [
+  "JobWorker",
+  "DeadLetter",
+  "SqlJobQueue",
+  "JobStore",
+  "JobQueue",
+  "JobSchedule",
+  "SqlJobSchedule",
+  "Cli"
+] as const
 
 /** The child's program: `first` is imported before anything else of Bulwark's. */
 const program = (first: string) => `

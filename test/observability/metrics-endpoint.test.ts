@@ -189,7 +189,8 @@ const driveJobs = Effect.gen(function*() {
   // the first depth read runs at once in a forked fiber
   yield* Effect.sleep("50 millis")
 }).pipe(
-  Effect.scoped,
+  // The worker and the reporter stay in the caller's scope until the scrape: a process that stops reporting sets
+  // its queue gauges to 0.
   Effect.provide(JobQueue.layerMemory({
     queues: {
       "obs-emails": {
@@ -342,7 +343,7 @@ describe("GET /metrics of a running program", () => {
         assert.strictEqual(value("bulwark_bulkhead_active", { bulkhead: "obs-inventory" }), 1)
         assert.strictEqual(value("bulwark_bulkhead_queued", { bulkhead: "obs-inventory" }), 0)
         assert.strictEqual(value("bulwark_bulkhead_rejected_total", { bulkhead: "obs-inventory" }), 1)
-      }),
+      }).pipe(Effect.scoped),
     20_000
   )
 

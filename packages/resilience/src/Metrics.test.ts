@@ -5,8 +5,11 @@ import * as Metrics from "./Metrics.js"
  * DESIGN §4, the contract between code, dashboards and alerts, copied here so
  * a change to either side is a decision. Deliberate additions: the
  * `metrics_only` breaker state (shadow mode exists in the breaker),
- * `bulwark_retry_budget_denied_total` (retry budgets exist) and
- * `bulwark_chaos_injections_total` (chaos policies exist).
+ * `bulwark_retry_budget_denied_total` (retry budgets exist),
+ * `bulwark_chaos_injections_total` (chaos policies exist), and the queue
+ * gauges `bulwark_dead_letter_entries` (entries by status, from the table),
+ * `bulwark_job_queue_oldest_ready_seconds` (the backlog's age, for the
+ * start-within alerts) and `bulwark_job_queue_paused` (pausing exists).
  */
 const DESIGN: ReadonlyArray<readonly [name: string, type: Metrics.Descriptor["type"], labels: ReadonlyArray<string>]> =
   [
@@ -25,6 +28,9 @@ const DESIGN: ReadonlyArray<readonly [name: string, type: Metrics.Descriptor["ty
     ["bulwark_idempotency_requests_total", "counter", ["scope", "result"]],
     ["bulwark_job_queue_depth", "gauge", ["queue", "state"]],
     ["bulwark_dead_letter_depth", "gauge", ["queue"]],
+    ["bulwark_dead_letter_entries", "gauge", ["queue", "status"]],
+    ["bulwark_job_queue_oldest_ready_seconds", "gauge", ["queue"]],
+    ["bulwark_job_queue_paused", "gauge", ["queue"]],
     ["bulwark_jobs_total", "counter", ["queue", "outcome"]],
     ["bulwark_job_duration_seconds", "histogram", ["queue"]],
     ["bulwark_job_wait_seconds", "histogram", ["queue"]],
@@ -47,7 +53,8 @@ const DESIGN_VALUES: Readonly<Record<string, Readonly<Record<string, ReadonlyArr
     result: ["executed", "replayed", "in_flight_conflict", "fingerprint_mismatch", "missing_key", "invalid_key"]
   },
   bulwark_job_queue_depth: { state: ["ready", "scheduled", "running"] },
-  bulwark_jobs_total: { outcome: ["succeeded", "retried", "dead_lettered", "discarded", "replayed"] },
+  bulwark_dead_letter_entries: { status: ["pending", "replayed", "discarded"] },
+  bulwark_jobs_total: { outcome: ["succeeded", "retried", "dead_lettered", "discarded", "replayed", "cancelled"] },
   bulwark_chaos_injections_total: { kind: ["fault", "latency", "outcome", "behavior"] }
 }
 

@@ -269,13 +269,51 @@ export const jobQueueDepth = gauge("bulwark_job_queue_depth", "Jobs in a queue b
 export const deadLetterDepth = gauge("bulwark_dead_letter_depth", "Entries in the dead-letter queue", ["queue"])
 
 /**
- * Job outcomes. Labels: `queue`, `outcome` (succeeded, retried, dead_lettered, discarded, replayed).
+ * Dead-letter entries by status, counted in the backend (so replays and
+ * discards made by any process, the CLI included, show). Labels: `queue`,
+ * `status` (pending, replayed, discarded). Settled entries leave the count
+ * when retention prunes them.
+ *
+ * @since 0.1.0
+ * @category Jobs
+ */
+export const deadLetterEntries = gauge(
+  "bulwark_dead_letter_entries",
+  "Dead-letter entries by status",
+  ["queue", "status"],
+  { status: ["pending", "replayed", "discarded"] }
+)
+
+/**
+ * How long the oldest ready job of a queue has been due, in seconds (0 when
+ * none is): the backlog measured against a tier's start-within target.
+ * Labels: `queue`.
+ *
+ * @since 0.1.0
+ * @category Jobs
+ */
+export const jobQueueOldestReady = gauge(
+  "bulwark_job_queue_oldest_ready_seconds",
+  "Seconds the oldest ready job of a queue has been due",
+  ["queue"]
+)
+
+/**
+ * Whether a queue is paused (1) or not (0). Labels: `queue`.
+ *
+ * @since 0.1.0
+ * @category Jobs
+ */
+export const jobQueuePaused = gauge("bulwark_job_queue_paused", "Whether a queue is paused (1) or not (0)", ["queue"])
+
+/**
+ * Job outcomes. Labels: `queue`, `outcome` (succeeded, retried, dead_lettered, discarded, replayed, cancelled).
  *
  * @since 0.1.0
  * @category Jobs
  */
 export const jobs = counter("bulwark_jobs_total", "Job outcomes", ["queue", "outcome"], {
-  outcome: ["succeeded", "retried", "dead_lettered", "discarded", "replayed"]
+  outcome: ["succeeded", "retried", "dead_lettered", "discarded", "replayed", "cancelled"]
 })
 
 /**

@@ -8,6 +8,7 @@
  * | --- | --- |
  * | `@bulwark/resilience/Migrations` | `@effect/sql` |
  * | `@bulwark/resilience/SqlJobQueue`, `/SqlIdempotencyStore` | `@effect/sql`, `@effect/sql-pg` |
+ * | `@bulwark/resilience/SqlJobSchedule` | `@effect/sql` |
  * | `@bulwark/resilience/RedisRateLimiter`, `/RedisIdempotencyCache` | `ioredis` |
  * | `@bulwark/resilience/PrometheusMetrics` | `prom-client` |
  * | `@bulwark/resilience/Tracing` | `@effect/opentelemetry`, `@opentelemetry/*` |
@@ -133,6 +134,14 @@ export * as JobWorker from "./job-queue/JobWorker.js"
  * @since 0.1.0
  */
 export * as DeadLetter from "./job-queue/DeadLetter.js"
+
+/**
+ * Recurring jobs: cron schedules (time zones, a backfill window) whose ticks are enqueued exactly once however many
+ * processes run them.
+ *
+ * @since 0.1.0
+ */
+export * as JobSchedule from "./job-queue/JobSchedule.js"
 
 /**
  * Idempotency keys: run an effect at most once per (scope, key), replay the stored result, typed conflicts and

@@ -1,6 +1,7 @@
 /**
  * `bulwark`: the operator's command line for the Postgres job queue — the
- * dead-letter queue and queue depth — built with `@effect/cli`.
+ * dead-letter queue, single jobs, queue depth, pausing queues — built with
+ * `@effect/cli`.
  *
  * ```text
  * bulwark dlq list     [--queue Q] [--kind K] [--error-tag T] [--since 2h|2026-03-01]
@@ -10,7 +11,12 @@
  * bulwark dlq replay   --all [--queue Q] [--kind K] [--error-tag T] [--since S] [--limit 1000] [--json]
  * bulwark dlq discard  <id>... --yes [--json]
  * bulwark dlq discard  --all [filters] [--limit 1000] --yes [--json]
+ * bulwark jobs show    <id> [--json]
+ * bulwark jobs cancel  <id> [--json]
  * bulwark queues stats [--json]
+ * bulwark queues pause  <queue> [--json]
+ * bulwark queues resume <queue> [--json]
+ * bulwark schedules list [--json]
  * ```
  *
  * Every command takes `--database-url postgres://…`, else reads
@@ -34,14 +40,37 @@
  *   application embedding the CLI passes them to {@link run}.
  * - `discard` marks entries discarded (they stay for audit). Without `--yes`
  *   it changes nothing, says what it would discard and exits with 2.
+ * - `jobs show` prints one job: its status, attempts, dedup key, the latest
+ *   progress its handler reported, its times and lease, its payload, the
+ *   result it stored, and every attempt's error. JSON: `JobInfo`'s fields,
+ *   `progress` as `{ value, message, attempt, updatedAt }`, and `hasResult`
+ *   beside `result` (a job may store `null`).
+ * - `jobs cancel` cancels a job that has not finished (`JobQueue.cancel`): a
+ *   waiting one never runs, a running one is interrupted on its worker within
+ *   about a second. Cancelling it again succeeds ("was already cancelled"); a
+ *   job that already succeeded or died exits with 2. JSON: `{ id, outcome,
+ *   queue, previous }`, `outcome` one of `cancelled`, `already_cancelled`,
+ *   `already_succeeded`, `already_dead`, `not_found`, printed whatever the
+ *   exit code.
  * - `queues stats` prints ready / scheduled / retrying / running jobs and
- *   pending dead letters per queue, and the age of the oldest ready job.
+ *   pending dead letters per queue, the age of the oldest ready job, and
+ *   whether the queue is paused.
+ * - `queues pause` stops every worker, in every process, from claiming the
+ *   queue's jobs (it returns once the claims in flight committed; running
+ *   jobs finish); `queues resume` undoes it and wakes the workers. Both are
+ *   idempotent ("was already paused" / "was not paused"); any well-formed
+ *   queue name is accepted, with a note when the database has never seen it.
+ *   JSON: `{ queue, paused, changed, known }`.
+ * - `schedules list` prints the recurring jobs (`JobSchedule`, table
+ *   `bulwark_job_schedules`): expression, time zone, last tick enqueued, next
+ *   run, and how long ago a scheduler last advanced each.
  *
  * Exit codes ({@link ExitCode}): 0 done; 1 the database was unreachable or a
  * statement failed; 2 bad command line (unknown command or flag, bad value,
  * no database URL, missing `--yes`, invalid `--payload`) or an operation the
  * entry's state forbids (replaying a discarded entry, discarding a replayed
- * one); 3 an id named no dead-letter entry. With 2 or 3 nothing was changed.
+ * one, cancelling a finished job); 3 an id named no dead-letter entry (or, for
+ * `jobs`, no job). With 2 or 3 nothing was changed.
  * A malformed command line prints the error and the usage of the command it
  * named to stderr.
  *

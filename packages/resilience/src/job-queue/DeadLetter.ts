@@ -14,8 +14,11 @@
  *
  * The entry id is the dead job's id. Replays count in
  * `bulwark_jobs_total{outcome="replayed"}`, discards in
- * `{outcome="discarded"}`; `bulwark_dead_letter_depth{queue}` counts pending
- * entries (see `JobQueue.reportMetrics`).
+ * `{outcome="discarded"}`, in the process that made them;
+ * `bulwark_dead_letter_depth{queue}` counts pending entries and
+ * `bulwark_dead_letter_entries{queue,status}` every entry by status, both read
+ * from the backend, so replays and discards made anywhere (the `bulwark` CLI
+ * included) show (see `JobQueue.reportMetrics`).
  *
  * @example
  * ```ts

@@ -3,21 +3,26 @@
  * enqueue, queue tiers, admission control, status and queue statistics.
  *
  * ```text
- *   enqueue ──▶ queued / scheduled ──claim (lease)──▶ running ──▶ succeeded
+ *   enqueue ──▶ queued / scheduled ──claim (lease)──▶ running ──▶ succeeded (with its result, if any)
  *                    ▲                                   │
  *                    └──── retrying ◀── transient failure┤ (backoff: min(base·2^(n-1)·(1±jitter), cap))
  *                                                        └──▶ dead (terminal failure, undecodable payload,
  *                                                              attempts exhausted) ──▶ dead-letter queue
+ *
+ *   queued / scheduled / retrying / running ──cancel──▶ cancelled (a running handler is interrupted)
  * ```
  *
  * A job is a {@link JobDefinition} (a `kind`, a default queue and a `Schema`
  * for its payload) plus a payload. {@link enqueue} validates the payload with
  * the Schema, encodes it to JSON, checks its size and the queue's admission
  * limiter, and returns only once the job is stored: the returned id is a
- * promise that the job exists. A `dedupKey` makes enqueue idempotent: the
- * same key in the same queue returns the existing job (one `INSERT … ON
- * CONFLICT` statement on Postgres) for as long as that job's row is kept.
- * {@link enqueueMany} is all-or-nothing.
+ * promise that the job exists. A dedup key ({@link DedupOptions}) makes
+ * enqueue idempotent without ever dropping work silently: the same key, kind
+ * and queue with the same payload returns the existing job; another payload
+ * is a {@link DedupConflictError} unless the enqueue says to `replace` the
+ * waiting job or `ignore` the new payload. A job that died (or was superseded
+ * after a dedup `window`) frees its key; admission tokens are taken only for
+ * jobs actually inserted. {@link enqueueMany} is all-or-nothing.
  *
  * Queues are tiers (`high_priority`, `default`, `batch`…), each with its own
  * worker pool, concurrency, lease, retry policy and payload limit, so a flood
@@ -33,7 +38,12 @@
  * Defaults per queue: concurrency 10, up to 10 jobs claimed ahead (fast jobs
  * only), lease (visibility timeout) 30 s renewed every 10 s, poll every 1 s, 5
  * attempts, retry delay from 5 s doubling up to 5 minutes with ±25 % jitter,
- * payloads up to 256 KiB.
+ * payloads up to 256 KiB, results up to 64 KiB.
+ *
+ * {@link cancel} stops a job that has not finished: a waiting one never runs,
+ * a running one is interrupted on its worker within about a second. A handler
+ * reports progress with `JobWorker.progress`, and a definition with a
+ * `result` Schema stores what its handler returns; {@link status} shows both.
  *
  * @since 0.1.0
  */
@@ -49,11 +59,13 @@ import type * as Scope from "effect/Scope"
 import type { InvalidOptionsError, Verdict } from "../Failure.js"
 import type * as RateLimiter from "../rate-limiter/RateLimiter.js"
 import * as backoff from "./internal/backoff.js"
+import * as cancellation from "./internal/cancel.js"
 import * as config from "./internal/config.js"
 import * as definition from "./internal/definition.js"
 import {
   AdmissionRejectedError,
   AttemptError,
+  DedupConflictError,
   InvalidPayloadError,
   JobStoreError,
   PayloadTooLargeError,
@@ -62,6 +74,8 @@ import {
 import * as internal from "./internal/jobQueue.js"
 import * as memoryStore from "./internal/memory/store.js"
 import * as metrics from "./internal/metrics.js"
+import * as pausing from "./internal/pause.js"
+import { JobProgress } from "./internal/progress.js"
 import * as retention from "./internal/retention.js"
 import * as service from "./internal/tag.js"
 import type { JobStore, Pruned } from "./JobStore.js"
@@ -93,21 +107,25 @@ export type JobId = string
 
 /**
  * A kind of job: its name (`kind`, stored with every job and used to find its
- * handler), the queue it goes to by default and the Schema of its payload.
- * The payload Schema's encoded side must be JSON (it is stored as `jsonb`),
- * and it needs no context.
+ * handler), the queue it goes to by default, the Schema of its payload and,
+ * optionally, the Schema of the result its handler returns. Both Schemas'
+ * encoded sides must be JSON (they are stored as `jsonb`), and they need no
+ * context.
  *
  * @since 0.1.0
  * @category Models
  */
 export interface JobDefinition<
   Kind extends string = string,
-  Payload extends Schema.Schema.AnyNoContext = Schema.Schema.AnyNoContext
+  Payload extends Schema.Schema.AnyNoContext = Schema.Schema.AnyNoContext,
+  Result extends Schema.Schema.AnyNoContext = never
 > {
   readonly [DefinitionTypeId]: DefinitionTypeId
   readonly kind: Kind
   readonly queue: string
   readonly payload: Payload
+  /** The Schema of what its handler returns, stored (encoded) when a job succeeds; none: nothing is stored. */
+  readonly result: Option.Option<Result>
   /** Overrides the queue's `retry.maxAttempts` for this kind. */
   readonly maxAttempts: Option.Option<number>
   /** Default priority of this kind's jobs (higher runs first). Default 0. */
@@ -125,7 +143,7 @@ export declare namespace JobDefinition {
    * @since 0.1.0
    * @category Models
    */
-  export type Any = JobDefinition<string, Schema.Schema.AnyNoContext>
+  export type Any = JobDefinition<string, Schema.Schema.AnyNoContext, Schema.Schema.AnyNoContext>
 
   /**
    * The decoded payload type of a definition.
@@ -133,7 +151,8 @@ export declare namespace JobDefinition {
    * @since 0.1.0
    * @category Models
    */
-  export type Payload<D> = D extends JobDefinition<infer _Kind, infer S> ? Schema.Schema.Type<S> : never
+  export type Payload<D> = D extends JobDefinition<infer _Kind, infer S, infer _Result> ? Schema.Schema.Type<S>
+    : never
 
   /**
    * The encoded (stored, JSON) payload type of a definition.
@@ -141,7 +160,19 @@ export declare namespace JobDefinition {
    * @since 0.1.0
    * @category Models
    */
-  export type Encoded<D> = D extends JobDefinition<infer _Kind, infer S> ? Schema.Schema.Encoded<S> : never
+  export type Encoded<D> = D extends JobDefinition<infer _Kind, infer S, infer _Result> ? Schema.Schema.Encoded<S>
+    : never
+
+  /**
+   * What a definition's handler returns: the decoded side of its `result`
+   * Schema, or anything (ignored, nothing stored) when it has none.
+   *
+   * @since 0.1.0
+   * @category Models
+   */
+  export type Result<D> = D extends JobDefinition<infer _Kind, infer _Payload, infer R>
+    ? [R] extends [never] ? unknown : Schema.Schema.Type<R>
+    : never
 
   /**
    * What {@link define} takes.
@@ -149,12 +180,21 @@ export declare namespace JobDefinition {
    * @since 0.1.0
    * @category Models
    */
-  export interface Options<Kind extends string, Payload extends Schema.Schema.AnyNoContext> {
+  export interface Options<
+    Kind extends string,
+    Payload extends Schema.Schema.AnyNoContext,
+    Result extends Schema.Schema.AnyNoContext = never
+  > {
     /** Stored with every job; 1–128 characters of `A-Z a-z 0-9 _ . : / -`. */
     readonly kind: Kind
     /** The queue (tier) its jobs go to unless enqueue says otherwise. */
     readonly queue: string
     readonly payload: Payload
+    /**
+     * The Schema of what the handler returns. A job that succeeds stores it, encoded, as its result (shown by
+     * `status`), up to the queue's `maxResultBytes`. Default: none (the handler's return value is ignored).
+     */
+    readonly result?: Result
     /** Attempts before the dead-letter queue, first included: 1–1,000. Default: the queue's. */
     readonly maxAttempts?: number
     /** −32,768 to 32,767, higher first. Default 0. */
@@ -177,14 +217,26 @@ export declare namespace JobDefinition {
  *   queue: "default",
  *   payload: Schema.Struct({ orderId: Schema.String, email: Schema.String })
  * })
+ *
+ * // Its handler must return { url }, stored with the succeeded job.
+ * const Export = JobQueue.define({
+ *   kind: "export",
+ *   queue: "batch",
+ *   payload: Schema.Struct({ reportId: Schema.Number }),
+ *   result: Schema.Struct({ url: Schema.String })
+ * })
  * ```
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const define: <const Kind extends string, Payload extends Schema.Schema.AnyNoContext>(
-  options: JobDefinition.Options<Kind, Payload>
-) => JobDefinition<Kind, Payload> = definition.define
+export const define: <
+  const Kind extends string,
+  Payload extends Schema.Schema.AnyNoContext,
+  Result extends Schema.Schema.AnyNoContext = never
+>(
+  options: JobDefinition.Options<Kind, Payload, Result>
+) => JobDefinition<Kind, Payload, Result> = definition.define
 
 /**
  * @since 0.1.0
@@ -204,15 +256,16 @@ export const isJobDefinition: (u: unknown) => u is JobDefinition.Any = definitio
  * - `running`: leased by a worker;
  * - `retrying`: failed transiently (or its lease lapsed), waiting for its next attempt;
  * - `succeeded`: done;
- * - `dead`: failed for good; its envelope is in the dead-letter queue (`DeadLetter`).
+ * - `dead`: failed for good; its envelope is in the dead-letter queue (`DeadLetter`);
+ * - `cancelled`: stopped by {@link cancel} before it finished (not a dead letter).
  *
  * @since 0.1.0
  * @category Models
  */
-export type JobStatus = "queued" | "scheduled" | "running" | "retrying" | "succeeded" | "dead"
+export type JobStatus = "queued" | "scheduled" | "running" | "retrying" | "succeeded" | "dead" | "cancelled"
 
-// Declared in `internal/errors.ts`, a leaf the internals import.
-export { AttemptError }
+// Declared in `internal/errors.ts` and `internal/progress.ts`, leaves the internals import.
+export { AttemptError, JobProgress }
 
 /**
  * What {@link status} reports about a job.
@@ -231,13 +284,14 @@ export interface JobInfo {
   readonly maxAttempts: number
   /** The stored (encoded, JSON) payload. */
   readonly payload: unknown
+  /** Its dedup key; a cancelled job released it (`None`), so the key enqueues a new job. */
   readonly dedupKey: Option.Option<string>
   readonly enqueuedAt: Date
   /** When it is (or was last) due. */
   readonly runAt: Date
   /** When the latest attempt started. */
   readonly startedAt: Option.Option<Date>
-  /** When it succeeded or died. */
+  /** When it succeeded, died or was cancelled. */
   readonly finishedAt: Option.Option<Date>
   readonly leaseOwner: Option.Option<string>
   readonly leaseExpiresAt: Option.Option<Date>
@@ -245,7 +299,38 @@ export interface JobInfo {
   readonly errors: ReadonlyArray<AttemptError>
   /** The dead-letter entry this job replays, when it was created by a replay. */
   readonly replayOf: Option.Option<JobId>
+  /** The latest progress its handler reported (`JobWorker.progress`), kept once it finished. */
+  readonly progress: Option.Option<JobProgress>
+  /** What a succeeded job's handler returned, encoded (JSON) with its definition's `result` Schema. */
+  readonly result: Option.Option<unknown>
 }
+
+/**
+ * What {@link cancel} did:
+ *
+ * - `Cancelled`: the job was `previous` and is now `cancelled`; a running
+ *   one's handler is interrupted on its worker within about a second;
+ * - `AlreadyFinished`: it had already succeeded, died or been cancelled
+ *   (`status`); nothing changed;
+ * - `NotFound`: no job has this id (or it was pruned).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type CancelResult =
+  | {
+    readonly _tag: "Cancelled"
+    readonly id: JobId
+    readonly queue: string
+    readonly previous: "queued" | "scheduled" | "retrying" | "running"
+  }
+  | {
+    readonly _tag: "AlreadyFinished"
+    readonly id: JobId
+    readonly queue: string
+    readonly status: "succeeded" | "dead" | "cancelled"
+  }
+  | { readonly _tag: "NotFound"; readonly id: JobId }
 
 /**
  * Counts for one queue, read from the backend (the database on Postgres), not
@@ -268,6 +353,8 @@ export interface QueueStats {
   readonly deadLetters: number
   /** How long the oldest ready job has been due (SQS' "age of oldest message"). */
   readonly oldestReadyAge: Option.Option<Duration.Duration>
+  /** Paused ({@link pause}): no worker claims its jobs until it is resumed. */
+  readonly paused: boolean
 }
 
 // -----------------------------------------------------------------------------
@@ -275,12 +362,20 @@ export interface QueueStats {
 // -----------------------------------------------------------------------------
 
 // Declared in `internal/errors.ts`, a leaf the internals import.
-export { AdmissionRejectedError, InvalidPayloadError, JobStoreError, PayloadTooLargeError, UnknownQueueError }
+export {
+  AdmissionRejectedError,
+  DedupConflictError,
+  InvalidPayloadError,
+  JobStoreError,
+  PayloadTooLargeError,
+  UnknownQueueError
+}
 
 /**
  * Everything {@link enqueue} and {@link enqueueMany} can fail with.
  * `InvalidOptionsError` covers bad per-call options (a priority out of range,
- * an empty or over-long dedup key, an invalid kind, an invalid `runAt`).
+ * an empty or over-long dedup key, both `dedupKey` and `dedup`, a bad dedup
+ * mode or window, an invalid kind, an invalid `runAt`).
  *
  * @since 0.1.0
  * @category Errors
@@ -290,6 +385,7 @@ export type EnqueueError =
   | InvalidPayloadError
   | PayloadTooLargeError
   | AdmissionRejectedError
+  | DedupConflictError
   | InvalidOptionsError
   | JobStoreError
 
@@ -375,6 +471,12 @@ export interface QueueOptions {
   readonly retry?: RetryOptions
   /** Largest encoded payload in bytes (UTF-8 JSON): 1 to 64 MiB. Default 256 KiB. */
   readonly maxPayloadBytes?: number
+  /**
+   * Largest encoded result in bytes (UTF-8 JSON) a job of a definition with a `result` Schema may store: 1 to 64
+   * MiB. Default 64 KiB. A larger result fails the attempt with the terminal `JobWorker.ResultTooLargeError` (the
+   * job is dead-lettered, nothing is stored).
+   */
+  readonly maxResultBytes?: number
   readonly admission?: AdmissionOptions
   /**
    * The verdict for handler failures that are neither branded (`Failure.Transient` / `Failure.Terminal`) nor known
@@ -418,6 +520,7 @@ export interface QueueConfig {
   readonly maxRunTime: Option.Option<Duration.Duration>
   readonly retry: RetryPolicy
   readonly maxPayloadBytes: number
+  readonly maxResultBytes: number
   readonly admission: Option.Option<{
     readonly limiter: RateLimiter.RateLimiter
     readonly onLimited: "reject" | "wait"
@@ -485,15 +588,22 @@ export const retryDelay: (policy: RetryPolicy, attempt: number, random: number) 
 
 // Declared in `JobStore.ts`, the storage contract every backend implements.
 export type {
+  Admit,
   ClaimedJob,
+  Completion,
+  DeadLetterCount,
+  DedupPolicy,
   FailOutcome,
   FailRequest,
+  Inserted,
   JobStore,
   Lease,
   NewJob,
+  ProgressReport,
   Pruned,
   PruneRequest,
-  Reclaimed
+  Reclaimed,
+  ReporterLock
 } from "./JobStore.js"
 
 // -----------------------------------------------------------------------------
@@ -513,14 +623,78 @@ export const TypeId: typeof service.TypeId = service.TypeId
 export type TypeId = typeof TypeId
 
 /**
+ * Deduplication of one enqueue. The key is scoped by the job's kind and queue:
+ * a job of another kind, or in another queue, never matches. A job holds its
+ * key while it is queued, scheduled, running, retrying or succeeded (until
+ * `JobQueue.prune` deletes it); a job that died frees it (unless
+ * `keepAfterDeath`), and so does a job that was cancelled. When a job holds
+ * the key:
+ *
+ * - the same payload (compared encoded: JSON equality, `jsonb` on Postgres)
+ *   answers with that job, `deduplicated: true`, whatever the mode — except
+ *   that `"replace"` on a waiting job with `priority`, `runAt`, `delay` or
+ *   `maxAttempts` given updates them (`replaced: true`);
+ * - another payload, by `onConflict`:
+ *   - `"error"` (the default): fails with {@link DedupConflictError}, nothing stored;
+ *   - `"replace"`: if the job is still waiting (queued or scheduled, never
+ *     attempted), its payload — and the `priority`, `runAt` / `delay` and
+ *     `maxAttempts` given with this enqueue — are overwritten, and the answer
+ *     is its id with `replaced: true` (graphile-worker's `job_key` "replace");
+ *     a running, retrying, succeeded or kept dead job cannot be replaced:
+ *     {@link DedupConflictError};
+ *   - `"ignore"`: the existing job wins, `deduplicated: true`, the new payload
+ *     is not stored (what a bare `dedupKey` used to do for any payload).
+ *
+ * With a `window`, a job enqueued longer ago than the window no longer
+ * deduplicates: it keeps running as it is, gives up its key, and a new job is
+ * made, atomically.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { JobQueue } from "@bulwark/resilience"
+ *
+ * const Reindex = JobQueue.define({
+ *   kind: "reindex",
+ *   queue: "batch",
+ *   payload: Schema.Struct({ fields: Schema.Array(Schema.String) })
+ * })
+ *
+ * // Debounced: a later reindex of the same document replaces the waiting one and pushes it back 30 seconds.
+ * const program = JobQueue.enqueue(Reindex, { fields: ["title"] }, {
+ *   dedup: { key: "reindex:doc-7", onConflict: "replace" },
+ *   delay: "30 seconds"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface DedupOptions {
+  /** 1–512 characters. */
+  readonly key: string
+  /** What another payload under a held key does. Default `"error"`. */
+  readonly onConflict?: "error" | "replace" | "ignore"
+  /** A job that died keeps its key (and keeps deduplicating) until it is pruned. Default `false`. */
+  readonly keepAfterDeath?: boolean
+  /** A holding job enqueued longer ago than this (a positive, finite duration) no longer deduplicates. Default: none. */
+  readonly window?: Duration.DurationInput
+}
+
+/**
  * Per-job enqueue options.
  *
  * @since 0.1.0
  * @category Models
  */
 export interface EnqueueOptions {
-  /** Idempotency: the same key in the same queue returns the existing job. 1–512 characters. */
+  /**
+   * Shorthand for `dedup: { key }` (mode `"error"`: the same payload deduplicates, another one fails with
+   * {@link DedupConflictError}). 1–512 characters. Give `dedupKey` or `dedup`, not both.
+   */
   readonly dedupKey?: string
+  /** Deduplication with a mode, a window, or keeping the key after death: see {@link DedupOptions}. */
+  readonly dedup?: DedupOptions
   /** Run no earlier than this. */
   readonly runAt?: Date | DateTime.DateTime
   /** Run no earlier than this long from now (ignored when `runAt` is given). */
@@ -535,7 +709,10 @@ export interface EnqueueOptions {
 
 /**
  * A confirmed enqueue: the job is stored. `deduplicated` is `true` when its
- * `dedupKey` matched an existing job, whose id this is.
+ * dedup key matched an existing job, whose id this is, and the new payload was
+ * not stored (it was equal, or `onConflict: "ignore"`); `replaced` is `true`
+ * when the existing, still waiting job took this enqueue's payload
+ * (`onConflict: "replace"`). At most one of them is `true`.
  *
  * @since 0.1.0
  * @category Models
@@ -544,6 +721,7 @@ export interface Enqueued {
   readonly id: JobId
   readonly queue: string
   readonly deduplicated: boolean
+  readonly replaced: boolean
 }
 
 /**
@@ -615,6 +793,9 @@ export interface JobQueue {
   readonly enqueueMany: (jobs: ReadonlyArray<JobRequest>) => Effect.Effect<ReadonlyArray<Enqueued>, EnqueueError>
   readonly status: (id: JobId) => Effect.Effect<Option.Option<JobInfo>, JobStoreError>
   readonly stats: Effect.Effect<ReadonlyArray<QueueStats>, JobStoreError>
+  readonly pause: (queue: string) => Effect.Effect<boolean, UnknownQueueError | JobStoreError>
+  readonly resume: (queue: string) => Effect.Effect<boolean, UnknownQueueError | JobStoreError>
+  readonly cancel: (id: JobId) => Effect.Effect<CancelResult, JobStoreError>
 }
 
 /**
@@ -663,10 +844,12 @@ export const enqueue: <D extends JobDefinition.Any>(
 ) => Effect.Effect<Enqueued, EnqueueError, JobQueue> = internal.enqueue
 
 /**
- * Enqueues many jobs at once, all or nothing (one statement on Postgres).
- * Results are in input order; duplicates of a `dedupKey` inside the batch get
- * the same job. The first invalid job fails the whole batch (errors carry
- * its `index`).
+ * Enqueues many jobs at once, all or nothing (one statement on Postgres, in a
+ * transaction when the batch has dedup keys). Results are in input order;
+ * jobs are deduplicated in input order, as if enqueued one after another, so
+ * a later duplicate of a key inside the batch deduplicates against, replaces
+ * or conflicts with the earlier one. The first invalid job, or a dedup
+ * conflict, fails the whole batch (errors carry its `index`).
  *
  * @since 0.1.0
  * @category Enqueue
@@ -685,12 +868,101 @@ export const status: (id: JobId) => Effect.Effect<Option.Option<JobInfo>, JobSto
 
 /**
  * Counts per queue (ready, scheduled, retrying, running, dead letters), from
- * one aggregate read of the backend. Every configured queue is listed.
+ * one aggregate read of the backend, and whether the queue is paused. Every
+ * configured queue is listed.
  *
  * @since 0.1.0
  * @category Inspection
  */
 export const stats: Effect.Effect<ReadonlyArray<QueueStats>, JobStoreError, JobQueue> = internal.stats
+
+/**
+ * Pauses a configured queue for every worker of the backend, in every
+ * process: once it returns, no worker claims a job of that queue (on
+ * PostgreSQL it waits for the claims of the queue already in flight, and the
+ * flag is a row of `bulwark_job_queues`). Jobs already running finish
+ * normally (their heartbeats, completions, retries and reclaims go on);
+ * enqueues are accepted and wait. Answers `true` when the queue was running,
+ * `false` when it was already paused. {@link stats} and the
+ * `bulwark_job_queue_paused{queue}` gauge show it; `bulwark queues pause`
+ * does the same from the command line.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { JobQueue } from "@bulwark/resilience"
+ *
+ * // Stop sending emails while the provider is down; resume once it is back.
+ * const program = Effect.gen(function*() {
+ *   yield* JobQueue.pause("emails")
+ *   yield* Effect.sleep("10 minutes")
+ *   yield* JobQueue.resume("emails")
+ * }).pipe(Effect.provide(JobQueue.layerMemory({ queues: { emails: {} } })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Pausing
+ */
+export const pause: (queue: string) => Effect.Effect<boolean, UnknownQueueError | JobStoreError, JobQueue> =
+  pausing.pause
+
+/**
+ * Resumes a paused queue and wakes its workers (a `NOTIFY` on PostgreSQL), so
+ * its jobs are claimed again at once rather than at the next poll. Answers
+ * `true` when the queue was paused, `false` when it was not.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { JobQueue } from "@bulwark/resilience"
+ *
+ * const program = JobQueue.resume("emails").pipe(
+ *   Effect.tap((resumed) => Effect.log(resumed ? "emails resumed" : "emails was not paused")),
+ *   Effect.provide(JobQueue.layerMemory({ queues: { emails: {} } }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category Pausing
+ */
+export const resume: (queue: string) => Effect.Effect<boolean, UnknownQueueError | JobStoreError, JobQueue> =
+  pausing.resume
+
+/**
+ * Cancels a job that has not finished, in one atomic step of the backend:
+ * a queued, scheduled or retrying job never runs; a running one becomes
+ * `cancelled` at once and its handler is interrupted on its worker within
+ * about a second (its finalizers run; an uninterruptible region is waited
+ * for). The worker's late outcome is fenced off like any other, so a cancel
+ * racing a completion leaves exactly one of them. A cancelled job is not
+ * retried and not dead-lettered; it releases its dedup key, and keeps its
+ * history and progress. Counted as `bulwark_jobs_total{outcome="cancelled"}`
+ * by the process that cancels.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { JobQueue } from "@bulwark/resilience"
+ *
+ * const stop = (id: string) =>
+ *   JobQueue.cancel(id).pipe(
+ *     Effect.tap((result) => {
+ *       switch (result._tag) {
+ *         case "Cancelled":
+ *           return Effect.log(`job ${id} cancelled (it was ${result.previous})`)
+ *         case "AlreadyFinished":
+ *           return Effect.log(`job ${id} had already ${result.status === "dead" ? "died" : result.status}`)
+ *         case "NotFound":
+ *           return Effect.log(`no job ${id}`)
+ *       }
+ *     })
+ *   )
+ * ```
+ *
+ * @since 0.1.0
+ * @category Cancellation
+ */
+export const cancel: (id: JobId) => Effect.Effect<CancelResult, JobStoreError, JobQueue> = cancellation.cancel
 
 // -----------------------------------------------------------------------------
 // Backends and metrics
@@ -714,11 +986,47 @@ export const layerMemory: (options: Options) => Layer.Layer<JobQueue, InvalidOpt
 export const makeMemoryStore: Effect.Effect<JobStore> = memoryStore.make
 
 /**
- * Sets `bulwark_job_queue_depth{queue,state}` (ready, scheduled — not-yet-due
- * jobs and retries waiting out their backoff —, running) and
- * `bulwark_dead_letter_depth{queue}` from one aggregate read of the backend
- * every `interval` (default 15 seconds), for every configured queue, while
- * the scope is open. A failed read is logged and retried at the next tick.
+ * Reports the queue gauges, read from the backend (never from a process's
+ * memory) every `interval` (default 15 seconds) while the scope is open:
+ *
+ * - `bulwark_job_queue_depth{queue,state}`: ready, scheduled (not-yet-due
+ *   jobs and retries waiting out their backoff), running;
+ * - `bulwark_job_queue_oldest_ready_seconds{queue}`: how long the oldest
+ *   ready job has been due (0 when none is);
+ * - `bulwark_job_queue_paused{queue}`: 1 while the queue is paused;
+ * - `bulwark_dead_letter_depth{queue}`: pending dead letters;
+ * - `bulwark_dead_letter_entries{queue,status}`: dead-letter entries by
+ *   status (pending, replayed, discarded), so replays and discards made by
+ *   any process, the `bulwark` CLI included, show on the dashboard.
+ *
+ * Every configured queue is listed, and a queue that no longer appears is
+ * set back to 0. Workers (`JobWorker.make`) report by default, so nothing
+ * else is needed; this is for processes without a worker, or for another
+ * interval.
+ *
+ * One reader per backend: in a process, every reporter of one store shares
+ * one reader, which reads when a reporter starts, then at the shortest
+ * interval asked for; across processes, only the holder of the store's
+ * `reporterLock` reads and the others skip, so N processes do not run N
+ * aggregate reads. On PostgreSQL the lock is a lease row
+ * (`bulwark_job_queue_reporter`) that the reader renews at each read for
+ * three of its longest interval and gives up when it stops; if its process
+ * dies, another takes over once the lease runs out. A process that stops
+ * reading (it lost the lease, or its last reporter's scope closed) sets its
+ * gauges to 0: combine them across processes with `max by (queue)`, as the
+ * dashboards and alert rules do. A failed read is logged and retried at the
+ * next tick.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { JobQueue } from "@bulwark/resilience"
+ *
+ * // An API process that enqueues but runs no worker still reports the depth every 5 seconds.
+ * const program = Effect.scoped(
+ *   JobQueue.reportMetrics({ interval: "5 seconds" }).pipe(Effect.zipRight(Effect.never))
+ * ).pipe(Effect.provide(JobQueue.layerMemory({ queues: { default: {} } })))
+ * ```
  *
  * @since 0.1.0
  * @category Metrics
@@ -775,8 +1083,8 @@ export interface PruneOptions {
  * `now()` on Postgres).
  *
  * Deduplication holds while a job is retained: once a succeeded job (or a
- * settled entry's dead job) is pruned, its `dedupKey` is free and the same key
- * enqueues a new job. Keep jobs at least as long as their keys must
+ * settled entry's dead job kept with `keepAfterDeath`) is pruned, its dedup
+ * key is free and the same key enqueues a new job. Keep jobs at least as long as their keys must
  * deduplicate. A pruned entry can no longer be shown or replayed (replaying it
  * reports `NotFound`); a replay job keeps its `replayOf` id, and an entry its
  * `replayedAs` id, after the other side was pruned.

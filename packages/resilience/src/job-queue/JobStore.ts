@@ -6,10 +6,12 @@
  * (`test/job-queue/conformance.ts`).
  *
  * ```text
- *   insert ──▶ ready ──claim (lease)──▶ running ──complete──▶ succeeded
- *                ▲                        │  (heartbeat renews the lease)
+ *   insert ──▶ ready ──claim (lease)──▶ running ──complete (result)──▶ succeeded
+ *                ▲                        │  (heartbeat renews the lease, progress reports)
  *                └── fail with retryIn, ◀─┤
  *                    release, reclaim     └── fail without retry, reclaim with no attempt left ──▶ dead
+ *
+ *   ready, running ──cancel──▶ cancelled (the lease is void: `cancelled` tells its holder)
  *
  *   dead-letter entry (pending) ──replayDeadLetters──▶ replayed (a fresh ready job)
  *                               ──discardDeadLetters─▶ discarded
@@ -17,8 +19,9 @@
  * ```
  *
  * Every write after a claim is **fenced** by its {@link Lease}: a worker
- * whose lease lapsed (and was reclaimed or claimed again) can no longer
- * renew, complete, fail or release the job. Each operation is atomic: one SQL
+ * whose lease lapsed (and was reclaimed or claimed again), or whose job was
+ * cancelled, can no longer renew, complete, fail, release or report progress
+ * on the job. Each operation is atomic: one SQL
  * statement on PostgreSQL, one synchronous step in memory. Time is the
  * backend's own (the database's `now()`), so leases do not depend on the
  * clocks of worker machines.
@@ -45,10 +48,19 @@
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { Verdict } from "../Failure.js"
 import type * as DeadLetter from "./DeadLetter.js"
-import type { JobId, JobInfo, JobStoreError, QueueStats } from "./JobQueue.js"
+import type {
+  AdmissionRejectedError,
+  CancelResult,
+  DedupConflictError,
+  JobId,
+  JobInfo,
+  JobStoreError,
+  QueueStats
+} from "./JobQueue.js"
 
 // -----------------------------------------------------------------------------
 // Enqueue and claims
@@ -71,7 +83,64 @@ export interface NewJob {
   readonly runAt: Option.Option<Date>
   /** Relative delay from the backend's now, used when `runAt` is `None`. */
   readonly delay: Duration.Duration
+  /** How `dedupKey` deduplicates. Default: mode `"error"`, the key freed by death, no window, nothing else replaced. */
+  readonly dedup?: DedupPolicy
 }
+
+/**
+ * How a {@link NewJob}'s dedup key deduplicates (`JobQueue.DedupOptions`,
+ * validated): the rule both backends apply, in input order, is
+ *
+ * 1. no job of the same queue, kind and key holds the key → insert (`created`);
+ * 2. the holder was enqueued longer ago than `window` → it gives up the key, insert;
+ * 3. same payload (JSON equality) → `deduplicated`, unless `onConflict` is
+ *    `"replace"`, the holder is waiting (ready, never attempted) and `replaces`
+ *    names a field: then `replaced`;
+ * 4. another payload → `"ignore"`: `deduplicated`; `"replace"` on a waiting
+ *    holder: `replaced` (payload and the `replaces` fields overwritten);
+ *    otherwise a `DedupConflictError`.
+ *
+ * A job holds its key while ready, running or succeeded, and while dead if it
+ * was inserted with `keepAfterDeath`; a job superseded by a window, dead
+ * without `keepAfterDeath` or in any other state (cancelled) does not.
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export interface DedupPolicy {
+  readonly onConflict: "error" | "replace" | "ignore"
+  readonly keepAfterDeath: boolean
+  readonly window: Option.Option<Duration.Duration>
+  /** Which fields a replace overwrites besides the payload: the ones the enqueue gave. */
+  readonly replaces: {
+    readonly priority: boolean
+    readonly maxAttempts: boolean
+    /** `runAt` or `delay`. */
+    readonly runAt: boolean
+  }
+}
+
+/**
+ * What {@link JobStore} `insert` answers per job, in input order. At most one
+ * of `deduplicated` and `replaced` is `true`; both `false`: a new job.
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export interface Inserted {
+  readonly id: JobId
+  readonly deduplicated: boolean
+  readonly replaced: boolean
+}
+
+/**
+ * Takes admission for the jobs an insert is about to create (never for
+ * deduplicated or replaced ones); a failure undoes the whole insert.
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export type Admit = (created: ReadonlyArray<NewJob>) => Effect.Effect<void, AdmissionRejectedError>
 
 /**
  * A lease: which worker holds a job, for which attempt, and the claim epoch
@@ -114,6 +183,32 @@ export interface ClaimedJob {
 // -----------------------------------------------------------------------------
 // Outcomes
 // -----------------------------------------------------------------------------
+
+/**
+ * A successful attempt: its lease, and the result to store with the job
+ * (the handler's return value encoded with the definition's `result` Schema,
+ * JSON, already checked against the queue's `maxResultBytes`). A bare
+ * {@link Lease} is a completion without a result.
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export interface Completion extends Lease {
+  /** Absent or `None`: no result is stored. */
+  readonly result?: Option.Option<unknown>
+}
+
+/**
+ * A progress report of a running job, fenced by its lease: `value` from 0 to
+ * 100, `message` already cut to its limit (see `JobWorker.progress`).
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export interface ProgressReport {
+  readonly value: number
+  readonly message: Option.Option<string>
+}
 
 /**
  * How a worker reports a failed attempt. `retryIn: None` sends the job to
@@ -190,6 +285,56 @@ export interface Pruned {
 }
 
 // -----------------------------------------------------------------------------
+// Queue metrics
+// -----------------------------------------------------------------------------
+
+/**
+ * Dead-letter entries of one queue in one status, counted by the backend.
+ *
+ * @example
+ * ```ts
+ * import type { JobQueue } from "@bulwark/resilience"
+ *
+ * const count: JobQueue.DeadLetterCount = { queue: "emails", status: "replayed", count: 3 }
+ * ```
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export interface DeadLetterCount {
+  readonly queue: string
+  readonly status: DeadLetter.EntryStatus
+  readonly count: number
+}
+
+/**
+ * The metrics reporter's lock ({@link JobStore} `reporterLock`). `held(ttl)`
+ * answers whether this caller holds it: it takes the lock when it is free
+ * (or its holder let it run out) and renews it for `ttl` when it holds it;
+ * a holder that does not call again within `ttl` loses it to the next
+ * caller. It never fails: a backend error answers `false`.
+ *
+ * @example
+ * ```ts
+ * import { Duration, Effect } from "effect"
+ * import { JobQueue } from "@bulwark/resilience"
+ *
+ * // Whether this process is the one that reads the queue depth for everyone (for the next 45 seconds).
+ * const leading = Effect.scoped(Effect.gen(function*() {
+ *   const { store } = yield* JobQueue.JobQueue
+ *   const lock = yield* store.reporterLock
+ *   return yield* lock.held(Duration.seconds(45))
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Backend
+ */
+export interface ReporterLock {
+  readonly held: (ttl: Duration.Duration) => Effect.Effect<boolean>
+}
+
+// -----------------------------------------------------------------------------
 // The store
 // -----------------------------------------------------------------------------
 
@@ -205,11 +350,21 @@ export interface Pruned {
 export interface JobStore {
   /** `"memory"` or `"postgres"`. */
   readonly backend: string
-  /** Stores jobs all-or-nothing; a `dedupKey` already present in the queue returns that job. Results in input order. */
+  /**
+   * Stores jobs all-or-nothing, deduplicating by {@link DedupPolicy} in input order; results in input order. A dedup
+   * conflict fails the call (its `index` set when more than one job was given) and stores nothing. With `admit`,
+   * it is called once, only when jobs are to be created, with those jobs: inside the atomic insert when a job has a
+   * dedup key (concurrent inserts of the same key wait for it, so only the job actually created takes admission;
+   * a refusal stores nothing), before it otherwise (every job is created).
+   */
   readonly insert: (
-    jobs: ReadonlyArray<NewJob>
-  ) => Effect.Effect<ReadonlyArray<{ readonly id: JobId; readonly deduplicated: boolean }>, JobStoreError>
-  /** Leases up to `limit` due jobs of a queue, highest priority then oldest due first (`FOR UPDATE SKIP LOCKED`). */
+    jobs: ReadonlyArray<NewJob>,
+    admit?: Admit
+  ) => Effect.Effect<ReadonlyArray<Inserted>, JobStoreError | DedupConflictError | AdmissionRejectedError>
+  /**
+   * Leases up to `limit` due jobs of a queue, highest priority then oldest due first (`FOR UPDATE SKIP LOCKED`).
+   * A paused queue yields none: once {@link JobStore.pause} returned, no claim takes a job of that queue.
+   */
   readonly claim: (request: {
     readonly queue: string
     readonly limit: number
@@ -221,8 +376,8 @@ export interface JobStore {
     leases: ReadonlyArray<Lease>,
     lease: Duration.Duration
   ) => Effect.Effect<ReadonlyArray<JobId>, JobStoreError>
-  /** Marks jobs succeeded; returns the ids accepted (the others' leases no longer matched). */
-  readonly complete: (leases: ReadonlyArray<Lease>) => Effect.Effect<ReadonlyArray<JobId>, JobStoreError>
+  /** Marks jobs succeeded, storing their results; returns the ids accepted (the others' leases no longer matched). */
+  readonly complete: (completions: ReadonlyArray<Completion>) => Effect.Effect<ReadonlyArray<JobId>, JobStoreError>
   /** Records a failed attempt: schedules the retry or dead-letters the job. */
   readonly fail: (request: FailRequest) => Effect.Effect<FailOutcome, JobStoreError>
   /** Hands leases back without burning the attempt (graceful shutdown); returns the ids released. */
@@ -233,8 +388,38 @@ export interface JobStore {
     limit: number
   ) => Effect.Effect<ReadonlyArray<Reclaimed>, JobStoreError>
   readonly status: (id: JobId) => Effect.Effect<Option.Option<JobInfo>, JobStoreError>
-  /** One aggregate read of every queue's counts (queues without jobs are absent). */
+  /**
+   * Cancels a ready or running job in one atomic step: `cancelled`, finished now, its lease void and its dedup key
+   * released. Succeeded, dead and cancelled jobs are left as they are (`AlreadyFinished`). No lease needed: it is an
+   * operator's decision, and the fence turns away the running worker's late outcome.
+   */
+  readonly cancel: (id: JobId) => Effect.Effect<CancelResult, JobStoreError>
+  /**
+   * Of these leases, the ones whose job was cancelled while they held it (same attempt and claim epoch): how a
+   * worker learns it must stop a handler. A read; renews nothing.
+   */
+  readonly cancelled: (leases: ReadonlyArray<Lease>) => Effect.Effect<ReadonlyArray<JobId>, JobStoreError>
+  /** Stores a running job's latest progress; `false` when the lease no longer holds the job. */
+  readonly progress: (lease: Lease, report: ProgressReport) => Effect.Effect<boolean, JobStoreError>
+  /** One aggregate read of every queue's counts (queues without jobs are absent, unless paused). */
   readonly stats: Effect.Effect<ReadonlyArray<QueueStats>, JobStoreError>
+  /**
+   * Pauses a queue for every worker of the backend: once it returns, no claim takes a job of the queue (on
+   * PostgreSQL it waits for the claims of that queue in flight). Running jobs are not touched; enqueues are
+   * accepted. `true` when the queue was not paused already.
+   */
+  readonly pause: (queue: string) => Effect.Effect<boolean, JobStoreError>
+  /** Resumes a paused queue and wakes its workers; `true` when it was paused. */
+  readonly resume: (queue: string) => Effect.Effect<boolean, JobStoreError>
+  /** Dead-letter entries per queue and status (pending, replayed, discarded), from the backend; zero counts absent. */
+  readonly deadLetterCounts: Effect.Effect<ReadonlyArray<DeadLetterCount>, JobStoreError>
+  /**
+   * The election of the one process that reads the queue gauges for the whole backend (see
+   * `JobQueue.reportMetrics`), given up when the scope closes. On PostgreSQL, a lease in
+   * `bulwark_job_queue_reporter` that its holder renews at each read (no connection is held between reads); in
+   * memory, always held (a store is one process).
+   */
+  readonly reporterLock: Effect.Effect<ReporterLock, never, Scope.Scope>
   /**
    * Wake-ups: the name of a queue that got new due jobs. Best effort (a lost
    * notification costs at most one poll interval); while subscribed, a

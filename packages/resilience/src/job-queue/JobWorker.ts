@@ -38,7 +38,16 @@
  *   lease) forever;
  * - **retries** a transient failure after `min(base·2^(n-1)·(1±jitter), cap)`
  *   and sends a terminal one (`Failure.Terminal`, a classifier verdict, a
- *   payload that no longer decodes) straight to the dead-letter queue.
+ *   payload that no longer decodes) straight to the dead-letter queue;
+ * - **stops cancelled jobs**: a job cancelled with `JobQueue.cancel` while
+ *   its handler runs is interrupted within about a second (a check every
+ *   second while the pool holds jobs, or the heartbeat when it is more
+ *   frequent), its finalizers run and nothing more is written (the backend
+ *   already holds the `cancelled` outcome, and fences off a late one); a
+ *   cancelled job waiting in the local queue never starts;
+ * - **reports progress and results**: a handler calls {@link progress}
+ *   (fenced by its lease, shown by `JobQueue.status`), and what it returns is
+ *   stored with the succeeded job when its definition has a `result` Schema.
  *
  * Shutdown (closing the worker's scope, or {@link JobWorker.shutdown}) is
  * graceful: claiming stops, the jobs waiting in the local queues are handed
@@ -48,18 +57,30 @@
  * the finished ones are written.
  *
  * Metrics: `bulwark_jobs_total{queue,outcome}` (succeeded, retried,
- * dead_lettered), `bulwark_job_duration_seconds{queue}`,
- * `bulwark_job_wait_seconds{queue}` (from due to start).
+ * dead_lettered; `cancelled` is counted by `JobQueue.cancel`),
+ * `bulwark_job_duration_seconds{queue}`, `bulwark_job_wait_seconds{queue}`
+ * (from due to start); and, unless the
+ * `reportMetrics` option is `false`, the queue gauges of
+ * `JobQueue.reportMetrics` (depth, oldest ready age, paused, dead letters),
+ * read by one process per backend.
  *
  * @since 0.1.0
  */
+import type * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { InvalidOptionsError } from "../Failure.js"
-import { JobTimeoutError, NoHandlerError, PayloadDecodeError } from "./internal/errors.js"
+import {
+  InvalidResultError,
+  JobTimeoutError,
+  NoHandlerError,
+  PayloadDecodeError,
+  ResultTooLargeError
+} from "./internal/errors.js"
+import * as context from "./internal/worker/context.js"
 import * as handlers from "./internal/worker/handler.js"
 import * as internal from "./internal/worker/worker.js"
 import type { JobDefinition, JobId, JobQueue, UnknownQueueError } from "./JobQueue.js"
@@ -77,10 +98,11 @@ export const HandlerTypeId: typeof handlers.HandlerTypeId = handlers.HandlerType
 export type HandlerTypeId = typeof HandlerTypeId
 
 // Declared in `internal/errors.ts`, a leaf the internals import.
-export { JobTimeoutError, NoHandlerError, PayloadDecodeError }
+export { InvalidResultError, JobTimeoutError, NoHandlerError, PayloadDecodeError, ResultTooLargeError }
 
 /**
- * What a handler knows about the job it runs.
+ * What a handler knows about the job it runs, and how it reports progress.
+ * It is also the {@link JobContext} service inside the handler.
  *
  * @since 0.1.0
  * @category Models
@@ -96,7 +118,59 @@ export interface JobContext {
   readonly dedupKey: Option.Option<string>
   /** The worker running it (the lease owner). */
   readonly workerId: string
+  /** Reports progress: see {@link progress}. */
+  readonly progress: (value: number, message?: string) => Effect.Effect<void>
 }
+
+/**
+ * The job a handler runs, as a service: every handler has it in context, so
+ * code deep inside it can read the job and report progress without passing
+ * the `job` argument down.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { JobWorker } from "@bulwark/resilience"
+ *
+ * // Called from inside a handler: no `job` argument to pass around.
+ * const audit = (what: string) =>
+ *   Effect.flatMap(JobWorker.JobContext, (job) => Effect.log(`${what} (job ${job.id}, attempt ${job.attempt})`))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Context
+ */
+export const JobContext: Context.Tag<JobContext, JobContext> = context.tag
+
+/**
+ * Reports how far the running job is: `value` is a percentage (clamped to
+ * 0–100; for done out of total, `100 * done / total`), `message` a short note
+ * (cut to 256 characters). It is stored at once, fenced by the job's lease
+ * (a report after the lease was lost or the job cancelled changes nothing),
+ * replaces the previous one, and is kept once the job finished;
+ * `JobQueue.status` and `bulwark jobs show` print it. Each call is one write
+ * to the backend: report per step or batch, not per item. It never fails the
+ * job: a report the backend could not take is logged and dropped. `NaN` is a
+ * defect.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { JobQueue, JobWorker } from "@bulwark/resilience"
+ *
+ * const Import = JobQueue.define({ kind: "import", queue: "batch", payload: Schema.Struct({ files: Schema.Number }) })
+ *
+ * const importFiles = JobWorker.handler(Import, ({ files }) =>
+ *   Effect.forEach(Array.from({ length: files }, (_, n) => n), (n) =>
+ *     Effect.log(`importing file ${n}`).pipe(
+ *       Effect.zipRight(JobWorker.progress((100 * (n + 1)) / files, `${n + 1} of ${files} files`))
+ *     ), { discard: true }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Context
+ */
+export const progress: (value: number, message?: string) => Effect.Effect<void, never, JobContext> = context.progress
 
 /**
  * Runs the jobs of one kind. Build it with {@link handler}.
@@ -107,8 +181,11 @@ export interface JobContext {
 export interface Handler<out R = never> {
   readonly [HandlerTypeId]: HandlerTypeId
   readonly definition: JobDefinition.Any
-  /** Decodes the stored payload and runs the handler (decoding failures are terminal). */
-  readonly run: (payload: unknown, job: JobContext) => Effect.Effect<void, unknown, R>
+  /**
+   * Decodes the stored payload, runs the handler with the job in context and encodes what it returned with the
+   * definition's `result` Schema (`None` without one). Decoding and encoding failures are terminal.
+   */
+  readonly run: (payload: unknown, job: JobContext) => Effect.Effect<Option.Option<unknown>, unknown, R>
 }
 
 /**
@@ -116,8 +193,15 @@ export interface Handler<out R = never> {
  * unclassified one) to retry with backoff, with a terminal one
  * (`Failure.TerminalError`, or anything the `Failure` classifier calls
  * terminal) to dead-letter at once. Interruption is reserved for shutdown,
- * lost leases and the queue's `maxRunTime` (which fails the attempt with
- * {@link JobTimeoutError}).
+ * lost leases, cancellation (`JobQueue.cancel`) and the queue's `maxRunTime`
+ * (which fails the attempt with {@link JobTimeoutError}).
+ *
+ * When the definition has a `result` Schema, the handler returns its decoded
+ * side and a success stores it encoded (up to the queue's `maxResultBytes`:
+ * a larger one fails the attempt with the terminal
+ * {@link ResultTooLargeError}, one that does not encode with
+ * {@link InvalidResultError}); otherwise what it returns is ignored. The job
+ * is in context as the {@link JobContext} service.
  *
  * @example
  * ```ts
@@ -137,10 +221,10 @@ export interface Handler<out R = never> {
  * @since 0.1.0
  * @category Constructors
  */
-export const handler: <D extends JobDefinition.Any, A, E, R>(
+export const handler: <D extends JobDefinition.Any, A extends JobDefinition.Result<D>, E, R>(
   definition: D,
   run: (payload: JobDefinition.Payload<D>, job: JobContext) => Effect.Effect<A, E, R>
-) => Handler<R> = handlers.handler
+) => Handler<Exclude<R, JobContext>> = handlers.handler
 
 /**
  * Worker options.
@@ -163,6 +247,13 @@ export interface Options<R> {
   readonly concurrency?: Readonly<Record<string, number>>
   /** How long shutdown waits for running jobs before interrupting them and handing back their leases. Default 30 s. */
   readonly gracePeriod?: Duration.DurationInput
+  /**
+   * The queue gauges (depth, oldest ready age, paused, dead letters by status; see `JobQueue.reportMetrics`),
+   * reported by the worker itself, so no other process needs to run `JobQueue.reportMetrics`. Still one reader per
+   * backend: every reporter of a store in a process shares one, and across processes only the holder of the
+   * backend's reporter lock reads. Default `{ interval: "15 seconds" }`; `false` turns it off.
+   */
+  readonly reportMetrics?: false | { readonly interval?: Duration.DurationInput }
 }
 
 /**
@@ -185,6 +276,8 @@ export interface Stats {
   readonly leasesLost: number
   /** Completions or failures the backend refused because the lease no longer matched. */
   readonly lateOutcomesRejected: number
+  /** Jobs cancelled while this worker held them: running handlers interrupted, waiting jobs dropped. */
+  readonly cancelled: number
 }
 
 /**

@@ -5,8 +5,9 @@
  * deduplication) and `bulwark_dead_letters` (the dead-letter envelopes).
  *
  * - **One statement per operation**, each atomic on its own: `enqueueJobs` (a
- *   plain `INSERT … SELECT`), `enqueueDeduplicatedJobs` (`INSERT … ON CONFLICT
- *   (queue, dedup_key)` returning the existing job), `claimJobs` (the only `FOR
+ *   plain `INSERT … SELECT`), `enqueueDeduplicatedJobs` (`bulwark_jobs_enqueue`,
+ *   the dedup rule of `0006_job_dedup.sql` for each job in input order, in a
+ *   transaction when a batch could conflict or admission is taken), `claimJobs` (the only `FOR
  *   UPDATE SKIP LOCKED`, over a partial index of ready jobs; the rows are then
  *   updated through the primary key), `completeJobs`, `failJob` (retry or move
  *   to the dead-letter table), `heartbeatJobs`, `releaseJobs`, `reclaimJobs`,
@@ -37,6 +38,16 @@
  *   every `listenerCheckInterval`; when a ping does not come back it is torn
  *   down and re-created with backoff. Meanwhile workers keep polling, so a
  *   lost listener costs at most one poll interval of latency.
+ *
+ * - **Pausing** (`0008_job_queue_pause.sql`): the flag is a row of
+ *   `bulwark_job_queues`; every claim reads it in `bulwark_job_queue_open`
+ *   under a shared per-queue advisory lock that `bulwark_job_queue_pause`
+ *   takes exclusively, so once a pause returns no claim takes a job of the
+ *   queue. `resumeQueue` notifies the queue in the same statement.
+ * - **Queue gauges**: one process per database reads them (`queueStats`,
+ *   `deadLetterCounts`), the one holding the lease row of
+ *   `bulwark_job_queue_reporter` (`takeReporterLease`, one statement per
+ *   tick; no connection is held between reads; see `JobQueue.reportMetrics`).
  *
  * Enqueue runs on the `SqlClient` in context: inside `sql.withTransaction`
  * the job commits or rolls back with your writes. Notifications do not pass

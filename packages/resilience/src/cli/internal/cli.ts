@@ -3,7 +3,8 @@
  * and `queues` groups, the usage printed under a malformed command line, and
  * `run`, which maps every error to one stderr line and an exit code. The
  * commands themselves: `dlq.ts` (`list`, `show`), `dlqReplay.ts`,
- * `dlqDiscard.ts`, `queues.ts`; what they share: `common.ts`.
+ * `dlqDiscard.ts`, `jobs.ts` (`show`, `cancel`), `queues.ts`; what they
+ * share: `common.ts`.
  */
 import * as CliConfig from "@effect/cli/CliConfig"
 import * as Command from "@effect/cli/Command"
@@ -18,8 +19,10 @@ import { list, show } from "./dlq.js"
 import { discard } from "./dlqDiscard.js"
 import { replay } from "./dlqReplay.js"
 import { type CliError, ExitCode, exitCodeOf, UsageError } from "./errors.js"
+import * as jobs from "./jobs.js"
 import * as output from "./output.js"
-import { stats } from "./queues.js"
+import { pause, resume, stats } from "./queues.js"
+import * as schedules from "./schedules.js"
 import { version } from "./version.js"
 
 // -----------------------------------------------------------------------------
@@ -36,16 +39,24 @@ const pickSubcommand = (parent: string, children: ReadonlyArray<string>) =>
 
 /** @internal */
 export const command = (options: CliOptions = {}) =>
-  Command.make("bulwark", {}, () => pickSubcommand("", ["dlq", "queues"])).pipe(
-    Command.withDescription("Operate Bulwark's Postgres job queue: dead letters and queue depth"),
+  Command.make("bulwark", {}, () => pickSubcommand("", ["dlq", "jobs", "queues", "schedules"])).pipe(
+    Command.withDescription("Operate Bulwark's Postgres job queue: dead letters, jobs, queue depth, pausing queues"),
     Command.withSubcommands([
       Command.make("dlq", {}, () => pickSubcommand("dlq", ["list", "show", "replay", "discard"])).pipe(
         Command.withDescription("The dead-letter queue"),
         Command.withSubcommands([list, show, replay(options), discard])
       ),
-      Command.make("queues", {}, () => pickSubcommand("queues", ["stats"])).pipe(
-        Command.withDescription("Queue depth"),
-        Command.withSubcommands([stats])
+      Command.make("jobs", {}, () => pickSubcommand("jobs", ["show", "cancel"])).pipe(
+        Command.withDescription("One job: its state, progress and result; cancelling it"),
+        Command.withSubcommands([jobs.show, jobs.cancel])
+      ),
+      Command.make("queues", {}, () => pickSubcommand("queues", ["stats", "pause", "resume"])).pipe(
+        Command.withDescription("Queue depth; pausing and resuming a queue"),
+        Command.withSubcommands([stats, pause, resume])
+      ),
+      Command.make("schedules", {}, () => pickSubcommand("schedules", ["list"])).pipe(
+        Command.withDescription("Recurring jobs"),
+        Command.withSubcommands([schedules.list])
       )
     ])
   )
@@ -71,7 +82,9 @@ const groups: ReadonlyArray<{ readonly name: string; readonly leaves: ReadonlyAr
     name: "dlq",
     leaves: [leaf("list", list), leaf("show", show), leaf("replay", replay({})), leaf("discard", discard)]
   },
-  { name: "queues", leaves: [leaf("stats", stats)] }
+  { name: "jobs", leaves: [leaf("show", jobs.show), leaf("cancel", jobs.cancel)] },
+  { name: "queues", leaves: [leaf("stats", stats), leaf("pause", pause), leaf("resume", resume)] },
+  { name: "schedules", leaves: [leaf("list", schedules.list)] }
 ]
 
 /**

@@ -13,7 +13,7 @@ export const ExitCode = {
   databaseError: 1,
   /** The command line was wrong: unknown command or flag, bad value, missing database URL, missing `--yes`. */
   usage: 2,
-  /** A dead-letter entry named by id does not exist (nothing was changed). */
+  /** A dead-letter entry or job named by id does not exist (nothing was changed). */
   notFound: 3
 } as const
 
@@ -42,15 +42,19 @@ export class DatabaseError extends Data.TaggedError("DatabaseError")<{
 }> {}
 
 /**
- * Dead-letter entries named by id were not found; nothing was changed.
+ * Dead-letter entries (or, `what: "job"`, jobs) named by id were not found;
+ * nothing was changed.
  *
  * @internal
  */
 export class NotFoundError extends Data.TaggedError("NotFoundError")<{
   readonly ids: ReadonlyArray<string>
+  readonly what?: "job"
 }> {
   override get message(): string {
-    return `no dead-letter ${this.ids.length === 1 ? "entry" : "entries"} with id ${this.ids.join(", ")}`
+    const one = this.ids.length === 1
+    const noun = this.what === "job" ? (one ? "job" : "jobs") : `dead-letter ${one ? "entry" : "entries"}`
+    return `no ${noun} with id ${this.ids.join(", ")}`
   }
 }
 

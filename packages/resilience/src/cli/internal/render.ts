@@ -15,7 +15,8 @@ import * as table from "./table.js"
 
 const orNull = <A>(option: Option.Option<A>): A | null => Option.getOrNull(option)
 
-const attemptJson = (error: AttemptError) => ({
+/** @internal */
+export const attemptJson = (error: AttemptError) => ({
   attempt: error.attempt,
   tag: error.tag,
   message: error.message,
@@ -61,7 +62,8 @@ export const statsJson = (stats: ReadonlyArray<QueueStats>) => ({
     retrying: queue.retrying,
     running: queue.running,
     deadLetters: queue.deadLetters,
-    oldestReadyAgeMs: Option.match(queue.oldestReadyAge, { onNone: () => null, onSome: Duration.toMillis })
+    oldestReadyAgeMs: Option.match(queue.oldestReadyAge, { onNone: () => null, onSome: Duration.toMillis }),
+    paused: queue.paused
   })),
   totals: totals(stats)
 })
@@ -110,14 +112,16 @@ export const summary = (lines: ReadonlyArray<{ readonly outcome: string }>): str
   return [...counts].map(([outcome, count]) => `${count} ${outcome.replace(/_/g, " ")}`).join(", ")
 }
 
-const duration = (millis: number): string => {
+/** @internal */
+export const duration = (millis: number): string => {
   if (millis < 1000) return `${Math.round(millis)}ms`
   if (millis < 90_000) return `${(millis / 1000).toFixed(1)}s`
   if (millis < 5_400_000) return `${Math.round(millis / 60_000)}m`
   return `${(millis / 3_600_000).toFixed(1)}h`
 }
 
-const iso = (date: Date): string => date.toISOString()
+/** @internal */
+export const iso = (date: Date): string => date.toISOString()
 
 const lastError = (entry: DeadLetter.Entry): AttemptError | undefined => entry.errors.at(-1)
 
@@ -141,7 +145,8 @@ export const page = (result: DeadLetter.Page, now: number): string => {
   return `${rows}${more}`
 }
 
-const pretty = (value: unknown): string => {
+/** @internal */
+export const pretty = (value: unknown): string => {
   try {
     return JSON.stringify(value, null, 2) ?? String(value)
   } catch {
@@ -191,9 +196,21 @@ export const entry = (entry: DeadLetter.Entry): string => {
     ["replayed at", Option.match(entry.replayedAt, { onNone: () => "-", onSome: iso })],
     ["discarded at", Option.match(entry.discardedAt, { onNone: () => "-", onSome: iso })]
   ])
-  const attempts = entry.errors.length === 0
+  return `Dead-letter entry ${entry.id}\n\n${table.indent(header)}\n\npayload:\n${
+    table.indent(pretty(entry.payload))
+  }\n\nattempts (oldest first):\n${attempts(entry.errors)}`
+}
+
+/**
+ * Every failed attempt, oldest first: when, the error's tag and verdict, the
+ * worker, how long it ran, the message and the first lines of its cause.
+ *
+ * @internal
+ */
+export const attempts = (errors: ReadonlyArray<AttemptError>): string =>
+  errors.length === 0
     ? "  (none recorded)"
-    : entry.errors.map((error) => {
+    : errors.map((error) => {
       const ran = error.startedAt === null
         ? ""
         : ` after ${duration(error.failedAt.getTime() - error.startedAt.getTime())}`
@@ -205,19 +222,13 @@ export const entry = (entry: DeadLetter.Entry): string => {
       if (cause.length > 0) lines.push(table.indent(cause.join("\n"), "    | "))
       return table.indent(lines.join("\n"))
     }).join("\n")
-  return `Dead-letter entry ${entry.id}\n\n${table.indent(header)}\n\npayload:\n${
-    table.indent(pretty(entry.payload))
-  }\n\nattempts (oldest first):\n${attempts}`
-}
 
 /** @internal */
 export const stats = (stats: ReadonlyArray<QueueStats>): string => {
   if (stats.length === 0) return "No queues have jobs or dead letters."
   const sum = totals(stats)
-  const rows: ReadonlyArray<QueueStats> = [
-    ...stats,
-    { queue: "TOTAL", ...sum, oldestReadyAge: Option.none() }
-  ]
+  const total: QueueStats = { queue: "TOTAL", ...sum, oldestReadyAge: Option.none(), paused: false }
+  const rows: ReadonlyArray<QueueStats> = [...stats, total]
   return table.render<QueueStats>([
     { header: "QUEUE", cell: (queue) => queue.queue, maxWidth: 40 },
     { header: "READY", cell: (queue) => String(queue.ready), align: "right" },
@@ -230,6 +241,7 @@ export const stats = (stats: ReadonlyArray<QueueStats>): string => {
       cell: (queue) =>
         Option.match(queue.oldestReadyAge, { onNone: () => "-", onSome: (age) => duration(Duration.toMillis(age)) }),
       align: "right"
-    }
+    },
+    { header: "PAUSED", cell: (queue) => queue === total ? "" : queue.paused ? "yes" : "no" }
   ], rows)
 }

@@ -22,7 +22,8 @@ export const defaults = {
   retryCap: Duration.minutes(5),
   jitter: 0.25,
   maxAttempts: 5,
-  maxPayloadBytes: 256 * 1024
+  maxPayloadBytes: 256 * 1024,
+  maxResultBytes: 64 * 1024
 } as const
 
 /** @internal */
@@ -104,6 +105,11 @@ const queueConfig = (name: string, options: QueueOptions): Either.Either<QueueCo
       options.maxPayloadBytes ?? defaults.maxPayloadBytes,
       { min: 1, max: 64 * 1024 * 1024, integer: true }
     )
+    const maxResultBytes = yield* check.number(
+      at("maxResultBytes"),
+      options.maxResultBytes ?? defaults.maxResultBytes,
+      { min: 1, max: 64 * 1024 * 1024, integer: true }
+    )
     const unclassified = options.unclassified ?? "transient"
     if (unclassified !== "transient" && unclassified !== "terminal") {
       return yield* Either.left(check.invalid(at("unclassified"), unclassified, `"transient" or "terminal"`))
@@ -137,6 +143,7 @@ const queueConfig = (name: string, options: QueueOptions): Either.Either<QueueCo
       maxRunTime: Option.fromNullable(maxRunTime),
       retry: { base, cap, jitter, maxAttempts },
       maxPayloadBytes,
+      maxResultBytes,
       admission,
       unclassified
     }

@@ -11,13 +11,18 @@ import type { EnqueueOptions, JobDefinition, JobRequest } from "../JobQueue.js"
 export const DefinitionTypeId: unique symbol = Symbol.for("@bulwark/resilience/JobQueue/JobDefinition")
 
 /** @internal */
-export const define = <const Kind extends string, Payload extends Schema.Schema.AnyNoContext>(
-  options: JobDefinition.Options<Kind, Payload>
-): JobDefinition<Kind, Payload> => ({
+export const define = <
+  const Kind extends string,
+  Payload extends Schema.Schema.AnyNoContext,
+  Result extends Schema.Schema.AnyNoContext = never
+>(
+  options: JobDefinition.Options<Kind, Payload, Result>
+): JobDefinition<Kind, Payload, Result> => ({
   [DefinitionTypeId]: DefinitionTypeId,
   kind: options.kind,
   queue: options.queue,
   payload: options.payload,
+  result: Option.fromNullable(options.result),
   maxAttempts: Option.fromNullable(options.maxAttempts),
   priority: options.priority ?? 0
 })

@@ -7,7 +7,7 @@ import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
 import { RejectionTypeId, TerminalTypeId, TransientTypeId } from "../../internal/failureErrors.js"
 import type { EntryStatus } from "../DeadLetter.js"
-import type { JobId } from "../JobQueue.js"
+import type { JobId, JobStatus } from "../JobQueue.js"
 import { describe } from "./status.js"
 
 // -----------------------------------------------------------------------------
@@ -157,6 +157,48 @@ export class AdmissionRejectedError extends Data.TaggedError("AdmissionRejectedE
     return `Queue "${this.queue}" refused the job (${this.reason}, limiter "${this.limiter}"); retry after ${
       Math.ceil(Duration.toMillis(this.retryAfter))
     } ms`
+  }
+}
+
+/**
+ * An enqueue's dedup key is held by a job of the same kind and queue whose
+ * payload differs, and the enqueue did not say to ignore or replace it
+ * (`onConflict: "error"`, what a bare `dedupKey` means), or asked to replace
+ * it while it is no longer waiting (`onConflict: "replace"` on a running,
+ * retrying, succeeded or kept dead job). Terminal. Nothing was stored: an
+ * `JobQueue.enqueueMany` batch with a conflicting job stores none of its jobs,
+ * and `index` is that job's position in it.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class DedupConflictError extends Data.TaggedError("DedupConflictError")<{
+  readonly queue: string
+  readonly kind: string
+  readonly dedupKey: string
+  /** The job holding the key. */
+  readonly existingId: JobId
+  /** Where that job is: only a `queued` or `scheduled` one can be replaced. */
+  readonly existingStatus: JobStatus
+  /** What the enqueue asked for. */
+  readonly onConflict: "error" | "replace"
+  readonly index?: number
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const why = this.onConflict === "replace"
+      ? `cannot be replaced: it is ${this.existingStatus}`
+      : `has another payload (it is ${this.existingStatus})`
+    return `Dedup key "${this.dedupKey}" of job "${this.kind}" in queue "${this.queue}"${
+      at(this.index)
+    } is held by job ${this.existingId}, which ${why}`
   }
 }
 
@@ -351,5 +393,93 @@ export class JobTimeoutError extends Data.TaggedError("JobTimeoutError")<{
     return `Job ${this.jobId} (${this.kind}) in queue "${this.queue}" ran longer than its maxRunTime of ${
       Duration.format(this.limit)
     } and was interrupted`
+  }
+}
+
+/**
+ * A handler's result, encoded with its definition's `result` Schema, is
+ * larger than the queue's `maxResultBytes` (UTF-8 JSON). Terminal: the same
+ * job would produce the same result again, so the attempt fails, the job is
+ * dead-lettered with this error in its history, and no result is stored.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { JobQueue, JobWorker } from "@bulwark/resilience"
+ *
+ * const Export = JobQueue.define({
+ *   kind: "export",
+ *   queue: "batch",
+ *   payload: Schema.Struct({ id: Schema.Number }),
+ *   result: Schema.Struct({ rows: Schema.Array(Schema.String) })
+ * })
+ *
+ * // With `queues: { batch: { maxResultBytes: 1024 } }` this attempt fails with
+ * // ResultTooLargeError { kind: "export", jobId, bytes, limit: 1024 }.
+ * const exportHandler = JobWorker.handler(Export, () => Effect.succeed({ rows: Array.from({ length: 1000 }, String) }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class ResultTooLargeError extends Data.TaggedError("ResultTooLargeError")<{
+  readonly queue: string
+  readonly kind: string
+  readonly jobId: JobId
+  readonly bytes: number
+  readonly limit: number
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `The result of job ${this.jobId} (${this.kind}) in queue "${this.queue}" is ${this.bytes} bytes; ` +
+      `the limit is ${this.limit}`
+  }
+}
+
+/**
+ * A handler's result does not encode with its definition's `result` Schema,
+ * or its encoded side is not JSON. Terminal, like {@link PayloadDecodeError}:
+ * the job is dead-lettered and no result is stored.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { JobQueue, JobWorker } from "@bulwark/resilience"
+ *
+ * const Count = JobQueue.define({
+ *   kind: "count",
+ *   queue: "default",
+ *   payload: Schema.Struct({}),
+ *   result: Schema.Struct({ n: Schema.Number.pipe(Schema.positive()) })
+ * })
+ *
+ * // Fails with InvalidResultError { kind: "count", issue: "… Expected a positive number, actual -1" }.
+ * const count = JobWorker.handler(Count, () => Effect.succeed({ n: -1 }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class InvalidResultError extends Data.TaggedError("InvalidResultError")<{
+  readonly kind: string
+  readonly issue: string
+}> {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TerminalTypeId]: TerminalTypeId = TerminalTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `The result of job "${this.kind}" does not encode with its result Schema: ${this.issue}`
   }
 }

@@ -12,6 +12,7 @@ import type { InvalidOptionsError } from "../../Failure.js"
 import * as check from "../../internal/options.js"
 import type {
   Config,
+  DedupOptions,
   Enqueued,
   EnqueueError,
   EnqueueOptions,
@@ -23,9 +24,11 @@ import type {
   QueueConfig,
   QueueStats
 } from "../JobQueue.js"
-import type { JobStore, NewJob } from "../JobStore.js"
+import type { DedupPolicy, JobStore, NewJob } from "../JobStore.js"
+import { cancelWith } from "./cancel.js"
 import { checkDefinition, MAX_ATTEMPTS, PRIORITY } from "./config.js"
-import { AdmissionRejectedError, type JobStoreError } from "./errors.js"
+import { AdmissionRejectedError, type DedupConflictError, type JobStoreError } from "./errors.js"
+import { pauseWith, resumeWith } from "./pause.js"
 import { tag, TypeId } from "./tag.js"
 import { encodePayload, findQueue } from "./validate.js"
 
@@ -49,6 +52,62 @@ const runAtOf = (options: EnqueueOptions): Either.Either<Option.Option<Date>, In
     return Either.left(invalid("runAt", runAt, "a valid Date or DateTime"))
   }
   return Either.right(Option.some(date))
+}
+
+const ON_CONFLICT: ReadonlyArray<DedupPolicy["onConflict"]> = ["error", "replace", "ignore"]
+
+const keyOf = (option: string, key: unknown): Either.Either<string, InvalidOptionsError> =>
+  typeof key === "string" && key.length > 0 && key.length <= MAX_DEDUP_KEY
+    ? Either.right(key)
+    : Either.left(
+      invalid(option, typeof key === "string" ? { length: key.length } : key, `1 to ${MAX_DEDUP_KEY} characters`)
+    )
+
+/**
+ * The dedup key and policy of one enqueue: `dedupKey` is `dedup: { key }` (mode "error"); `replaces` records which
+ * of the fields a replace may overwrite were given.
+ */
+const dedupOf = (
+  options: EnqueueOptions
+): Either.Either<Option.Option<{ readonly key: string; readonly policy: DedupPolicy }>, InvalidOptionsError> => {
+  if (options.dedupKey === undefined && options.dedup === undefined) return Either.right(Option.none())
+  if (options.dedupKey !== undefined && options.dedup !== undefined) {
+    return Either.left(invalid("dedup", options.dedup, "either dedupKey or dedup, not both"))
+  }
+  const dedup: DedupOptions | undefined = options.dedup
+  if (dedup !== undefined && (typeof dedup !== "object" || dedup === null)) {
+    return Either.left(invalid("dedup", dedup, "an object with a key"))
+  }
+  const key = dedup === undefined ? keyOf("dedupKey", options.dedupKey) : keyOf("dedup.key", dedup.key)
+  if (Either.isLeft(key)) return Either.left(key.left)
+  const onConflict = dedup?.onConflict ?? "error"
+  if (!ON_CONFLICT.includes(onConflict)) {
+    return Either.left(invalid("dedup.onConflict", onConflict, `one of ${ON_CONFLICT.join(", ")}`))
+  }
+  const keepAfterDeath = dedup?.keepAfterDeath ?? false
+  if (typeof keepAfterDeath !== "boolean") {
+    return Either.left(invalid("dedup.keepAfterDeath", keepAfterDeath, "a boolean"))
+  }
+  const window = dedup?.window === undefined
+    ? Either.right(Option.none())
+    : Either.map(
+      check.duration({ component: ENQUEUE, option: "dedup.window" }, dedup.window, { allowZero: false }),
+      Option.some
+    )
+  if (Either.isLeft(window)) return Either.left(window.left)
+  return Either.right(Option.some({
+    key: key.right,
+    policy: {
+      onConflict,
+      keepAfterDeath,
+      window: window.right,
+      replaces: {
+        priority: options.priority !== undefined,
+        maxAttempts: options.maxAttempts !== undefined,
+        runAt: options.runAt !== undefined || options.delay !== undefined
+      }
+    }
+  }))
 }
 
 /**
@@ -86,7 +145,7 @@ export const prepare = (
   config: Config,
   request: JobRequest,
   index: number | undefined
-): Either.Either<Prepared, Exclude<EnqueueError, AdmissionRejectedError | JobStoreError>> => {
+): Either.Either<Prepared, Exclude<EnqueueError, AdmissionRejectedError | DedupConflictError | JobStoreError>> => {
   const checked = definitionOf(request.definition)
   if (Either.isLeft(checked)) return Either.left(checked.left)
   const definition = checked.right
@@ -94,14 +153,8 @@ export const prepare = (
   const found = findQueue(config, options.queue ?? definition.queue)
   if (Either.isLeft(found)) return Either.left(found.left)
   const queue = found.right
-  const dedupKey = options.dedupKey
-  if (
-    dedupKey !== undefined &&
-    (typeof dedupKey !== "string" || dedupKey.length === 0 || dedupKey.length > MAX_DEDUP_KEY)
-  ) {
-    const value = typeof dedupKey === "string" ? { length: dedupKey.length } : dedupKey
-    return Either.left(invalid("dedupKey", value, `1 to ${MAX_DEDUP_KEY} characters`))
-  }
+  const dedup = dedupOf(options)
+  if (Either.isLeft(dedup)) return Either.left(dedup.left)
   // The definition's and the queue's defaults were checked with them.
   const priority = options.priority === undefined
     ? Either.right(definition.priority)
@@ -127,9 +180,10 @@ export const prepare = (
       payload: payload.right,
       priority: priority.right,
       maxAttempts: maxAttempts.right,
-      dedupKey: Option.fromNullable(dedupKey),
+      dedupKey: Option.map(dedup.right, ({ key }) => key),
       runAt: runAt.right,
-      delay: delay.right
+      delay: delay.right,
+      ...(Option.isSome(dedup.right) ? { dedup: dedup.right.value.policy } : {})
     }
   })
 }
@@ -159,9 +213,10 @@ const admit = (queue: QueueConfig, cost: number): Effect.Effect<void, AdmissionR
   )
 }
 
-const admitAll = (prepared: ReadonlyArray<Prepared>): Effect.Effect<void, AdmissionRejectedError> => {
+/** Admission for jobs of these queues (one entry per job): one limiter call per queue, its cost that queue's jobs. */
+const admitAll = (queues: ReadonlyArray<QueueConfig>): Effect.Effect<void, AdmissionRejectedError> => {
   const costs = new Map<string, { queue: QueueConfig; cost: number }>()
-  for (const { queue } of prepared) {
+  for (const queue of queues) {
     const entry = costs.get(queue.name)
     if (entry === undefined) costs.set(queue.name, { queue, cost: 1 })
     else entry.cost += 1
@@ -180,15 +235,26 @@ export const make = (config: Config, store: JobStore): JobQueue => {
         prepared.push(one.right)
       }
       if (prepared.length === 0) return Effect.succeed([])
-      return admitAll(prepared).pipe(
-        Effect.zipRight(store.insert(prepared.map((p) => p.job))),
+      const jobs = prepared.map((p) => p.job)
+      // Admission counts only the jobs actually inserted. Without dedup keys that is every job, admitted before the
+      // insert; with them, the store calls `admit` with the jobs it is about to create, inside its atomic insert.
+      const insert = !prepared.some((p) => Option.isSome(p.queue.admission))
+        ? store.insert(jobs)
+        : jobs.some((job) => Option.isSome(job.dedupKey))
+        ? store.insert(jobs, (created) => {
+          const queues = new Map(prepared.map((p) => [p.queue.name, p.queue]))
+          return admitAll(created.flatMap((job) => queues.get(job.queue) ?? []))
+        })
+        : Effect.zipRight(admitAll(prepared.map((p) => p.queue)), store.insert(jobs))
+      return insert.pipe(
         Effect.flatMap((rows) =>
           rows.length === prepared.length
             ? Effect.succeed(
               Arr.zipWith(prepared, rows, ({ queue }, row): Enqueued => ({
                 id: row.id,
                 queue: queue.name,
-                deduplicated: row.deduplicated
+                deduplicated: row.deduplicated,
+                replaced: row.replaced
               }))
             )
             : Effect.dieMessage(`Job store ${store.backend} returned ${rows.length} rows for ${prepared.length} jobs`)
@@ -208,7 +274,8 @@ export const make = (config: Config, store: JobStore): JobQueue => {
             retrying: 0,
             running: 0,
             deadLetters: 0,
-            oldestReadyAge: Option.none()
+            oldestReadyAge: Option.none(),
+            paused: false
           }
       )
       for (const row of rows) if (!config.queues.has(row.queue)) listed.push(row)
@@ -226,6 +293,9 @@ export const make = (config: Config, store: JobStore): JobQueue => {
       ),
     enqueueMany,
     status: (id: JobId): Effect.Effect<Option.Option<JobInfo>, JobStoreError> => store.status(id),
+    pause: pauseWith(config, store),
+    resume: resumeWith(config, store),
+    cancel: cancelWith(store),
     stats
   }
 }

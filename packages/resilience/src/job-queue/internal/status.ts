@@ -26,11 +26,22 @@ export const statusOf = (
       return "succeeded"
     case "dead":
       return "dead"
+    case "cancelled":
+      return "cancelled"
   }
 }
 
 /** @internal */
-export type StoredState = "ready" | "running" | "succeeded" | "dead"
+export type StoredState = "ready" | "running" | "succeeded" | "dead" | "cancelled"
+
+/** The stored states a job can still be cancelled in, and the public status of each. @internal */
+export const cancellableStatusOf = (
+  state: "ready" | "running",
+  attempt: number,
+  runAt: number,
+  now: number
+): "queued" | "scheduled" | "retrying" | "running" =>
+  state === "running" ? "running" : attempt > 0 ? "retrying" : runAt > now ? "scheduled" : "queued"
 
 /** Causes are cut to this many characters before they are stored. @internal */
 export const MAX_CAUSE = 8192

@@ -1,5 +1,6 @@
 /**
- * In-memory claims: leases the due jobs of a queue, highest priority, then earliest due, then oldest first.
+ * In-memory claims: leases the due jobs of a queue, highest priority, then earliest due, then oldest first; none
+ * while the queue is paused.
  */
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
@@ -16,6 +17,8 @@ export const claim = (state: State) =>
   request: Parameters<JobStore["claim"]>[0]
 ): Effect.Effect<ReadonlyArray<ClaimedJob>> =>
   withNow(state, (now) => {
+    // A paused queue yields nothing; pausing is one synchronous step too, so no claim straddles it.
+    if (state.paused.has(request.queue)) return []
     const candidates = [...readySet(state, request.queue)].filter((job) => job.runAt <= now).sort(claimOrder)
     const leaseMillis = Duration.toMillis(request.lease)
     return candidates.slice(0, request.limit).map((job): ClaimedJob => {

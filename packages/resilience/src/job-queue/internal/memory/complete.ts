@@ -6,21 +6,23 @@ import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { JobId } from "../../JobQueue.js"
-import type { FailOutcome, FailRequest, Lease } from "../../JobStore.js"
+import type { Completion, FailOutcome, FailRequest, Lease } from "../../JobStore.js"
 import { AttemptError } from "../errors.js"
 import { bury, clearLease, date, holds, makeReady, type State, wake, withNow } from "./state.js"
 
 /** @internal */
-export const complete = (state: State) => (leases: ReadonlyArray<Lease>): Effect.Effect<ReadonlyArray<JobId>> =>
-  withNow(state, (now) =>
-    leases.flatMap((held) => {
-      const job = holds(state, held)
-      if (job === undefined) return []
-      clearLease(state, job)
-      job.state = "succeeded"
-      job.finishedAt = now
-      return [held.id]
-    }))
+export const complete =
+  (state: State) => (completions: ReadonlyArray<Completion>): Effect.Effect<ReadonlyArray<JobId>> =>
+    withNow(state, (now) =>
+      completions.flatMap((held) => {
+        const job = holds(state, held)
+        if (job === undefined) return []
+        clearLease(state, job)
+        job.state = "succeeded"
+        job.finishedAt = now
+        job.result = held.result ?? Option.none()
+        return [held.id]
+      }))
 
 /** @internal */
 export const fail = (state: State) => (request: FailRequest): Effect.Effect<FailOutcome> =>

@@ -11,6 +11,7 @@ import type * as DeadLetter from "../../DeadLetter.js"
 import type { JobId } from "../../JobQueue.js"
 import type { Lease } from "../../JobStore.js"
 import type { AttemptError } from "../errors.js"
+import type { JobProgress } from "../progress.js"
 import type { StoredState } from "../status.js"
 
 /** @internal */
@@ -18,10 +19,16 @@ export interface MemoryJob {
   readonly id: number
   readonly queue: string
   readonly kind: string
-  readonly payload: unknown
-  readonly priority: number
-  readonly maxAttempts: number
-  readonly dedupKey: string | null
+  /** Payload, priority and max attempts change only when a waiting job is replaced (dedup `onConflict: "replace"`). */
+  payload: unknown
+  priority: number
+  maxAttempts: number
+  /** Cleared (`null`) when a cancel releases it. */
+  dedupKey: string | null
+  /** The job keeps its dedup key when it dies (`keepAfterDeath`). */
+  dedupKeepDead: boolean
+  /** The job gave up its dedup key (a dedup window superseded it). */
+  dedupReleased: boolean
   readonly enqueuedAt: number
   readonly replayOf: number | null
   state: StoredState
@@ -33,6 +40,10 @@ export interface MemoryJob {
   leaseOwner: string | null
   leaseExpiresAt: number | null
   errors: Array<AttemptError>
+  /** The latest progress its handler reported. */
+  progress: JobProgress | null
+  /** The encoded result stored with its success. */
+  result: Option.Option<unknown>
 }
 
 /** @internal */
@@ -52,9 +63,13 @@ export interface State {
   /** Ready jobs (due or not) by queue. */
   readonly ready: Map<string, Set<MemoryJob>>
   readonly running: Set<MemoryJob>
-  /** The job holding each `(queue, dedup key)`. */
+  /** The latest job of each `(queue, kind, dedup key)`: it holds the key if {@link holdsDedupKey}. */
   readonly dedup: Map<string, MemoryJob>
+  /** Per queue: inserts with dedup keys take it, so one waiting for admission is atomic (see enqueue.ts). */
+  readonly insertLocks: Map<string, Effect.Semaphore>
   readonly deadLetters: Map<number, MemoryEntry>
+  /** Paused queues, with when each was paused: claims skip them. */
+  readonly paused: Map<string, number>
   readonly wakeups: PubSub.PubSub<string>
   /** Queues that got due jobs during the current operation, published right after it. */
   readonly woken: Set<string>
@@ -67,7 +82,9 @@ export const makeState: Effect.Effect<State> = Effect.map(PubSub.sliding<string>
   ready: new Map(),
   running: new Set(),
   dedup: new Map(),
+  insertLocks: new Map(),
   deadLetters: new Map(),
+  paused: new Map(),
   wakeups,
   woken: new Set(),
   nextId: 1
@@ -97,7 +114,24 @@ export const readySet = (state: State, queue: string): Set<MemoryJob> => {
 }
 
 /** @internal */
-export const dedupSlot = (queue: string, key: string): string => `${queue}\u0000${key}`
+export const dedupSlot = (queue: string, kind: string, key: string): string => `${queue}\u0000${kind}\u0000${key}`
+
+/**
+ * Whether a job holds its dedup key: while ready, running or succeeded, and while dead with `keepAfterDeath`,
+ * unless a dedup window superseded it. Any other state (cancelled) frees the key. The same rule as the partial
+ * unique index `bulwark_jobs_dedup_live` (sql/0006_job_dedup.sql).
+ *
+ * @internal
+ */
+export const holdsDedupKey = (job: MemoryJob): boolean =>
+  job.dedupKey !== null && !job.dedupReleased &&
+  (job.state === "ready" || job.state === "running" || job.state === "succeeded" ||
+    (job.state === "dead" && job.dedupKeepDead))
+
+/** Frees a job's dedup key for good, whatever its state (as a dedup window's supersede does). @internal */
+export const releaseDedupKey = (job: MemoryJob): void => {
+  job.dedupReleased = true
+}
 
 /** @internal */
 export const wake = (state: State, queue: string): void => {
@@ -163,7 +197,19 @@ export const create = (
   state: State,
   input: Omit<
     MemoryJob,
-    "id" | "state" | "attempt" | "epoch" | "startedAt" | "finishedAt" | "leaseOwner" | "leaseExpiresAt" | "errors"
+    | "id"
+    | "state"
+    | "attempt"
+    | "epoch"
+    | "startedAt"
+    | "finishedAt"
+    | "leaseOwner"
+    | "leaseExpiresAt"
+    | "errors"
+    | "dedupKeepDead"
+    | "dedupReleased"
+    | "progress"
+    | "result"
   >,
   now: number
 ): MemoryJob => {
@@ -177,7 +223,11 @@ export const create = (
     finishedAt: null,
     leaseOwner: null,
     leaseExpiresAt: null,
-    errors: []
+    errors: [],
+    dedupKeepDead: false,
+    dedupReleased: false,
+    progress: null,
+    result: Option.none()
   }
   state.jobs.set(job.id, job)
   readySet(state, job.queue).add(job)
@@ -189,7 +239,7 @@ export const create = (
 export const forget = (state: State, job: MemoryJob): void => {
   state.jobs.delete(job.id)
   if (job.dedupKey !== null) {
-    const slot = dedupSlot(job.queue, job.dedupKey)
+    const slot = dedupSlot(job.queue, job.kind, job.dedupKey)
     if (state.dedup.get(slot) === job) state.dedup.delete(slot)
   }
 }

@@ -25,7 +25,9 @@ const info = (job: MemoryJob, now: number): JobInfo => ({
   leaseOwner: Option.fromNullable(job.leaseOwner),
   leaseExpiresAt: optionalDate(job.leaseExpiresAt),
   errors: [...job.errors],
-  replayOf: Option.map(Option.fromNullable(job.replayOf), idOf)
+  replayOf: Option.map(Option.fromNullable(job.replayOf), idOf),
+  progress: Option.fromNullable(job.progress),
+  result: job.result
 })
 
 /** @internal */
@@ -71,7 +73,10 @@ export const stats = (state: State): Effect.Effect<ReadonlyArray<QueueStats>> =>
     for (const entry of state.deadLetters.values()) {
       if (entry.status === "pending") row(entry.job.queue).deadLetters += 1
     }
-    return [...byQueue].filter(([, c]) => c.ready + c.scheduled + c.retrying + c.running + c.deadLetters > 0).map((
+    for (const queue of state.paused.keys()) row(queue)
+    return [...byQueue].filter(([queue, c]) =>
+      c.ready + c.scheduled + c.retrying + c.running + c.deadLetters > 0 || state.paused.has(queue)
+    ).map((
       [queue, c]
     ) => ({
       queue,
@@ -80,6 +85,7 @@ export const stats = (state: State): Effect.Effect<ReadonlyArray<QueueStats>> =>
       retrying: c.retrying,
       running: c.running,
       deadLetters: c.deadLetters,
-      oldestReadyAge: c.oldest === null ? Option.none() : Option.some(Duration.millis(now - c.oldest))
+      oldestReadyAge: c.oldest === null ? Option.none() : Option.some(Duration.millis(now - c.oldest)),
+      paused: state.paused.has(queue)
     }))
   })

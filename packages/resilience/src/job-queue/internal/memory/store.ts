@@ -12,12 +12,16 @@ import type { JobStore } from "../../JobStore.js"
 import { makeConfig } from "../config.js"
 import * as jobQueue from "../jobQueue.js"
 import { tag } from "../tag.js"
+import { cancel, cancelled } from "./cancel.js"
 import { claim } from "./claim.js"
 import { complete, fail, release } from "./complete.js"
 import { discardDeadLetters, getDeadLetter, listDeadLetters, replayDeadLetters } from "./deadLetters.js"
 import { insert } from "./enqueue.js"
 import { heartbeat } from "./heartbeat.js"
+import { pause, resume } from "./pause.js"
+import { progress } from "./progress.js"
 import { reclaim } from "./reclaim.js"
+import { deadLetterCounts, reporterLock } from "./reporter.js"
 import { prune } from "./retention.js"
 import { makeState } from "./state.js"
 import { stats, status } from "./stats.js"
@@ -40,7 +44,14 @@ export const make: Effect.Effect<JobStore> = Effect.map(makeState, (state): JobS
   release: release(state),
   reclaim: reclaim(state),
   status: status(state),
+  cancel: cancel(state),
+  cancelled: cancelled(state),
+  progress: progress(state),
   stats: stats(state),
+  pause: pause(state),
+  resume: resume(state),
+  deadLetterCounts: deadLetterCounts(state),
+  reporterLock,
   wakeups: Stream.fromPubSub(state.wakeups),
   listening: Effect.succeed(true),
   listDeadLetters: listDeadLetters(state),

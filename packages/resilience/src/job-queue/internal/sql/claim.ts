@@ -1,6 +1,7 @@
 /**
  * Claims on PostgreSQL: `claimJobs` leases the due jobs of a queue, highest priority, then earliest due, then oldest
- * first. The claim's `FOR UPDATE SKIP LOCKED` lets workers claim at once without blocking one another.
+ * first. The claim's `FOR UPDATE SKIP LOCKED` lets workers claim at once without blocking one another; a paused
+ * queue yields nothing (`bulwark_job_queue_open`, which orders claims and pauses).
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -52,6 +53,8 @@ export const claim = ({ sql }: Store) =>
       WHERE j.id = ANY (ARRAY(
         SELECT id FROM bulwark_jobs
         WHERE queue = ${request.queue} AND state = 'ready' AND run_at <= now()
+          -- Not while the queue is paused (0008_job_queue_pause.sql): evaluated once, before the scan.
+          AND (SELECT bulwark_job_queue_open(${request.queue}))
         ORDER BY priority DESC, run_at, id
         LIMIT ${request.limit}
         FOR UPDATE SKIP LOCKED

@@ -6,7 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { JobId } from "../../JobQueue.js"
-import type { FailOutcome, FailRequest, Lease } from "../../JobStore.js"
+import type { Completion, FailOutcome, FailRequest, Lease } from "../../JobStore.js"
 import type { JobStoreError } from "../errors.js"
 import { BIGINT, bury, IdRows, millisParam, run, stillHeld, storable, type Store, Timestamp } from "./shared.js"
 
@@ -16,15 +16,16 @@ const FailedRows = Schema.Array(FailedRow)
 
 /** @internal */
 export const complete =
-  ({ sql }: Store) => (leases: ReadonlyArray<Lease>): Effect.Effect<ReadonlyArray<JobId>, JobStoreError> => {
-    const held = storable(leases)
+  ({ sql }: Store) => (completions: ReadonlyArray<Completion>): Effect.Effect<ReadonlyArray<JobId>, JobStoreError> => {
+    const held = storable(completions)
     if (held.length === 0) return Effect.succeed([])
     return run(
       "completeJobs",
       IdRows,
       sql`
       UPDATE bulwark_jobs j
-      SET state = 'succeeded', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
+      SET state = 'succeeded', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+        result = l.result -> 'v'
       ${stillHeld(sql, held)}
       RETURNING j.id::text AS id`
     ).pipe(Effect.map((rows) => rows.map((row) => row.id)))

@@ -1,29 +1,39 @@
 /**
- * Enqueue on PostgreSQL: `enqueueJobs` (a plain `INSERT … SELECT`), `enqueueDeduplicatedJobs` (`INSERT … ON
- * CONFLICT (queue, dedup_key)`, answering with the existing job), single-job enqueues made at the same time
- * combined into shared statements, and the wake-ups of the queues that got due jobs.
+ * Enqueue on PostgreSQL: `enqueueJobs` (a plain `INSERT … SELECT`), `enqueueDeduplicatedJobs` (the dedup rule of
+ * `bulwark_jobs_enqueue`, sql/0006_job_dedup.sql, for each job in input order: created, deduplicated, replaced or a
+ * conflict), single-job enqueues made at the same time combined into shared statements, and the wake-ups of the
+ * queues that got due jobs.
+ *
+ * A batch with dedup keys, or an insert that takes admission, runs in a transaction (a savepoint inside the caller's):
+ * a conflict or a refused admission rolls the whole batch back, and the rows it inserted or locked keep concurrent
+ * enqueues of the same keys waiting until it ends, so only the jobs it created take admission.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import type { JobId } from "../../JobQueue.js"
-import type { JobStore, NewJob } from "../../JobStore.js"
-import type { JobStoreError } from "../errors.js"
+import type { JobStatus } from "../../JobQueue.js"
+import type { Admit, DedupPolicy, Inserted, JobStore, NewJob } from "../../JobStore.js"
+import { type AdmissionRejectedError, DedupConflictError, JobStoreError } from "../errors.js"
+import { statusOf } from "../status.js"
 import { makeNotifier } from "./notifier.js"
-import { byNumericId, millisParam, run, type Store } from "./shared.js"
+import { byNumericId, millisParam, NullableTimestamp, run, type Store, Timestamp } from "./shared.js"
 
 const InsertedRow = Schema.Struct({
   ord: Schema.Number,
-  queue: Schema.String,
   id: Schema.String,
-  created: Schema.Boolean,
-  due: Schema.Boolean
+  outcome: Schema.Literal("created", "deduplicated", "replaced", "conflict"),
+  due: Schema.Boolean,
+  existing_state: Schema.NullOr(Schema.Literal("ready", "running", "succeeded", "dead")),
+  existing_attempt: Schema.NullOr(Schema.Number),
+  existing_run_at: NullableTimestamp,
+  now: Timestamp
 })
 
 const FreshRow = Schema.Struct({ id: Schema.String, queue: Schema.String, due: Schema.Boolean })
@@ -34,17 +44,35 @@ const InsertedRows = Schema.Array(InsertedRow)
 const FreshRows = Schema.Array(FreshRow)
 const NotifiedRows = Schema.Array(NotifiedRow)
 
-/** What enqueue returns per job. */
-interface Inserted {
-  readonly id: JobId
-  readonly deduplicated: boolean
-}
-
 /** A single-job enqueue waiting to be combined with others into one statement. */
 interface Single {
   readonly job: NewJob
-  readonly done: Deferred.Deferred<Inserted, JobStoreError>
+  readonly done: Deferred.Deferred<Inserted, JobStoreError | DedupConflictError>
   abandoned: boolean
+}
+
+/** What a `NewJob` without `dedup` means. */
+const defaultPolicy: DedupPolicy = {
+  onConflict: "error",
+  keepAfterDeath: false,
+  window: Option.none(),
+  replaces: { priority: false, maxAttempts: false, runAt: false }
+}
+
+/** A job's dedup conflict, without its position. */
+interface Conflict {
+  readonly queue: string
+  readonly kind: string
+  readonly dedupKey: string
+  readonly existingId: string
+  readonly existingStatus: JobStatus
+  readonly onConflict: "error" | "replace"
+}
+
+/** Each job's answer from `enqueueDeduplicatedJobs`, in input order, and the queues that got due jobs. */
+interface Decided {
+  readonly outcomes: ReadonlyArray<Either.Either<Inserted, Conflict>>
+  readonly due: ReadonlySet<string>
 }
 
 /** Most single-job enqueues one statement carries, and how many such statements may run at once. */
@@ -94,6 +122,19 @@ export const makeInsert = ({ channel, sql }: Store): Effect.Effect<JobStore["ins
       delay_ms: millisParam(job.delay)
     })
 
+    const dedupRow = (job: NewJob, ord: number) => {
+      const policy = job.dedup ?? defaultPolicy
+      return {
+        ...inputRow(job, ord),
+        on_conflict: policy.onConflict,
+        keep_dead: policy.keepAfterDeath,
+        window_ms: Option.getOrNull(Option.map(policy.window, millisParam)),
+        replace_priority: policy.replaces.priority,
+        replace_max_attempts: policy.replaces.maxAttempts,
+        replace_run_at: policy.replaces.runAt
+      }
+    }
+
     /**
      * Jobs without dedup keys: a plain INSERT … SELECT in input order. The identity default is evaluated above the
      * sorted input (see its plan), so the new ids ascend in input order, and sorting them numerically pairs them
@@ -119,76 +160,98 @@ export const makeInsert = ({ channel, sql }: Store): Effect.Effect<JobStore["ins
         const due = new Set<string>()
         for (const row of rows) if (row.due) due.add(row.queue)
         const ids = rows.map((row) => row.id).sort(byNumericId)
-        return Effect.as(wake(due), ids.map((id) => ({ id, deduplicated: false })))
+        return Effect.as(wake(due), ids.map((id): Inserted => ({ id, deduplicated: false, replaced: false })))
       }))
 
-    /** Jobs with dedup keys: `ON CONFLICT … DO UPDATE` returns the existing job of a key, even one committed meanwhile. */
-    const insertDeduplicated = (jobs: ReadonlyArray<NewJob>) =>
-      Effect.suspend(() => {
-        // Duplicate dedup keys inside one batch become one row (ON CONFLICT cannot touch a row twice per statement).
-        const firstOf = new Map<string, number>()
-        const rows: Array<ReturnType<typeof inputRow>> = []
-        const target: Array<number> = []
-        for (const job of jobs) {
-          const key = Option.map(job.dedupKey, (dedup) => `${job.queue}\u0000${dedup}`)
-          const seen = Option.flatMap(key, (k) => Option.fromNullable(firstOf.get(k)))
-          if (Option.isSome(seen)) {
-            target.push(seen.value)
-            continue
-          }
-          const ord = rows.length
-          if (Option.isSome(key)) firstOf.set(key.value, ord)
-          target.push(ord)
-          rows.push(inputRow(job, ord))
+    /**
+     * Jobs with dedup keys (and any without in the same batch): `bulwark_jobs_enqueue` applies the dedup rule to
+     * each in input order. A conflict writes nothing for its job; the caller decides what it means for the others.
+     */
+    const decide = (jobs: ReadonlyArray<NewJob>): Effect.Effect<Decided, JobStoreError> =>
+      run(
+        "enqueueDeduplicatedJobs",
+        InsertedRows,
+        sql`
+          SELECT e.ord, e.id::text AS id, e.outcome, e.due, e.existing_state, e.existing_attempt, e.existing_run_at,
+            now() AS now
+          FROM bulwark_jobs_enqueue(${JSON.stringify(jobs.map(dedupRow))}::jsonb) AS e
+          ORDER BY e.ord`
+      ).pipe(Effect.flatMap((rows) => {
+        const byOrd = new Map(rows.map((row) => [row.ord, row]))
+        const due = new Set<string>()
+        const outcomes: Array<Either.Either<Inserted, Conflict>> = []
+        for (const [ord, job] of jobs.entries()) {
+          const row = byOrd.get(ord)
+          if (row === undefined) return Effect.dieMessage(`enqueueDeduplicatedJobs returned no row for job ${ord}`)
+          if (row.due) due.add(job.queue)
+          outcomes.push(
+            row.outcome === "conflict"
+              ? Either.left({
+                queue: job.queue,
+                kind: job.kind,
+                dedupKey: Option.getOrElse(job.dedupKey, () => ""),
+                existingId: row.id,
+                existingStatus: statusOf(
+                  row.existing_state ?? "ready",
+                  row.existing_attempt ?? 0,
+                  (row.existing_run_at ?? row.now).getTime(),
+                  row.now.getTime()
+                ),
+                onConflict: job.dedup?.onConflict === "replace" ? "replace" : "error"
+              })
+              : Either.right({
+                id: row.id,
+                deduplicated: row.outcome === "deduplicated",
+                replaced: row.outcome === "replaced"
+              })
+          )
         }
-        return run(
-          "enqueueDeduplicatedJobs",
-          InsertedRows,
-          sql`
-            WITH input AS MATERIALIZED (
-              SELECT x.*, nextval(pg_get_serial_sequence('bulwark_jobs', 'id')) AS new_id
-              FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS x(
-                ord int, queue text, kind text, payload jsonb, priority smallint, max_attempts int,
-                dedup_key text, run_at timestamptz, delay_ms double precision
-              )
-            ), inserted AS (
-              INSERT INTO bulwark_jobs (id, queue, kind, payload, priority, max_attempts, dedup_key, run_at)
-              SELECT new_id, queue, kind, payload, priority, max_attempts, dedup_key,
-                coalesce(run_at, now() + delay_ms * interval '1 millisecond')
-              FROM input ORDER BY ord
-              ON CONFLICT (queue, dedup_key) WHERE dedup_key IS NOT NULL
-                DO UPDATE SET dedup_key = EXCLUDED.dedup_key
-              RETURNING id, queue, dedup_key, run_at <= now() AS due
-            )
-            SELECT n.ord, n.queue, coalesce(by_id.id, by_key.id)::text AS id, (by_id.id IS NOT NULL) AS created,
-              coalesce(by_id.due, false) AS due
-            FROM input n
-            LEFT JOIN inserted by_id ON by_id.id = n.new_id
-            LEFT JOIN inserted by_key ON by_id.id IS NULL AND by_key.queue = n.queue AND by_key.dedup_key = n.dedup_key
-            ORDER BY n.ord`
-        ).pipe(
-          Effect.flatMap((inserted) => {
-            const byOrd = new Map(inserted.map((row) => [row.ord, row]))
-            const results: Array<{ readonly id: JobId; readonly deduplicated: boolean }> = []
-            const reported = new Set<number>()
-            const due = new Set<string>()
-            for (const ord of target) {
-              const row = byOrd.get(ord)
-              if (row === undefined) {
-                return Effect.dieMessage(`enqueueDeduplicatedJobs returned no row for job ${ord}`)
-              }
-              // A later duplicate inside the batch found the job its first occurrence created.
-              results.push({ id: row.id, deduplicated: !row.created || reported.has(ord) })
-              reported.add(ord)
-              if (row.due) due.add(row.queue)
-            }
-            return Effect.as(wake(due), results)
-          })
-        )
-      })
+        return Effect.succeed({ outcomes, due })
+      }))
 
-    const insertNow = (jobs: ReadonlyArray<NewJob>) =>
-      jobs.some((job) => Option.isSome(job.dedupKey)) ? insertDeduplicated(jobs) : insertFresh(jobs)
+    /**
+     * One caller's jobs with dedup keys, all or nothing. A lone job without admission is one statement (a conflict
+     * wrote nothing); otherwise the statement and the admission of the jobs it creates share a transaction, rolled
+     * back by a conflict or a refused admission.
+     */
+    const insertDeduplicated = (
+      jobs: ReadonlyArray<NewJob>,
+      admit: Admit | undefined
+    ): Effect.Effect<ReadonlyArray<Inserted>, JobStoreError | DedupConflictError | AdmissionRejectedError> => {
+      const settle = (decided: Decided) =>
+        Effect.gen(function*() {
+          const conflict = decided.outcomes.findIndex(Either.isLeft)
+          const found = decided.outcomes[conflict]
+          if (found !== undefined && Either.isLeft(found)) {
+            return yield* Effect.fail(
+              new DedupConflictError(jobs.length > 1 ? { ...found.left, index: conflict } : found.left)
+            )
+          }
+          const inserted = decided.outcomes.flatMap((outcome) => Either.isRight(outcome) ? [outcome.right] : [])
+          const created = jobs.filter((_, ord) => {
+            const outcome = decided.outcomes[ord]
+            return outcome !== undefined && Either.isRight(outcome) && !outcome.right.deduplicated &&
+              !outcome.right.replaced
+          })
+          if (admit !== undefined && created.length > 0) yield* admit(created)
+          return { inserted, due: decided.due }
+        })
+      const atomic = jobs.length === 1 && admit === undefined
+        ? Effect.flatMap(decide(jobs), settle)
+        : sql.withTransaction(Effect.flatMap(decide(jobs), settle)).pipe(
+          Effect.catchTag("SqlError", (cause) => Effect.fail(new JobStoreError({ operation: "enqueue", cause })))
+        )
+      return Effect.flatMap(atomic, ({ due, inserted }) => Effect.as(wake(due), inserted))
+    }
+
+    const insertNow = (
+      jobs: ReadonlyArray<NewJob>,
+      admit: Admit | undefined
+    ): Effect.Effect<ReadonlyArray<Inserted>, JobStoreError | DedupConflictError | AdmissionRejectedError> =>
+      jobs.some((job) => Option.isSome(job.dedupKey))
+        ? insertDeduplicated(jobs, admit)
+        // Without dedup keys every job is created: admission first, then the insert.
+        : Effect.zipRight(admit === undefined ? Effect.void : admit(jobs), insertFresh(jobs))
 
     // Single-job enqueues outside a transaction are combined: whatever piled up while the combiners' statements ran
     // goes in one statement, so sixteen callers cost one INSERT and one commit, not sixteen. Each caller still
@@ -203,7 +266,13 @@ export const makeInsert = ({ channel, sql }: Store): Effect.Effect<JobStore["ins
         // A caller interrupted while it waited gave up its job: it is not inserted.
         const batch = taken.filter((single) => !single.abandoned)
         if (batch.length === 0) return
-        const exit = yield* Effect.exit(insertNow(batch.map((single) => single.job)))
+        const jobs = batch.map((single) => single.job)
+        // Each caller gets its own answer: a conflict fails only its own enqueue (it wrote nothing).
+        const exit = yield* Effect.exit(
+          jobs.some((job) => Option.isSome(job.dedupKey))
+            ? Effect.tap(decide(jobs), ({ due }) => wake(due)).pipe(Effect.map(({ outcomes }) => outcomes))
+            : Effect.map(insertFresh(jobs), (rows) => rows.map(Either.right))
+        )
         for (const [index, single] of batch.entries()) {
           yield* Deferred.done(
             single.done,
@@ -211,7 +280,10 @@ export const makeInsert = ({ channel, sql }: Store): Effect.Effect<JobStore["ins
               const row = rows[index]
               return row === undefined
                 ? Exit.die(new Error(`enqueue returned no row for job ${index}`))
-                : Exit.succeed(row)
+                : Either.match(row, {
+                  onLeft: (conflict) => Exit.fail(new DedupConflictError(conflict)),
+                  onRight: Exit.succeed
+                })
             })
           )
         }
@@ -220,7 +292,11 @@ export const makeInsert = ({ channel, sql }: Store): Effect.Effect<JobStore["ins
 
     const insertCombined = (job: NewJob) =>
       Effect.gen(function*() {
-        const single: Single = { job, done: yield* Deferred.make<Inserted, JobStoreError>(), abandoned: false }
+        const single: Single = {
+          job,
+          done: yield* Deferred.make<Inserted, JobStoreError | DedupConflictError>(),
+          abandoned: false
+        }
         yield* Queue.offer(singles, single)
         const row = yield* Deferred.await(single.done).pipe(
           Effect.onInterrupt(() =>
@@ -232,14 +308,15 @@ export const makeInsert = ({ channel, sql }: Store): Effect.Effect<JobStore["ins
         return [row]
       })
 
-    const insert = (jobs: ReadonlyArray<NewJob>): Effect.Effect<ReadonlyArray<Inserted>, JobStoreError> => {
+    const insert: JobStore["insert"] = (jobs, admit) => {
       if (jobs.length === 0) return Effect.succeed([])
       const [first] = jobs
-      if (jobs.length > 1 || first === undefined) return insertNow(jobs)
+      // A job taking admission holds its transaction while it does: it goes alone.
+      if (jobs.length > 1 || first === undefined || admit !== undefined) return insertNow(jobs, admit)
       // Inside the caller's transaction the job must go through its connection, alone.
       return Effect.flatMap(
         Effect.serviceOption(SqlClient.TransactionConnection),
-        (transaction) => Option.isSome(transaction) ? insertNow(jobs) : insertCombined(first)
+        (transaction) => Option.isSome(transaction) ? insertNow(jobs, undefined) : insertCombined(first)
       )
     }
 

@@ -7,8 +7,9 @@ import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type { Lease } from "../../JobStore.js"
+import type { Completion, Lease } from "../../JobStore.js"
 import { AttemptError, JobStoreError } from "../errors.js"
 
 /**
@@ -52,25 +53,30 @@ export const millisParam = (duration: Duration.Duration): number => Math.max(0, 
 export const byNumericId = (a: string, b: string): number => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0)
 
 /** Leases that cannot name a stored job (a non-numeric id) are dropped before they reach SQL. @internal */
-export const storable = (leases: ReadonlyArray<Lease>): ReadonlyArray<Lease> => leases.filter((l) => BIGINT.test(l.id))
+export const storable = <L extends Lease>(leases: ReadonlyArray<L>): ReadonlyArray<L> =>
+  leases.filter((l) => BIGINT.test(l.id))
 
-const leasesJson = (leases: ReadonlyArray<Lease>): string =>
+// A completion's result is wrapped (`{"v": …}`), so a JSON `null` result stays apart from no result (`l.result -> 'v'`).
+const leasesJson = (leases: ReadonlyArray<Completion>): string =>
   JSON.stringify(leases.map((lease) => ({
     id: lease.id,
     owner: lease.owner,
     attempt: lease.attempt,
-    epoch: String(lease.epoch)
+    epoch: String(lease.epoch),
+    result: Option.match(lease.result ?? Option.none(), { onNone: () => null, onSome: (v) => ({ v }) })
   })))
 
 /**
- * The fence of the writes that take many leases (heartbeats, completions, hand-backs), as the `FROM … WHERE …` of
- * an `UPDATE bulwark_jobs j`: the rows these leases still hold, running under the same owner, attempt and claim
- * epoch. The ids come as an array too, so the planner reaches the rows through the primary key.
+ * The fence of the writes that take many leases (heartbeats, completions, hand-backs, progress), as the `FROM …
+ * WHERE …` of an `UPDATE bulwark_jobs j`: the rows these leases still hold, running under the same owner, attempt
+ * and claim epoch. The ids come as an array too, so the planner reaches the rows through the primary key. A
+ * completion's result is `l.result -> 'v'`.
  *
  * @internal
  */
-export const stillHeld = (sql: SqlClient.SqlClient, leases: ReadonlyArray<Lease>): Statement.Fragment =>
-  sql`FROM jsonb_to_recordset(${leasesJson(leases)}::jsonb) AS l(id bigint, owner text, attempt int, epoch bigint)
+export const stillHeld = (sql: SqlClient.SqlClient, leases: ReadonlyArray<Completion>): Statement.Fragment =>
+  sql`FROM jsonb_to_recordset(${leasesJson(leases)}::jsonb)
+      AS l(id bigint, owner text, attempt int, epoch bigint, result jsonb)
     WHERE j.id = ANY (${leases.map((lease) => lease.id)}::bigint[]) AND j.id = l.id AND j.state = 'running'
       AND j.lease_owner = l.owner AND j.attempt = l.attempt AND j.lease_epoch = l.epoch`
 

@@ -1,6 +1,6 @@
 /**
  * Inspection on PostgreSQL: `jobStatus` (one job, with the database's now) and `queueStats` (every queue's counts
- * in one aggregate read).
+ * in one aggregate read, paused queues included even when they hold no job).
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -8,6 +8,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { JobId, JobInfo, QueueStats } from "../../JobQueue.js"
 import type { JobStoreError } from "../errors.js"
+import { JobProgress } from "../progress.js"
 import { statusOf } from "../status.js"
 import { AttemptErrors, BIGINT, NullableTimestamp, run, type Store, Timestamp } from "./shared.js"
 
@@ -15,7 +16,7 @@ const JobRow = Schema.Struct({
   id: Schema.String,
   queue: Schema.String,
   kind: Schema.String,
-  state: Schema.Literal("ready", "running", "succeeded", "dead"),
+  state: Schema.Literal("ready", "running", "succeeded", "dead", "cancelled"),
   priority: Schema.Number,
   attempt: Schema.Number,
   max_attempts: Schema.Number,
@@ -29,6 +30,9 @@ const JobRow = Schema.Struct({
   lease_expires_at: NullableTimestamp,
   errors: AttemptErrors,
   replay_of: Schema.NullOr(Schema.String),
+  progress: Schema.NullOr(JobProgress),
+  result: Schema.Unknown,
+  has_result: Schema.Boolean,
   now: Timestamp
 })
 
@@ -39,7 +43,8 @@ const StatsRow = Schema.Struct({
   retrying: Schema.Number,
   running: Schema.Number,
   dead_letters: Schema.Number,
-  oldest_ready_ms: Schema.NullOr(Schema.Number)
+  oldest_ready_ms: Schema.NullOr(Schema.Number),
+  paused: Schema.Boolean
 })
 
 const JobRows = Schema.Array(JobRow)
@@ -54,7 +59,7 @@ export const status = ({ sql }: Store) => (id: JobId): Effect.Effect<Option.Opti
     sql`
       SELECT id::text AS id, queue, kind, state, priority, attempt, max_attempts, payload, dedup_key, enqueued_at,
         run_at, started_at, finished_at, lease_owner, lease_expires_at, errors, replay_of::text AS replay_of,
-        now() AS now
+        progress, result, result IS NOT NULL AS has_result, now() AS now
       FROM bulwark_jobs WHERE id = ${id}::bigint`
   ).pipe(Effect.map((rows) =>
     Option.map(Option.fromNullable(rows[0]), (row): JobInfo => ({
@@ -74,7 +79,9 @@ export const status = ({ sql }: Store) => (id: JobId): Effect.Effect<Option.Opti
       leaseOwner: Option.fromNullable(row.lease_owner),
       leaseExpiresAt: Option.fromNullable(row.lease_expires_at),
       errors: row.errors,
-      replayOf: Option.fromNullable(row.replay_of)
+      replayOf: Option.fromNullable(row.replay_of),
+      progress: Option.fromNullable(row.progress),
+      result: row.has_result ? Option.some(row.result) : Option.none()
     }))
   ))
 }
@@ -87,7 +94,8 @@ export const stats = ({ sql }: Store): Effect.Effect<ReadonlyArray<QueueStats>, 
     sql`
     SELECT queue, sum(ready)::int AS ready, sum(scheduled)::int AS scheduled, sum(retrying)::int AS retrying,
       sum(running)::int AS running, sum(dead_letters)::int AS dead_letters,
-      (extract(epoch FROM now() - min(oldest_ready)) * 1000)::double precision AS oldest_ready_ms
+      (extract(epoch FROM now() - min(oldest_ready)) * 1000)::double precision AS oldest_ready_ms,
+      bool_or(paused) AS paused
     FROM (
       SELECT queue,
         count(*) FILTER (WHERE state = 'ready' AND run_at <= now()) AS ready,
@@ -95,10 +103,13 @@ export const stats = ({ sql }: Store): Effect.Effect<ReadonlyArray<QueueStats>, 
         count(*) FILTER (WHERE state = 'ready' AND run_at > now() AND attempt > 0) AS retrying,
         count(*) FILTER (WHERE state = 'running') AS running,
         0 AS dead_letters,
-        min(run_at) FILTER (WHERE state = 'ready' AND run_at <= now()) AS oldest_ready
+        min(run_at) FILTER (WHERE state = 'ready' AND run_at <= now()) AS oldest_ready,
+        false AS paused
       FROM bulwark_jobs WHERE state IN ('ready', 'running') GROUP BY queue
       UNION ALL
-      SELECT queue, 0, 0, 0, 0, count(*), NULL FROM bulwark_dead_letters WHERE status = 'pending' GROUP BY queue
+      SELECT queue, 0, 0, 0, 0, count(*), NULL, false FROM bulwark_dead_letters WHERE status = 'pending' GROUP BY queue
+      UNION ALL
+      SELECT queue, 0, 0, 0, 0, 0, NULL, true FROM bulwark_job_queues WHERE paused
     ) counts
     GROUP BY queue ORDER BY queue`
   ).pipe(Effect.map((rows) =>
@@ -109,6 +120,7 @@ export const stats = ({ sql }: Store): Effect.Effect<ReadonlyArray<QueueStats>, 
       retrying: row.retrying,
       running: row.running,
       deadLetters: row.dead_letters,
-      oldestReadyAge: Option.map(Option.fromNullable(row.oldest_ready_ms), (ms) => Duration.millis(Math.max(0, ms)))
+      oldestReadyAge: Option.map(Option.fromNullable(row.oldest_ready_ms), (ms) => Duration.millis(Math.max(0, ms))),
+      paused: row.paused
     }))
   ))

@@ -16,13 +16,17 @@ import type { Options } from "../../SqlJobQueue.js"
 import { makeConfig } from "../config.js"
 import * as jobQueue from "../jobQueue.js"
 import { tag } from "../tag.js"
+import { cancel, cancelled } from "./cancel.js"
 import { claim } from "./claim.js"
 import { complete, fail, release } from "./complete.js"
 import { discardDeadLetters, getDeadLetter, listDeadLetters, replayDeadLetters } from "./deadLetters.js"
 import { makeInsert } from "./enqueue.js"
 import { heartbeat } from "./heartbeat.js"
 import { makeListener } from "./listener.js"
+import { pause, resume } from "./pause.js"
+import { progress } from "./progress.js"
 import { reclaim } from "./reclaim.js"
+import { deadLetterCounts, reporterLock } from "./reporter.js"
 import { prune } from "./retention.js"
 import type { Store } from "./shared.js"
 import { stats, status } from "./stats.js"
@@ -49,7 +53,14 @@ const makeStoreWith = (
       release: release(store),
       reclaim: reclaim(store),
       status: status(store),
+      cancel: cancel(store),
+      cancelled: cancelled(store),
+      progress: progress(store),
       stats: stats(store),
+      pause: pause(store),
+      resume: resume(store),
+      deadLetterCounts: deadLetterCounts(store),
+      reporterLock: reporterLock(store),
       wakeups: listener.wakeups,
       listening: listener.listening,
       listDeadLetters: listDeadLetters(store),

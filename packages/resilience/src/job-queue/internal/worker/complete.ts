@@ -32,7 +32,11 @@ const settle = (worker: Worker, pool: Pool, batch: ReadonlyArray<Held>): Effect.
       worker,
       pool,
       "complete jobs",
-      worker.store.complete(batch.map((entry) => entry.job.lease))
+      worker.store.complete(
+        batch.map((entry) =>
+          entry.result === undefined ? entry.job.lease : { ...entry.job.lease, result: entry.result }
+        )
+      )
     )
     const ids = Option.map(accepted, (list) => new Set(list))
     for (const entry of batch) {

@@ -62,6 +62,14 @@ const describeFailure = (
   return { tag: "Interrupted", message: "the handler was interrupted", cause: pretty, verdict: unclassified }
 }
 
+/** A cancelled job's handler stopped: the backend holds the outcome already, and would refuse another. @internal */
+export const reportCancelled = (worker: Worker, entry: Held): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    entry.phase = "reporting"
+    worker.counters.cancelled += 1
+    return log(worker, Effect.logDebug(`Job ${entry.job.lease.id} (${entry.job.kind}) was cancelled; it stopped`))
+  })
+
 /** Failures and hand-backs, written while the slot is still taken. @internal */
 export const reportFailure = (
   worker: Worker,
@@ -73,6 +81,7 @@ export const reportFailure = (
   Effect.gen(function*() {
     const job = entry.job
     entry.phase = "reporting"
+    if (entry.cancelled === true) return yield* reportCancelled(worker, entry)
     if (entry.stopped && Cause.isInterruptedOnly(exit.cause)) {
       const released = yield* persist(worker, pool, "hand back a lease", worker.store.release([job.lease]))
       if (Option.isSome(released) && released.value.length > 0) worker.counters.released += 1

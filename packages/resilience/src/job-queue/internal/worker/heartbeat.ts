@@ -1,13 +1,14 @@
 /**
  * A pool's heartbeat: renews every lease the pool holds (running, waiting or completing) each heartbeat interval,
  * and drops a lease another worker took or that surely lapsed (a waiting job never starts, a running handler is
- * interrupted).
+ * interrupted). A lease found gone because its job was cancelled is stopped as a cancellation (cancel.ts).
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
+import { stopCancelled } from "./cancel.js"
 import { type Held, log, type Pool, type Worker } from "./pool.js"
 
 /** Drops a lease: a waiting job never starts, a running handler is interrupted, a late outcome is fenced off. */
@@ -59,9 +60,15 @@ export const heartbeatLoop = (worker: Worker, pool: Pool): Effect.Effect<void> =
     const held = new Set(
       yield* worker.store.heartbeat(entries.map((entry) => entry.job.lease), pool.queue.visibilityTimeout)
     )
+    const gone: Array<Held> = []
     for (const entry of entries) {
       if (held.has(entry.job.lease.id)) entry.deadline = sentAt + leaseMillis
-      else yield* lose(worker, pool, entry, "another worker holds it now")
+      else gone.push(entry)
+    }
+    // A lease is gone because the job was cancelled (stop it as such), or because another worker holds it now.
+    yield* stopCancelled(worker, pool, gone)
+    for (const entry of gone) {
+      if (entry.cancelled !== true) yield* lose(worker, pool, entry, "another worker holds it now")
     }
   }).pipe(Effect.catchAllCause((cause) => log(worker, Effect.logWarning("Could not renew job leases", cause))))
   return Effect.repeat(beat, Schedule.spaced(pool.queue.heartbeatInterval)).pipe(Effect.asVoid)

@@ -4,12 +4,14 @@
  */
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import { hostname } from "node:os"
 import type { InvalidOptionsError } from "../../../Failure.js"
 import * as check from "../../../internal/options.js"
 import type { JobQueue, QueueConfig } from "../../JobQueue.js"
 import type { Handler, Options } from "../../JobWorker.js"
 import type { UnknownQueueError } from "../errors.js"
+import { checkInterval } from "../metrics.js"
 import { findQueue } from "../validate.js"
 import { HandlerTypeId } from "./handler.js"
 
@@ -21,6 +23,8 @@ export interface Resolved<R> {
   readonly handlers: ReadonlyMap<string, Handler<R>>
   readonly pools: ReadonlyArray<{ readonly queue: QueueConfig; readonly concurrency: number }>
   readonly gracePeriod: Duration.Duration
+  /** How often the worker reports the queue gauges; none: it does not. */
+  readonly metricsInterval: Option.Option<Duration.Duration>
 }
 
 const isList = (u: unknown): u is ReadonlyArray<unknown> => Array.isArray(u)
@@ -68,5 +72,8 @@ export const resolve = <R>(
       return yield* Either.left(check.invalid(field("workerId"), id, "1 to 200 characters"))
     }
     const gracePeriod = yield* check.duration(field("gracePeriod"), options.gracePeriod ?? Duration.seconds(30))
-    return { id, handlers, pools, gracePeriod }
+    const metricsInterval = options.reportMetrics === false
+      ? Option.none()
+      : Option.some(yield* checkInterval("JobWorker", "reportMetrics.interval", options.reportMetrics?.interval))
+    return { id, handlers, pools, gracePeriod, metricsInterval }
   })

@@ -32,6 +32,10 @@ export interface Held {
   lost: boolean
   /** Shutdown interrupted the handler: the lease is handed back. */
   stopped: boolean
+  /** The job was cancelled (the backend said so): never start it, write no outcome (`lost` is set too). */
+  cancelled?: boolean
+  /** What its handler returned, encoded and sized, stored with its completion. */
+  result?: Option.Option<unknown>
   fiber: Fiber.RuntimeFiber<void, unknown> | undefined
   /**
    * When the lease surely lapsed, on this process's clock: the last successful claim or heartbeat plus the lease,
@@ -87,6 +91,7 @@ export interface Counters {
   reclaimed: number
   leasesLost: number
   lateOutcomesRejected: number
+  cancelled: number
 }
 
 /**
@@ -98,7 +103,10 @@ export interface Worker {
   readonly id: string
   readonly store: JobStore
   /** Each kind's handler, its services provided. */
-  readonly handlers: ReadonlyMap<string, (payload: unknown, job: JobContext) => Effect.Effect<void, unknown>>
+  readonly handlers: ReadonlyMap<
+    string,
+    (payload: unknown, job: JobContext) => Effect.Effect<Option.Option<unknown>, unknown>
+  >
   readonly classifier: Failure.Classifier
   readonly counters: Counters
   readonly pools: ReadonlyMap<string, Pool>

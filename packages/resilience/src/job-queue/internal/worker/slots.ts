@@ -13,8 +13,10 @@ import * as Queue from "effect/Queue"
 import { attributes } from "../../../internal/tracingAttributes.js"
 import type { JobContext } from "../../JobWorker.js"
 import { JobTimeoutError, NoHandlerError } from "../errors.js"
-import { reportFailure } from "./failure.js"
+import { reportCancelled, reportFailure } from "./failure.js"
 import { average, type Held, type Pool, ring, type Worker } from "./pool.js"
+import { reportProgress } from "./progress.js"
+import { storableResult } from "./result.js"
 
 /** Gives a slot back and starts the next waiting job in it. Synchronous, so slots are never double-counted. */
 const freeSlot = (worker: Worker, pool: Pool): Effect.Effect<void> => {
@@ -36,11 +38,20 @@ const runJob = (worker: Worker, pool: Pool, entry: Held): Effect.Effect<void> =>
       maxAttempts: job.maxAttempts,
       enqueuedAt: job.enqueuedAt,
       dedupKey: job.dedupKey,
-      workerId: worker.id
+      workerId: worker.id,
+      progress: (value, message) => reportProgress(worker, entry, value, message)
     }
+    // The result is sized inside the attempt: a result too large fails it (terminally) like any handler failure.
     const run: Effect.Effect<void, unknown> = handler === undefined
       ? Effect.fail(new NoHandlerError({ kind: job.kind, workerId: worker.id }))
-      : handler(job.payload, jobContext)
+      : handler(job.payload, jobContext).pipe(
+        Effect.flatMap((encoded) => storableResult(pool.queue, job, encoded)),
+        Effect.flatMap((result) =>
+          Effect.sync(() => {
+            entry.result = result
+          })
+        )
+      )
     // On the Effect Clock: the handler is interrupted at the limit and the attempt fails transiently.
     const work = Option.match(pool.queue.maxRunTime, {
       onNone: () => run,
@@ -77,7 +88,8 @@ const runJob = (worker: Worker, pool: Pool, entry: Held): Effect.Effect<void> =>
     pool.running.delete(entry)
     const finished = yield* Clock.currentTimeMillis
     pool.meanRunMillis = average(pool.meanRunMillis, finished - started)
-    if (Exit.isSuccess(exit)) {
+    // A cancelled job writes no outcome, even if its handler finished before the interruption landed.
+    if (Exit.isSuccess(exit) && entry.cancelled !== true) {
       // The slot is free at once; completeLoop writes the completion in a batch, fenced by the lease, and keeps
       // the lease renewed until then.
       pool.duration((finished - started) / 1000)
@@ -87,8 +99,10 @@ const runJob = (worker: Worker, pool: Pool, entry: Held): Effect.Effect<void> =>
       yield* Queue.offer(pool.completions, entry)
       slotTaken = false
       yield* freeSlot(worker, pool)
-    } else {
+    } else if (Exit.isFailure(exit)) {
       yield* reportFailure(worker, pool, entry, exit, finished - started)
+    } else {
+      yield* reportCancelled(worker, entry)
     }
   }).pipe(
     Effect.ensuring(Effect.suspend(() => {

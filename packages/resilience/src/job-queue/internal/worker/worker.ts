@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { InvalidOptionsError } from "../../../Failure.js"
@@ -15,7 +16,9 @@ import * as Failure from "../../../Failure.js"
 import type { JobQueue } from "../../JobQueue.js"
 import type { JobContext, JobWorker, Options, Stats } from "../../JobWorker.js"
 import type { UnknownQueueError } from "../errors.js"
+import { startReporter } from "../metrics.js"
 import { tag } from "../tag.js"
+import { cancelLoop } from "./cancel.js"
 import { claimLoop } from "./claim.js"
 import { completeLoop } from "./complete.js"
 import { heartbeatLoop } from "./heartbeat.js"
@@ -32,7 +35,10 @@ export const make = <R>(
     const queue = yield* tag
     const resolved = yield* Either.match(resolve(options, queue), { onLeft: Effect.fail, onRight: Effect.succeed })
     const context = yield* Effect.context<R>()
-    const handlers = new Map<string, (payload: unknown, job: JobContext) => Effect.Effect<void, unknown>>()
+    const handlers = new Map<
+      string,
+      (payload: unknown, job: JobContext) => Effect.Effect<Option.Option<unknown>, unknown>
+    >()
     for (const [kind, handler] of resolved.handlers) {
       handlers.set(kind, (payload, job) => Effect.provide(handler.run(payload, job), context))
     }
@@ -59,7 +65,8 @@ export const make = <R>(
         released: 0,
         reclaimed: 0,
         leasesLost: 0,
-        lateOutcomesRejected: 0
+        lateOutcomesRejected: 0,
+        cancelled: 0
       },
       pools,
       runners,
@@ -76,10 +83,14 @@ export const make = <R>(
     yield* FiberSet.run(services, wakeups)
     for (const pool of pools.values()) {
       yield* FiberSet.run(services, heartbeatLoop(worker, pool))
+      yield* FiberSet.run(services, cancelLoop(worker, pool))
       yield* FiberSet.run(services, completeLoop(worker, pool))
       yield* FiberSet.run(services, reclaimLoop(worker, pool))
       yield* FiberSet.run(claimLoops, claimLoop(worker, pool))
     }
+
+    // Before the shutdown finalizer, so the gauges are reported until the worker has drained.
+    if (Option.isSome(resolved.metricsInterval)) yield* startReporter(queue, resolved.metricsInterval.value)
 
     const shutdown = yield* Effect.cached(drain(worker, { claimLoops, services }, resolved.gracePeriod))
     yield* Effect.addFinalizer(() => shutdown)
