@@ -27,7 +27,9 @@ const ALERTS = [
   "BulwarkCircuitBreakerFlapping",
   "BulwarkRetryExhaustionHigh",
   "BulwarkFallbackRatioHigh",
-  "BulwarkJobWaitAboveTarget"
+  "BulwarkJobWaitAboveTarget",
+  "BulwarkJobBacklogAboveTarget",
+  "BulwarkJobQueueDepthAbsent"
 ] as const
 
 /** Runs the committed unit tests against rules generated with `options`, in a scratch folder. */
@@ -46,7 +48,7 @@ describe("Prometheus alert rules (grafana/alerts)", () => {
   it("pass promtool check rules", () => {
     const run = promtool(["check", "rules", rulesFile])
     assert.strictEqual(run.code, 0, run.output)
-    assert.include(run.output, "SUCCESS: 7 rules found")
+    assert.include(run.output, `SUCCESS: ${ALERTS.length} rules found`)
   })
 
   it("define each alert the issue asks for, once, with a severity and a runbook-style description", () => {
@@ -87,7 +89,13 @@ describe("Prometheus alert rules (grafana/alerts)", () => {
       ["BulwarkRetryExhaustionHigh", { retryExhaustion: { ratio: 0.04 } }],
       ["BulwarkFallbackRatioHigh", { fallback: { ratio: 0.7 } }],
       ["BulwarkJobWaitAboveTarget", { jobWait: { targets: { high_priority: "10s", default: "1m", batch: "15m" } } }],
-      ["BulwarkJobWaitAboveTarget", { jobWait: { defaultTarget: "15m" } }]
+      ["BulwarkJobWaitAboveTarget", { jobWait: { defaultTarget: "15m" } }],
+      ["BulwarkJobBacklogAboveTarget", { jobBacklog: { targets: { high_priority: "2m", default: "5m" } } }],
+      ["BulwarkJobBacklogAboveTarget", { jobBacklog: { targets: { high_priority: "30s", default: "10m" } } }],
+      ["BulwarkJobBacklogAboveTarget", { jobBacklog: { defaultTarget: "30m" } }],
+      ["BulwarkJobBacklogAboveTarget", { jobBacklog: { for: "5m" } }],
+      ["BulwarkJobQueueDepthAbsent", { depthAbsent: { for: "30m" } }],
+      ["BulwarkJobQueueDepthAbsent", { depthAbsent: false }]
     ]
     for (const [alert, options] of mutations) {
       const run = testRulesWith(options)
@@ -106,6 +114,7 @@ describe("Prometheus alert rules (grafana/alerts)", () => {
         file,
         AlertRules.toYaml(AlertRules.make({
           jobWait: { targets: { "emails.transactional": "30s", "reports/nightly": "1h" }, defaultTarget: "2m" },
+          jobBacklog: { targets: { "emails.transactional": "10s" }, defaultTarget: "1h" },
           deadLetterDepth: { threshold: 0, for: "1m" }
         }))
       )
@@ -114,6 +123,8 @@ describe("Prometheus alert rules (grafana/alerts)", () => {
       const text = readFileSync(file, "utf8")
       assert.include(text, `queue!~"emails\\\\.transactional|reports/nightly"`)
       assert.include(text, `queue="emails.transactional"`)
+      assert.include(text, `bulwark_job_queue_oldest_ready_seconds{queue!~"emails\\\\.transactional"}`)
+      assert.include(text, `"target", "1h"`)
     } finally {
       rmSync(directory, { recursive: true, force: true })
     }
@@ -128,7 +139,11 @@ describe("Prometheus alert rules (grafana/alerts)", () => {
       ["fallback.ratio", { fallback: { ratio: 1.5 } }],
       ["jobWait.quantile", { jobWait: { quantile: 1 } }],
       ["jobWait.targets", { jobWait: { targets: { "bad queue": "1m" } } }],
-      ["jobWait.targets.fast", { jobWait: { targets: { fast: "soon" } } }]
+      ["jobWait.targets.fast", { jobWait: { targets: { fast: "soon" } } }],
+      ["jobBacklog.targets", { jobBacklog: { targets: { "bad queue": "30s" } } }],
+      ["jobBacklog.targets.high_priority", { jobBacklog: { targets: { high_priority: "0s" } } }],
+      ["jobBacklog.defaultTarget", { jobBacklog: { defaultTarget: "an hour" } }],
+      ["depthAbsent.for", { depthAbsent: { for: "-1m" } }]
     ]
     for (const [option, options] of cases) {
       assert.throws(() => AlertRules.make(options), InvalidOptionsError, `option "${option}"`)

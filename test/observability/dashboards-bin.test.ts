@@ -111,7 +111,7 @@ describe("bulwark-dashboards (the bin)", () => {
 
       const check = promtool(["check", "rules", join(grafana, "alerts/bulwark.yml")])
       assert.strictEqual(check.code, 0, check.output)
-      assert.include(check.output, "SUCCESS: 7 rules found")
+      assert.include(check.output, "SUCCESS: 9 rules found")
       const test = promtool(["test", "rules", join(grafana, TESTS)])
       assert.strictEqual(test.code, 0, test.output)
       assert.include(test.output, "SUCCESS")
@@ -139,7 +139,9 @@ describe("bulwark-dashboards (the bin)", () => {
         "--queue-target",
         "emails.transactional=1m30s",
         "--queue-target",
-        "*=10m"
+        "*=10m",
+        "--backlog-target",
+        "payments=10s"
       ])
       assert.strictEqual(run.code, 0, run.stderr)
       const grafana = join(cwd, "ops/grafana")
@@ -151,7 +153,10 @@ describe("bulwark-dashboards (the bin)", () => {
           scrapeTargets: ["api-1:3000", "10.0.0.7:9464"],
           prometheusUrl: "http://prometheus:9090"
         },
-        alerts: { jobWait: { targets: { payments: "2s", "emails.transactional": "1m30s" }, defaultTarget: "10m" } }
+        alerts: {
+          jobWait: { targets: { payments: "2s", "emails.transactional": "1m30s" }, defaultTarget: "10m" },
+          jobBacklog: { targets: { payments: "10s" } }
+        }
       }
       assertWritten(grafana, options)
       assert.include(run.stdout, "prometheus --config.file=ops/grafana/prometheus.yml")
@@ -178,6 +183,7 @@ describe("bulwark-dashboards (the bin)", () => {
       assert.include(rules, `queue!~"payments|emails\\\\.transactional"`)
       assert.match(rules, /> 600,\n\s+"target", "10m"/)
       assert.match(rules, /> 90,\n\s+"target", "1m30s"/)
+      assert.include(rules, `bulwark_job_queue_oldest_ready_seconds{queue="payments"}) > 10)`)
       assert.notInclude(rules, "high_priority")
       const check = promtool(["check", "rules", join(grafana, "alerts/bulwark.yml")])
       assert.strictEqual(check.code, 0, check.output)
@@ -220,7 +226,17 @@ describe("bulwark-dashboards (the bin)", () => {
         assert.strictEqual(run.code, 0, run.stderr)
         assert.strictEqual(run.stderr, "")
         assert.match(run.stdout, /^Usage: bulwark-dashboards /)
-        for (const option of ["--out", "--datasource-uid", "--job", "--target", "--prometheus-url", "--queue-target"]) {
+        for (
+          const option of [
+            "--out",
+            "--datasource-uid",
+            "--job",
+            "--target",
+            "--prometheus-url",
+            "--queue-target",
+            "--backlog-target"
+          ]
+        ) {
           assert.include(run.stdout, option)
         }
       }

@@ -111,7 +111,10 @@ describe("Grafana dashboards (grafana/dashboards)", () => {
     for (
       const metric of [
         "bulwark_job_queue_depth",
+        "bulwark_job_queue_oldest_ready_seconds",
+        "bulwark_job_queue_paused",
         "bulwark_dead_letter_depth",
+        "bulwark_dead_letter_entries",
         "bulwark_jobs_total",
         "bulwark_job_wait_seconds_bucket",
         "bulwark_job_duration_seconds_bucket"

@@ -21,6 +21,8 @@
  * | `BulwarkRetryExhaustionHigh` | more than `ratio` of a policy's calls ended in `RetriesExhausted` | 10 % for 10m |
  * | `BulwarkFallbackRatioHigh` | more than `ratio` of an operation's answers came from a fallback | 50 % for 10m |
  * | `BulwarkJobWaitAboveTarget` | a queue's p95 wait (due → started) is above its tier's target | 5s / 1m / 15m, else 5m, for 10m |
+ * | `BulwarkJobBacklogAboveTarget` | a tier's oldest ready job has waited longer than the tier's start-within target, and the queue is not paused | high_priority 30s, default 5m, for 1m |
+ * | `BulwarkJobQueueDepthAbsent` | no process reports `bulwark_job_queue_depth` (no worker, no `reportMetrics`, or no scrape) | for 10m |
  *
  * @example
  * ```ts
@@ -115,6 +117,26 @@ export interface Options {
     /** The target of every other queue. Default 5m. */
     readonly defaultTarget?: PromDuration
   }
+  readonly jobBacklog?: {
+    /**
+     * The start-within target of each queue (tier): the alert fires when the
+     * oldest ready job of the queue (`bulwark_job_queue_oldest_ready_seconds`)
+     * has been due longer, unless the queue is paused. Default
+     * `{ high_priority: "30s", default: "5m" }`.
+     */
+    readonly targets?: Readonly<Record<string, PromDuration>>
+    /** The target of every other queue. Default: none (other queues, such as `batch`, are not checked). */
+    readonly defaultTarget?: PromDuration
+    /** Default 1m. */
+    readonly for?: PromDuration
+  }
+  /**
+   * The alert that no process reports the queue depth at all. `false` leaves
+   * it out (an application without job queues). Default `{ for: "10m" }`.
+   */
+  readonly depthAbsent?: false | {
+    readonly for?: PromDuration
+  }
 }
 
 /**
@@ -190,8 +212,9 @@ export const defaults: typeof internal.defaults = internal.defaults
 /**
  * The rules for `options` (defaults for what is left out): group
  * `bulwark-resilience` (breakers, retries, fallbacks) and group `bulwark-jobs`
- * (dead letters, wait targets; one `BulwarkJobWaitAboveTarget` rule per tier
- * with a target, one for the other queues).
+ * (dead letters, wait and backlog targets, absent depth; the wait and the
+ * backlog rules have one branch per tier with a target, tagged with a
+ * `target` label, plus one for the other queues when a default is set).
  *
  * @example
  * ```ts

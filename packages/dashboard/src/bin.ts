@@ -5,13 +5,13 @@
  * `./grafana` in the current directory unless `--out <dir>` says otherwise
  * (never inside `node_modules`). `--check` writes nothing and exits 1 when a
  * file is missing or stale; `--help` lists the options (datasource uid,
- * scrape job and targets, Prometheus URL, queue wait targets). Bad arguments
+ * scrape job and targets, Prometheus URL, queue wait and backlog targets). Bad arguments
  * exit 2.
  *
  * @example
  * ```sh
  * npx bulwark-dashboards --out ./grafana --job checkout --target api-1:3000 --target api-2:3000 \
- *   --queue-target payments=5s --queue-target reports=15m
+ *   --queue-target payments=5s --queue-target reports=15m --backlog-target payments=30s
  * prometheus --config.file=grafana/prometheus.yml
  * ```
  *

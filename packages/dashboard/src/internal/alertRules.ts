@@ -55,10 +55,91 @@ export const defaults = {
     for: "10m",
     targets: { high_priority: "5s", default: "1m", batch: "15m" },
     defaultTarget: "5m"
-  }
+  },
+  jobBacklog: {
+    for: "1m",
+    targets: { high_priority: "30s", default: "5m" }
+  },
+  depthAbsent: { for: "10m" }
 } as const
 
 const percent = (ratio: number) => `${Math.round(ratio * 1000) / 10}%`
+
+/** Per-tier targets: queue names as the job queue validates them, durations above zero. */
+const tierTargets = (
+  option: string,
+  targets: Readonly<Record<string, string>>
+): ReadonlyArray<readonly [string, string]> =>
+  Object.entries(targets).map(([queue, target]) => {
+    if (!NAME.test(queue)) invalid(option, queue, "queue names of 1 to 128 characters of A-Z a-z 0-9 _ . : / -")
+    return [queue, duration(`${option}.${queue}`, target)] as const
+  })
+
+/**
+ * The queue gauges' rules: the backlog of each tier against its start-within target (the age of its oldest ready
+ * job, paused queues left out), and depth reported by no process at all.
+ */
+const queueRules = (options: AlertRules.Options): ReadonlyArray<AlertRules.AlertingRule> => {
+  const targets = tierTargets("jobBacklog.targets", options.jobBacklog?.targets ?? defaults.jobBacklog.targets)
+  const defaultTarget = options.jobBacklog?.defaultTarget === undefined
+    ? undefined
+    : duration("jobBacklog.defaultTarget", options.jobBacklog.defaultTarget)
+  const backlogFor = forDuration("jobBacklog.for", options.jobBacklog?.for ?? defaults.jobBacklog.for)
+  const absent = options.depthAbsent
+  if (absent !== undefined && absent !== false && (typeof absent !== "object" || absent === null)) {
+    invalid("depthAbsent", absent, "false, or an object with an optional `for`")
+  }
+  const absentFor = absent === false
+    ? undefined
+    : forDuration("depthAbsent.for", absent?.for ?? defaults.depthAbsent.for)
+
+  /** Like the wait rule: one branch per target, tagged with a `target` label, and one for the other queues. */
+  const branch = (matcher: string, target: string) =>
+    `label_replace(\n  (max by (queue) (${M.oldestReady}{${matcher}}) > ${
+      Validate.seconds(target)
+    })\n    unless on (queue) (max by (queue) (${M.queuePaused}) == 1),\n  "target", "${target}", "", ""\n)`
+  const branches = [
+    ...targets.map(([queue, target]) => branch(`queue="${queue}"`, target)),
+    ...(defaultTarget === undefined ? [] : [
+      branch(
+        targets.length === 0 ? "" : `queue!~"${targets.map(([queue]) => regexEscape(queue)).join("|")}"`,
+        defaultTarget
+      )
+    ])
+  ]
+  const rules: Array<AlertRules.AlertingRule> = []
+  if (branches.length > 0) {
+    rules.push({
+      alert: "BulwarkJobBacklogAboveTarget",
+      expr: branches.join("\nor\n"),
+      for: backlogFor,
+      labels: { severity: "critical" },
+      annotations: {
+        summary: `Jobs of queue {{ $labels.queue }} do not start within their {{ $labels.target }} target`,
+        description: `The oldest ready job of queue {{ $labels.queue }} has been due for ` +
+          `{{ $value | humanizeDuration }}, longer than the {{ $labels.target }} its jobs must start within, for ` +
+          `${backlogFor}, and the queue is not paused. Its workers are too few, stuck or not running: check its ` +
+          `ready and running jobs on the Jobs dashboard, then add workers or concurrency, or find what holds them.`
+      }
+    })
+  }
+  if (absentFor !== undefined) {
+    rules.push({
+      alert: "BulwarkJobQueueDepthAbsent",
+      expr: `absent(${M.jobQueueDepth})`,
+      for: absentFor,
+      labels: { severity: "warning" },
+      annotations: {
+        summary: "No process reports the job queue depth",
+        description: `No ${M.jobQueueDepth} series was scraped for ${absentFor}: no worker runs (each reports the ` +
+          `queue gauges unless told not to) and no process runs JobQueue.reportMetrics, or Prometheus does not ` +
+          `scrape them. Meanwhile the backlog and dead-letter alerts cannot fire. Check the workers and their ` +
+          `/metrics scrape target.`
+      }
+    })
+  }
+  return rules
+}
 
 /** @internal */
 export const make = (options: AlertRules.Options = {}): AlertRules.RuleFile => {
@@ -103,14 +184,7 @@ export const make = (options: AlertRules.Options = {}): AlertRules.RuleFile => {
     window: duration("fallback.window", options.fallback?.window ?? defaults.fallback.window),
     for: forDuration("fallback.for", options.fallback?.for ?? defaults.fallback.for)
   }
-  const targets: ReadonlyArray<readonly [string, string]> = Object.entries(
-    options.jobWait?.targets ?? defaults.jobWait.targets
-  ).map(([queue, target]) => {
-    if (!NAME.test(queue)) {
-      invalid("jobWait.targets", queue, "queue names of 1 to 128 characters of A-Z a-z 0-9 _ . : / -")
-    }
-    return [queue, duration(`jobWait.targets.${queue}`, target)] as const
-  })
+  const targets = tierTargets("jobWait.targets", options.jobWait?.targets ?? defaults.jobWait.targets)
   const jobWait = {
     quantile: number("jobWait.quantile", options.jobWait?.quantile ?? defaults.jobWait.quantile, {
       min: 0,
@@ -237,7 +311,8 @@ export const make = (options: AlertRules.Options = {}): AlertRules.RuleFile => {
                 `Look at the newest entries' errors with \`npm run bulwark -- dlq list --queue {{ $labels.queue }} --since 1h\`.`
             }
           },
-          waitRule
+          waitRule,
+          ...queueRules(options)
         ]
       }
     ]

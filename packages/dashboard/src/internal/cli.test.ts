@@ -51,6 +51,8 @@ describe("bulwark-dashboards command line", () => {
         [["--queue-target", "=1m"], "the queue name must be"],
         [["--queue-target", "a=1m", "--queue-target", "a=2m"], "queue a is given twice"],
         [["--queue-target", "*=1m", "--queue-target", "*=2m"], `queue * is given twice`],
+        [["--backlog-target", "payments=soon"], "--backlog-target payments=soon: soon is not a Prometheus duration"],
+        [["--backlog-target", "a=1m", "--backlog-target", "a=2m"], "--backlog-target a=2m: queue a is given twice"],
         [["--job", `a"b`], `--job "a\\"b": must be 1 to 128 printable characters`],
         [["--job", "a\nb"], `--job "a\\nb": must be`],
         [["--job="], "--job needs a value"],
@@ -128,10 +130,14 @@ describe("bulwark-dashboards command line", () => {
       // the default tiers stay; the other queues get 2m
       assert.include(only, `queue="high_priority"`)
       assert.match(only, /> 120,\n\s+"target", "2m"/)
-      const named = rules(["--queue-target", "reports/nightly=1h"])
+      // --backlog-target names the tiers of the backlog rule the same way
+      const named = rules(["--queue-target", "reports/nightly=1h", "--backlog-target", "reports/nightly=2h"])
       assert.notInclude(named, "high_priority")
       assert.include(named, `queue="reports/nightly"`)
       assert.match(named, /> 300,\n\s+"target", "5m"/)
+      assert.match(named, /> 7200\)\n\s+unless on \(queue\)[^\n]+\n\s+"target", "2h"/)
+      const others = rules(["--backlog-target", "*=1h"])
+      assert.include(others, `bulwark_job_queue_oldest_ready_seconds{queue!~"high_priority|default"}`)
     }))
 
   it("--check compares the folder with what the options generate", () =>

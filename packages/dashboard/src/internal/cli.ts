@@ -34,9 +34,10 @@ export interface Io {
   readonly stderr: (line: string) => void
 }
 
-const defaultTiers = Object.entries(AlertRulesInternal.defaults.jobWait.targets)
-  .map(([queue, target]) => `${queue}=${target}`)
-  .join(", ")
+const tiersOf = (targets: Readonly<Record<string, string>>) =>
+  Object.entries(targets).map(([queue, target]) => `${queue}=${target}`).join(", ")
+const defaultTiers = tiersOf(AlertRulesInternal.defaults.jobWait.targets)
+const backlogTiers = tiersOf(AlertRulesInternal.defaults.jobBacklog.targets)
 const waitQuantile = `p${Math.round(AlertRulesInternal.defaults.jobWait.quantile * 100)}`
 const defaults = { ...ProvisioningInternal.defaults, otherQueues: AlertRulesInternal.defaults.jobWait.defaultTarget }
 
@@ -66,6 +67,11 @@ Options:
                                  Named queues replace the default tiers
                                  ${defaultTiers};
                                  *=<dur> sets every other queue's (default: ${defaults.otherQueues})
+  --backlog-target <queue>=<dur> the start-within target of a queue (tier) for the
+                                 BulwarkJobBacklogAboveTarget alert (its oldest ready
+                                 job waits longer); repeat for several. Named queues
+                                 replace the default tiers ${backlogTiers};
+                                 *=<dur> sets every other queue's (default: none)
   --check                        write nothing; exit 1 when a file is missing or stale
   -h, --help                     print this help
 
@@ -103,6 +109,7 @@ const OPTIONS = {
   target: { type: "string", multiple: true },
   "prometheus-url": { type: "string" },
   "queue-target": { type: "string", multiple: true },
+  "backlog-target": { type: "string", multiple: true },
   check: { type: "boolean" },
   help: { type: "boolean", short: "h" }
 } as const
@@ -113,29 +120,35 @@ const isOptionName = (name: string): name is OptionName => Object.hasOwn(OPTIONS
 
 const QUEUE = /^[A-Za-z0-9_.:/-]{1,128}$/
 
-/** `--queue-target` values: named queues replace the default tiers, `*` sets the other queues' target. */
-const jobWait = (values: ReadonlyArray<string>): AlertRules.Options["jobWait"] => {
+/**
+ * `--queue-target` and `--backlog-target` values: named queues replace the default tiers, `*` sets the other
+ * queues' target.
+ */
+const tierTargets = (
+  flag: string,
+  values: ReadonlyArray<string>
+): { readonly targets?: Record<string, string>; readonly defaultTarget?: string } => {
   const targets: Record<string, string> = {}
   let defaultTarget: string | undefined
   for (const value of values) {
     const equals = value.indexOf("=")
     if (equals < 0) {
-      throw new UsageError(`--queue-target ${show(value)}: expected <queue>=<duration>, such as payments=30s`)
+      throw new UsageError(`${flag} ${show(value)}: expected <queue>=<duration>, such as payments=30s`)
     }
     const queue = value.slice(0, equals)
     const target = value.slice(equals + 1)
     if (queue !== "*" && !QUEUE.test(queue)) {
       throw new UsageError(
-        `--queue-target ${show(value)}: the queue name must be 1 to 128 characters of A-Z a-z 0-9 _ . : / -`
+        `${flag} ${show(value)}: the queue name must be 1 to 128 characters of A-Z a-z 0-9 _ . : / -`
       )
     }
     if (!Validate.isDuration(target) || Validate.seconds(target) <= 0) {
       throw new UsageError(
-        `--queue-target ${show(value)}: ${show(target)} is not ${Validate.POSITIVE_DURATION_EXPECTED}`
+        `${flag} ${show(value)}: ${show(target)} is not ${Validate.POSITIVE_DURATION_EXPECTED}`
       )
     }
     if (queue === "*" ? defaultTarget !== undefined : Object.hasOwn(targets, queue)) {
-      throw new UsageError(`--queue-target ${show(value)}: queue ${show(queue)} is given twice`)
+      throw new UsageError(`${flag} ${show(value)}: queue ${show(queue)} is given twice`)
     }
     if (queue === "*") defaultTarget = target
     else targets[queue] = target
@@ -155,7 +168,11 @@ const parse = (argv: ReadonlyArray<string>): Parsed => {
     tokens: true
   })
   const single = new Map<OptionName, string>()
-  const repeated = { target: new Array<string>(), "queue-target": new Array<string>() }
+  const repeated = {
+    target: new Array<string>(),
+    "queue-target": new Array<string>(),
+    "backlog-target": new Array<string>()
+  }
   const positionals: Array<string> = []
   let help = false
   let check = false
@@ -177,7 +194,7 @@ const parse = (argv: ReadonlyArray<string>): Parsed => {
     if (token.value === undefined || token.value === "" || (!token.inlineValue && token.value.startsWith("-"))) {
       throw new UsageError(`${token.rawName} needs a value`)
     }
-    if (name === "target" || name === "queue-target") {
+    if (name === "target" || name === "queue-target" || name === "backlog-target") {
       repeated[name].push(token.value)
       continue
     }
@@ -192,7 +209,16 @@ const parse = (argv: ReadonlyArray<string>): Parsed => {
   const datasourceUid = single.get("datasource-uid")
   const jobName = single.get("job")
   const prometheusUrl = single.get("prometheus-url")
-  const wait = repeated["queue-target"].length > 0 ? jobWait(repeated["queue-target"]) : undefined
+  const wait = repeated["queue-target"].length > 0
+    ? tierTargets("--queue-target", repeated["queue-target"])
+    : undefined
+  const backlog = repeated["backlog-target"].length > 0
+    ? tierTargets("--backlog-target", repeated["backlog-target"])
+    : undefined
+  const alerts: AlertRules.Options = {
+    ...(wait === undefined ? {} : { jobWait: wait }),
+    ...(backlog === undefined ? {} : { jobBacklog: backlog })
+  }
   const provisioning: Provisioning.Options = {
     ...(datasourceUid === undefined ? {} : { datasourceUid }),
     ...(jobName === undefined ? {} : { jobName }),
@@ -203,7 +229,7 @@ const parse = (argv: ReadonlyArray<string>): Parsed => {
     help,
     check,
     out: single.get("out") ?? positional,
-    options: { provisioning, ...(wait === undefined ? {} : { alerts: { jobWait: wait } }) }
+    options: { provisioning, ...(Object.keys(alerts).length === 0 ? {} : { alerts }) }
   }
 }
 

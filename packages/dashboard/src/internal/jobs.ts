@@ -1,6 +1,7 @@
 /**
- * The jobs dashboard: queue depth per tier, the dead-letter queue, throughput,
- * retries, and how long jobs wait and run.
+ * The jobs dashboard: queue depth per tier, the backlog's age and paused
+ * queues, the dead-letter queue, throughput, retries, and how long jobs wait
+ * and run.
  */
 import * as common from "@grafana/grafana-foundation-sdk/common"
 import { type Dashboard, RowBuilder } from "@grafana/grafana-foundation-sdk/dashboard"
@@ -70,6 +71,24 @@ const build = (datasourceUid: string): Dashboard => {
       timeseries("Ready jobs per tier", "The backlog of each tier: due jobs no worker has taken yet.", "short")
         .withTarget(target(depth(M.jobQueueDepth, `${queue}, state="ready"`, "queue"), "{{queue}}"))
     )
+    .withPanel(
+      timeseries(
+        "Oldest ready job per tier",
+        "How long the oldest due job of each tier has waited for a worker: the backlog against the tier's " +
+          "start-within target (the BulwarkJobBacklogAboveTarget alert).",
+        "s"
+      )
+        .withTarget(target(depth(M.oldestReady, queue, "queue"), "{{queue}}"))
+    )
+    .withPanel(
+      timeseries(
+        "Paused queues",
+        "1 while a queue is paused (JobQueue.pause, `bulwark queues pause`): no worker claims its jobs.",
+        "short"
+      )
+        .lineInterpolation(common.LineInterpolation.StepAfter)
+        .withTarget(target(depth(M.queuePaused, queue, "queue"), "{{queue}}"))
+    )
     // -------------------------------------------------------------------------
     .withRow(new RowBuilder("Dead-letter queue"))
     .withPanel(
@@ -90,19 +109,40 @@ const build = (datasourceUid: string): Dashboard => {
         ))
     )
     .withPanel(
-      timeseries("Replayed and discarded", "Dead-letter entries an operator replayed or discarded.", "short")
+      timeseries(
+        "Replayed and discarded",
+        "Dead-letter entries an operator replayed or discarded, from any process (the bulwark CLI included): the " +
+          "change of the table's counts.",
+        "short"
+      )
         .drawStyle(common.GraphDrawStyle.Bars)
         .withTarget(target(
-          `sum by (queue, outcome) (increase(${M.jobs}{${queue}, outcome=~"replayed|discarded"}[$__rate_interval]))`,
-          "{{queue}} {{outcome}}"
+          `max by (queue, status) (clamp_min(delta(${M.deadLetterEntries}{${queue}, status=~"replayed|discarded"}` +
+            `[$__rate_interval]), 0))`,
+          "{{queue}} {{status}}"
         ))
+    )
+    .withPanel(
+      stacked(
+        "Dead-letter entries by status",
+        "Entries of each queue's dead-letter queue by status: pending, replayed, discarded (until retention " +
+          "prunes settled ones).",
+        "short"
+      )
+        .withTarget(target(depth(M.deadLetterEntries, queue, "queue, status"), "{{queue}} {{status}}"))
     )
     // -------------------------------------------------------------------------
     .withRow(new RowBuilder("Throughput"))
     .withPanel(
-      stacked("Job outcomes", "Jobs finished per second by outcome: succeeded, retried, dead-lettered.", "ops")
+      stacked(
+        "Job outcomes",
+        "Jobs finished per second by outcome: succeeded, retried, dead-lettered, cancelled.",
+        "ops"
+      )
         .withTarget(target(
-          `sum by (queue, outcome) (${rate(`${M.jobs}{${queue}, outcome=~"succeeded|retried|dead_lettered"}`)})`,
+          `sum by (queue, outcome) (${
+            rate(`${M.jobs}{${queue}, outcome=~"succeeded|retried|dead_lettered|cancelled"}`)
+          })`,
           "{{queue}} {{outcome}}"
         ))
     )
