@@ -1273,7 +1273,7 @@ export const conformance = <R>(backend: Backend<R>): void => {
 
     // ------------------------------------------------------------- retention
 
-    test.clocked("prune deletes only succeeded jobs and settled dead letters older than the cutoff", () =>
+    test.clocked("prune deletes only succeeded and cancelled jobs and settled dead letters older than the cutoff", () =>
       Effect.gen(function*() {
         const store = yield* storeOf
         const completeOne = (queue: string) =>
@@ -1288,7 +1288,12 @@ export const conformance = <R>(backend: Backend<R>): void => {
         const replay = yield* DeadLetter.replay(replayed)
         // Old but pending: never pruned, nor its dead job.
         const pending = yield* Effect.zipRight(JobQueue.enqueue(Report, { id: 1 }), killOne("batch", "X"))
+        // An old cancelled job: pruned as a succeeded one is.
+        const oldCancelled = yield* JobQueue.enqueue(Report, { id: 7 }, { delay: "1 hour" })
+        assert.strictEqual((yield* JobQueue.cancel(oldCancelled.id))._tag, "Cancelled")
         yield* advance("1200 millis")
+        const recentCancelled = yield* JobQueue.enqueue(Report, { id: 8 }, { delay: "1 hour" })
+        assert.strictEqual((yield* JobQueue.cancel(recentCancelled.id))._tag, "Cancelled")
 
         // Recent: kept by a 1-second retention.
         const recentDone = yield* JobQueue.enqueue(Email, { to: "new", n: 2 }, { dedupKey: "kept-key" })
@@ -1309,7 +1314,9 @@ export const conformance = <R>(backend: Backend<R>): void => {
         const queued = yield* JobQueue.enqueue(Report, { id: 6 })
 
         const pruned = yield* JobQueue.prune({ keepSucceeded: "1 second", keepSettledDeadLetters: "1 second" })
-        assert.deepStrictEqual(pruned, { succeeded: 1, deadLetters: 2 })
+        assert.deepStrictEqual(pruned, { succeeded: 1, cancelled: 1, deadLetters: 2 })
+        assert.isTrue(Option.isNone(yield* JobQueue.status(oldCancelled.id)))
+        assert.strictEqual((yield* statusOf(recentCancelled.id)).status, "cancelled")
 
         assert.isTrue(Option.isNone(yield* JobQueue.status(oldDone.id)))
         assert.isTrue(Option.isNone(yield* DeadLetter.show(discarded)))
@@ -1340,12 +1347,12 @@ export const conformance = <R>(backend: Backend<R>): void => {
 
         assert.deepStrictEqual(
           yield* JobQueue.prune({ keepSucceeded: "1 second", keepSettledDeadLetters: "1 second" }),
-          { succeeded: 0, deadLetters: 0 }
+          { succeeded: 0, cancelled: 0, deadLetters: 0 }
         )
         yield* advance("50 millis")
         assert.deepStrictEqual(
           yield* JobQueue.prune({ keepSucceeded: 0, keepSettledDeadLetters: 0 }),
-          { succeeded: 1, deadLetters: 1 }
+          { succeeded: 1, cancelled: 1, deadLetters: 1 }
         )
         assert.strictEqual((yield* statusOf(pending)).status, "dead")
         assert.strictEqual((yield* statusOf(again.id)).status, "queued")
@@ -1359,17 +1366,25 @@ export const conformance = <R>(backend: Backend<R>): void => {
         assert.strictEqual((yield* store.complete(claimed.map((job) => job.lease))).length, 5)
         yield* advance("50 millis")
         const everything = { keepSucceeded: Duration.zero, keepSettledDeadLetters: Duration.zero }
-        assert.deepStrictEqual(yield* store.prune({ ...everything, limit: 2 }), { succeeded: 2, deadLetters: 0 })
+        assert.deepStrictEqual(yield* store.prune({ ...everything, limit: 2 }), {
+          succeeded: 2,
+          cancelled: 0,
+          deadLetters: 0
+        })
         assert.deepStrictEqual(
           yield* JobQueue.prune({ ...everything, batchSize: 2, maxBatches: 1 }),
-          { succeeded: 2, deadLetters: 0 }
+          { succeeded: 2, cancelled: 0, deadLetters: 0 }
         )
-        assert.deepStrictEqual(yield* JobQueue.prune({ ...everything, batchSize: 2 }), { succeeded: 1, deadLetters: 0 })
-        assert.deepStrictEqual(yield* JobQueue.prune(everything), { succeeded: 0, deadLetters: 0 })
+        assert.deepStrictEqual(yield* JobQueue.prune({ ...everything, batchSize: 2 }), {
+          succeeded: 1,
+          cancelled: 0,
+          deadLetters: 0
+        })
+        assert.deepStrictEqual(yield* JobQueue.prune(everything), { succeeded: 0, cancelled: 0, deadLetters: 0 })
         // The default retention (7 days) keeps what just finished.
         yield* JobQueue.enqueue(Report, { id: 9 })
         yield* Effect.flatMap(claimOne("batch", "w", "10 seconds"), (job) => store.complete([job.lease]))
-        assert.deepStrictEqual(yield* JobQueue.prune(), { succeeded: 0, deadLetters: 0 })
+        assert.deepStrictEqual(yield* JobQueue.prune(), { succeeded: 0, cancelled: 0, deadLetters: 0 })
       }))
 
     test("prune and retention reject bad options, naming the field", () =>

@@ -20,3 +20,6 @@ ALTER TABLE bulwark_jobs
   ADD CONSTRAINT bulwark_jobs_state CHECK (state IN ('ready', 'running', 'succeeded', 'dead', 'cancelled')),
   ADD COLUMN progress jsonb,
   ADD COLUMN result jsonb;
+
+-- Pruning deletes cancelled jobs finished before the cutoff, as it deletes succeeded ones (0003): the same index shape.
+CREATE INDEX bulwark_jobs_cancelled ON bulwark_jobs (finished_at) WHERE state = 'cancelled';

@@ -1073,7 +1073,7 @@ export interface PruneOptions {
  * Deletes finished records in bounded batches, oldest first, until a batch
  * comes back short or `maxBatches` ran; returns how many were deleted:
  *
- * - succeeded jobs that finished more than `keepSucceeded` ago (default 7 days);
+ * - succeeded and cancelled jobs that finished more than `keepSucceeded` ago (default 7 days);
  * - replayed or discarded dead-letter entries settled more than
  *   `keepSettledDeadLetters` ago (default 30 days), each with its dead job row.
  *

@@ -266,21 +266,23 @@ export interface Reclaimed {
  * @category Backend
  */
 export interface PruneRequest {
+  /** How long succeeded and cancelled jobs are kept after they finished. */
   readonly keepSucceeded: Duration.Duration
   readonly keepSettledDeadLetters: Duration.Duration
-  /** Most records of each kind (succeeded jobs, settled entries) deleted by one call. */
+  /** Most records of each kind (succeeded jobs, cancelled jobs, settled entries) deleted by one call. */
   readonly limit: number
 }
 
 /**
- * How many records a prune deleted: succeeded jobs, and settled dead-letter
- * entries (each with its dead job row).
+ * How many records a prune deleted: succeeded jobs, cancelled jobs, and
+ * settled dead-letter entries (each with its dead job row).
  *
  * @since 0.1.0
  * @category Models
  */
 export interface Pruned {
   readonly succeeded: number
+  readonly cancelled: number
   readonly deadLetters: number
 }
 

@@ -55,16 +55,22 @@ const runValid = (valid: Valid): Effect.Effect<Pruned, JobStoreError, JobQueue> 
       limit: valid.batchSize
     }
     // A batch that came back full in either kind may have left more behind.
-    return Effect.iterate({ succeeded: 0, deadLetters: 0, batches: 0, full: true }, {
+    return Effect.iterate({ succeeded: 0, cancelled: 0, deadLetters: 0, batches: 0, full: true }, {
       while: (state) => state.full && state.batches < valid.maxBatches,
       body: (state) =>
         Effect.map(queue.store.prune(request), (pruned) => ({
           succeeded: state.succeeded + pruned.succeeded,
+          cancelled: state.cancelled + pruned.cancelled,
           deadLetters: state.deadLetters + pruned.deadLetters,
           batches: state.batches + 1,
-          full: pruned.succeeded >= valid.batchSize || pruned.deadLetters >= valid.batchSize
+          full: pruned.succeeded >= valid.batchSize || pruned.cancelled >= valid.batchSize ||
+            pruned.deadLetters >= valid.batchSize
         }))
-    }).pipe(Effect.map((state): Pruned => ({ succeeded: state.succeeded, deadLetters: state.deadLetters })))
+    }).pipe(Effect.map((state): Pruned => ({
+      succeeded: state.succeeded,
+      cancelled: state.cancelled,
+      deadLetters: state.deadLetters
+    })))
   })
 
 /** @internal */
@@ -82,9 +88,10 @@ export const startRetention = (
       allowZero: false
     })
     const once = Effect.tap(runValid(valid), (pruned) =>
-      pruned.succeeded + pruned.deadLetters > 0
+      pruned.succeeded + pruned.cancelled + pruned.deadLetters > 0
         ? Effect.logDebug(
-          `Job retention deleted ${pruned.succeeded} succeeded jobs and ${pruned.deadLetters} settled dead letters`
+          `Job retention deleted ${pruned.succeeded} succeeded jobs, ${pruned.cancelled} cancelled jobs and ` +
+            `${pruned.deadLetters} settled dead letters`
         )
         : Effect.void)
     yield* Periodic.every(once, { interval, name: "Job retention" })

@@ -1,5 +1,5 @@
 /**
- * In-memory retention: deletes, oldest first and up to a limit each, succeeded jobs and settled (replayed or
+ * In-memory retention: deletes, oldest first and up to a limit each, succeeded and cancelled jobs and settled (replayed or
  * discarded) dead-letter entries past their cutoff, a settled entry's dead job with it.
  */
 import * as Duration from "effect/Duration"
@@ -15,11 +15,14 @@ export const prune = (state: State) => (request: PruneRequest): Effect.Effect<Pr
   withNow(state, (now): Pruned => {
     const succeededBefore = now - Duration.toMillis(request.keepSucceeded)
     const settledBefore = now - Duration.toMillis(request.keepSettledDeadLetters)
-    const succeeded = [...state.jobs.values()]
-      .filter((job) => job.state === "succeeded" && job.finishedAt !== null && job.finishedAt < succeededBefore)
-      .sort((a, b) => (a.finishedAt ?? 0) - (b.finishedAt ?? 0) || a.id - b.id)
-      .slice(0, request.limit)
-    for (const job of succeeded) forget(state, job)
+    const finished = (kind: "succeeded" | "cancelled") =>
+      [...state.jobs.values()]
+        .filter((job) => job.state === kind && job.finishedAt !== null && job.finishedAt < succeededBefore)
+        .sort((a, b) => (a.finishedAt ?? 0) - (b.finishedAt ?? 0) || a.id - b.id)
+        .slice(0, request.limit)
+    const succeeded = finished("succeeded")
+    const cancelled = finished("cancelled")
+    for (const job of [...succeeded, ...cancelled]) forget(state, job)
     const settled = [...state.deadLetters.values()]
       .flatMap((entry) => {
         const at = settledAt(entry)
@@ -31,5 +34,5 @@ export const prune = (state: State) => (request: PruneRequest): Effect.Effect<Pr
       state.deadLetters.delete(entry.job.id)
       if (entry.job.state === "dead") forget(state, entry.job)
     }
-    return { succeeded: succeeded.length, deadLetters: settled.length }
+    return { succeeded: succeeded.length, cancelled: cancelled.length, deadLetters: settled.length }
   })

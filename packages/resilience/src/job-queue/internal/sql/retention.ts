@@ -8,7 +8,12 @@ import type { Pruned, PruneRequest } from "../../JobStore.js"
 import type { JobStoreError } from "../errors.js"
 import { millisParam, run, type Store } from "./shared.js"
 
-const PrunedRow = Schema.Struct({ succeeded: Schema.Number, dead_letters: Schema.Number, dead_jobs: Schema.Number })
+const PrunedRow = Schema.Struct({
+  succeeded: Schema.Number,
+  cancelled: Schema.Number,
+  dead_letters: Schema.Number,
+  dead_jobs: Schema.Number
+})
 
 const PrunedRows = Schema.Array(PrunedRow)
 
@@ -32,6 +37,17 @@ export const prune = ({ sql }: Store) => (request: PruneRequest): Effect.Effect<
         DELETE FROM bulwark_jobs j USING doomed_jobs d
         WHERE j.id = d.id AND j.state = 'succeeded'
         RETURNING j.id
+      ), doomed_cancelled AS (
+        SELECT id FROM bulwark_jobs
+        WHERE state = 'cancelled'
+          AND finished_at < now() - ${millisParam(request.keepSucceeded)}::double precision * interval '1 millisecond'
+        ORDER BY finished_at
+        LIMIT ${request.limit}
+        FOR UPDATE SKIP LOCKED
+      ), pruned_cancelled AS (
+        DELETE FROM bulwark_jobs j USING doomed_cancelled d
+        WHERE j.id = d.id AND j.state = 'cancelled'
+        RETURNING j.id
       ), doomed_entries AS (
         SELECT job_id FROM bulwark_dead_letters
         WHERE status <> 'pending'
@@ -50,9 +66,11 @@ export const prune = ({ sql }: Store) => (request: PruneRequest): Effect.Effect<
         RETURNING j.id
       )
       SELECT (SELECT count(*) FROM pruned_jobs)::int AS succeeded,
+        (SELECT count(*) FROM pruned_cancelled)::int AS cancelled,
         (SELECT count(*) FROM pruned_entries)::int AS dead_letters,
         (SELECT count(*) FROM pruned_dead_jobs)::int AS dead_jobs`
   ).pipe(Effect.map((rows): Pruned => ({
     succeeded: rows[0]?.succeeded ?? 0,
+    cancelled: rows[0]?.cancelled ?? 0,
     deadLetters: rows[0]?.dead_letters ?? 0
   })))
