@@ -324,9 +324,16 @@ export class TCircuitBreakerImpl<in E, in A> implements TCircuitBreaker<E, A> {
    * the call to count). A transaction of `protect`'s own, which commits as
    * soon as it has run: what it leaves is `known` (see there).
    */
-  private recordAt(epoch: number, call: RecordedCall, now: number): STM.STM<Step | undefined> {
+  private recordAt(
+    epoch: number,
+    call: RecordedCall,
+    now: number,
+    known: MachineState | undefined,
+    precomputed: MachineState | undefined
+  ): STM.STM<Step | undefined> {
     return STM.flatMap(this.read, (state): STM.STM<Step | undefined> => {
-      const quick = quickRecord(state, epoch, call, now)
+      // `quickRecord` is pure: computed for this very state before the commit, it need not run again.
+      const quick = state === known ? precomputed : quickRecord(state, epoch, call, now)
       if (quick === undefined) {
         const step = transition(state, { _tag: "Record", epoch, call }, now, this.settings)
         const written = this.write(state, step)
@@ -377,10 +384,11 @@ export class TCircuitBreakerImpl<in E, in A> implements TCircuitBreaker<E, A> {
     }
     const call: RecordedCall = { failure, slow: durationMillis > this.resolved.slowCallMillis, durationMillis }
     const known = this.recall()
+    const precomputed = known === undefined ? undefined : quickRecord(known, epoch, call, now)
     // Nothing to write (a success on a clean window): the transaction would only read, so it need not run.
-    if (known !== undefined && quickRecord(known, epoch, call, now) === known) return this.counted(call, now, end)
+    if (known !== undefined && precomputed === known) return this.counted(call, now, end)
     return Effect.flatMap(
-      STM.commit(this.recordAt(epoch, call, now)),
+      STM.commit(this.recordAt(epoch, call, now, known, precomputed)),
       (step) => step === undefined ? this.counted(call, now, end) : this.reportThen(step, now, end)
     )
   }
