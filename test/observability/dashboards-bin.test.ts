@@ -111,7 +111,7 @@ describe("bulwark-dashboards (the bin)", () => {
 
       const check = promtool(["check", "rules", join(grafana, "alerts/bulwark.yml")])
       assert.strictEqual(check.code, 0, check.output)
-      assert.include(check.output, "SUCCESS: 9 rules found")
+      assert.include(check.output, "SUCCESS: 11 rules found")
       const test = promtool(["test", "rules", join(grafana, TESTS)])
       assert.strictEqual(test.code, 0, test.output)
       assert.include(test.output, "SUCCESS")

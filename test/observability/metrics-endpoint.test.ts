@@ -50,7 +50,11 @@ import { promtool } from "./support/promtool.js"
  */
 const NOT_DRIVEN_HERE: Readonly<Record<string, string>> = {
   http_client_requests_total: "the resilient HTTP client comes later",
-  http_client_request_duration_seconds: "the resilient HTTP client comes later"
+  http_client_request_duration_seconds: "the resilient HTTP client comes later",
+  bulwark_circuit_breaker_shared_store_up:
+    "needs a RedisCircuitBreaker losing its Redis: proven in test/circuit-breaker/fleet.test.ts",
+  bulwark_redis_config_errors_total: "needs a single-node client on a Redis Cluster: proven in " +
+    "test/rate-limiter/redis-cluster.test.ts and test/idempotency/redis-cache-cluster.test.ts"
 }
 
 /** What option validation allows for a name label (internal/options.ts `name`). */

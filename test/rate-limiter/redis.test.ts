@@ -3,17 +3,15 @@
  * never skip, when Redis is not there. Every run uses its own key prefix and
  * deletes its keys afterwards.
  */
-import * as Metrics from "@bulwark/resilience/Metrics"
 import * as RateLimiter from "@bulwark/resilience/RateLimiter"
 import * as RedisRateLimiter from "@bulwark/resilience/RedisRateLimiter"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
-import * as Metric from "effect/Metric"
 import { Redis } from "ioredis"
 import { createServer } from "node:net"
+import { breakerCalls, captureLogs } from "../support/observe.js"
 import * as TestRedis from "../support/redis.js"
 import { storeContract } from "./conformance.js"
 
@@ -155,20 +153,6 @@ describe("RedisRateLimiter on the wire", () => {
 // ---------------------------------------------------------------------------
 // failures
 // ---------------------------------------------------------------------------
-
-const captureLogs = () => {
-  const lines: Array<string> = []
-  const logger = Logger.make(({ logLevel, message }) => {
-    lines.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-}
-
-const breakerCalls = (breaker: string, outcome: string) =>
-  Effect.map(
-    Metric.value(Metric.tagged(Metric.tagged(Metrics.circuitBreakerCalls, "breaker", breaker), "outcome", outcome)),
-    (state) => state.count
-  )
 
 describe("RedisRateLimiter when Redis fails", () => {
   it.effect("fails open: allows calls, marks them degraded, counts the failures and logs once", () =>

@@ -5,8 +5,9 @@
  * node --import tsx --conditions=bulwark-source test/rate-limiter/worker.ts '<json>'
  * ```
  *
- * `<json>` is `{ host, port, prefix, attempts, limit, window }` (window in milliseconds). The worker
- * makes one limiter per algorithm on a Redis store, prints `ready`, waits for a line on stdin (so that
+ * `<json>` is `{ host, port, prefix, attempts, limit, window, cluster? }` (window in milliseconds; `cluster`:
+ * when true, `host` and `port` are a seed node of a Redis Cluster). The worker makes one limiter per algorithm on
+ * a Redis store, prints `ready`, waits for a line on stdin (so that
  * every worker starts at once), fires `attempts` calls (4 at a time) at each limiter's key `"shared"`, and
  * prints one JSON line `{ "<limiter name>": <calls admitted>, "decided": <calls Redis decided, in all> }`.
  */
@@ -21,7 +22,8 @@ const WorkerConfig = Schema.parseJson(Schema.Struct({
   prefix: Schema.String,
   attempts: Schema.Number,
   limit: Schema.Number,
-  window: Schema.Number
+  window: Schema.Number,
+  cluster: Schema.optional(Schema.Boolean)
 }))
 type WorkerConfig = typeof WorkerConfig.Type
 
@@ -69,7 +71,9 @@ const main = (config: WorkerConfig) =>
   }).pipe(
     Effect.provide(
       RedisRateLimiter.layer({
-        redis: { host: config.host, port: config.port },
+        ...(config.cluster === true
+          ? { cluster: { nodes: [{ host: config.host, port: config.port }] } }
+          : { redis: { host: config.host, port: config.port } }),
         prefix: config.prefix,
         onFailure: "fail-closed"
       })

@@ -18,6 +18,8 @@
  * | `BulwarkDeadLetterQueueGrowing` | a dead-letter queue grew in every `window` for `for` | 30m / 30m |
  * | `BulwarkCircuitBreakerOpen` | a breaker has been open or half-open (not closed) for `for` | 5m |
  * | `BulwarkCircuitBreakerFlapping` | a breaker opened from closed `openings` times within `window` | 3 in 30m |
+ * | `BulwarkCircuitBreakerSharedStoreDown` | an instance's shared breaker (`RedisCircuitBreaker`) has not reached its Redis store for `for`: it decides alone | 1m |
+ * | `BulwarkRedisMisconfigured` | a running process counted a Redis answer showing a single-node client on a Redis Cluster (`bulwark_redis_config_errors_total`) | any, at once |
  * | `BulwarkRetryExhaustionHigh` | more than `ratio` of a policy's calls ended in `RetriesExhausted` | 10 % for 10m |
  * | `BulwarkFallbackRatioHigh` | more than `ratio` of an operation's answers came from a fallback | 50 % for 10m |
  * | `BulwarkJobWaitAboveTarget` | a queue's p95 wait (due → started) is above its tier's target | 5s / 1m / 15m, else 5m, for 10m |
@@ -89,6 +91,10 @@ export interface Options {
     /** closed → open transitions that count as flapping. Default 3. */
     readonly openings?: number
     readonly window?: PromDuration
+  }
+  readonly breakerSharedStoreDown?: {
+    /** How long a shared breaker may miss its store (`bulwark_circuit_breaker_shared_store_up` 0). Default 1m. */
+    readonly for?: PromDuration
   }
   readonly retryExhaustion?: {
     /** Share of calls ending in `RetriesExhausted`, in (0, 1]. Default 0.1. */
@@ -211,10 +217,11 @@ export const defaults: typeof internal.defaults = internal.defaults
 
 /**
  * The rules for `options` (defaults for what is left out): group
- * `bulwark-resilience` (breakers, retries, fallbacks) and group `bulwark-jobs`
- * (dead letters, wait and backlog targets, absent depth; the wait and the
- * backlog rules have one branch per tier with a target, tagged with a
- * `target` label, plus one for the other queues when a default is set).
+ * `bulwark-resilience` (breakers, shared breakers' store, Redis client
+ * misconfiguration, retries, fallbacks) and group `bulwark-jobs` (dead
+ * letters, wait and backlog targets, absent depth; the wait and the backlog
+ * rules have one branch per tier with a target, tagged with a `target`
+ * label, plus one for the other queues when a default is set).
  *
  * @example
  * ```ts

@@ -9,13 +9,18 @@ import * as Metrics from "./Metrics.js"
  * `bulwark_chaos_injections_total` (chaos policies exist), and the queue
  * gauges `bulwark_dead_letter_entries` (entries by status, from the table),
  * `bulwark_job_queue_oldest_ready_seconds` (the backlog's age, for the
- * start-within alerts) and `bulwark_job_queue_paused` (pausing exists).
+ * start-within alerts) and `bulwark_job_queue_paused` (pausing exists), and
+ * for the Redis-backed policies `bulwark_circuit_breaker_shared_store_up` (a
+ * shared breaker that lost its store decides alone) and
+ * `bulwark_redis_config_errors_total` (a single-node client on a Redis
+ * Cluster, a deployment error).
  */
 const DESIGN: ReadonlyArray<readonly [name: string, type: Metrics.Descriptor["type"], labels: ReadonlyArray<string>]> =
   [
     ["bulwark_circuit_breaker_state", "gauge", ["breaker", "state"]],
     ["bulwark_circuit_breaker_calls_total", "counter", ["breaker", "outcome"]],
     ["bulwark_circuit_breaker_transitions_total", "counter", ["breaker", "from", "to"]],
+    ["bulwark_circuit_breaker_shared_store_up", "gauge", ["breaker"]],
     ["bulwark_retry_calls_total", "counter", ["policy", "result"]],
     ["bulwark_retry_attempts_total", "counter", ["policy"]],
     ["bulwark_retry_budget_denied_total", "counter", ["policy"]],
@@ -23,6 +28,7 @@ const DESIGN: ReadonlyArray<readonly [name: string, type: Metrics.Descriptor["ty
     ["bulwark_bulkhead_queued", "gauge", ["bulkhead"]],
     ["bulwark_bulkhead_rejected_total", "counter", ["bulkhead"]],
     ["bulwark_rate_limiter_decisions_total", "counter", ["limiter", "decision"]],
+    ["bulwark_redis_config_errors_total", "counter", ["component"]],
     ["bulwark_timeouts_total", "counter", ["operation"]],
     ["bulwark_fallback_total", "counter", ["operation", "source"]],
     ["bulwark_idempotency_requests_total", "counter", ["scope", "result"]],
@@ -48,6 +54,7 @@ const DESIGN_VALUES: Readonly<Record<string, Readonly<Record<string, ReadonlyArr
   },
   bulwark_retry_calls_total: { result: ["success_first_try", "success_after_retry", "exhausted", "terminal"] },
   bulwark_rate_limiter_decisions_total: { decision: ["allowed", "delayed", "rejected"] },
+  bulwark_redis_config_errors_total: { component: ["rate_limiter", "idempotency_cache"] },
   bulwark_fallback_total: { source: ["primary", "cache", "secondary", "default"] },
   bulwark_idempotency_requests_total: {
     result: ["executed", "replayed", "in_flight_conflict", "fingerprint_mismatch", "missing_key", "invalid_key"]

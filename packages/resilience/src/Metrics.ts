@@ -115,6 +115,20 @@ export const circuitBreakerTransitions = counter(
   { from: BREAKER_STATES, to: BREAKER_STATES }
 )
 
+/**
+ * Whether a shared breaker (`RedisCircuitBreaker`) reaches its store: 1 while
+ * it does, 0 while this instance decides alone with its local breaker.
+ * Labels: `breaker`.
+ *
+ * @since 0.1.0
+ * @category Circuit breaker
+ */
+export const circuitBreakerSharedStoreUp = gauge(
+  "bulwark_circuit_breaker_shared_store_up",
+  "Whether a shared circuit breaker reaches its store (1) or decides alone (0)",
+  ["breaker"]
+)
+
 // -----------------------------------------------------------------------------
 // Retry
 // -----------------------------------------------------------------------------
@@ -206,6 +220,22 @@ export const rateLimiterDecisions = counter(
   "Rate limiter decisions",
   ["limiter", "decision"],
   { decision: ["allowed", "delayed", "rejected"] }
+)
+
+/**
+ * Redis answers that show a misconfigured client, not an outage: a
+ * single-node client pointed at a Redis Cluster node (`MOVED`, `ASK`,
+ * `CROSSSLOT`, or `cluster_enabled:1` found at startup). Any increase is a
+ * deployment error. Labels: `component` (rate_limiter, idempotency_cache).
+ *
+ * @since 0.1.0
+ * @category Rate limiter
+ */
+export const redisConfigErrors = counter(
+  "bulwark_redis_config_errors_total",
+  "Redis answers showing a misconfigured client (a single-node client on a Redis Cluster)",
+  ["component"],
+  { component: ["rate_limiter", "idempotency_cache"] }
 )
 
 /**

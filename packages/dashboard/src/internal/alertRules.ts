@@ -47,6 +47,7 @@ export const defaults = {
   deadLetterGrowth: { window: "30m", for: "30m" },
   breakerOpen: { for: "5m" },
   breakerFlapping: { openings: 3, window: "30m" },
+  breakerSharedStoreDown: { for: "1m" },
   retryExhaustion: { ratio: 0.1, window: "5m", for: "10m" },
   fallback: { ratio: 0.5, window: "5m", for: "10m" },
   jobWait: {
@@ -166,6 +167,12 @@ export const make = (options: AlertRules.Options = {}): AlertRules.RuleFile => {
     ),
     window: duration("breakerFlapping.window", options.breakerFlapping?.window ?? defaults.breakerFlapping.window)
   }
+  const sharedStoreDown = {
+    for: forDuration(
+      "breakerSharedStoreDown.for",
+      options.breakerSharedStoreDown?.for ?? defaults.breakerSharedStoreDown.for
+    )
+  }
   const exhaustion = {
     ratio: number("retryExhaustion.ratio", options.retryExhaustion?.ratio ?? defaults.retryExhaustion.ratio, {
       min: 0,
@@ -254,6 +261,37 @@ export const make = (options: AlertRules.Options = {}): AlertRules.RuleFile => {
               description: `Breaker {{ $labels.breaker }} opened from closed {{ $value | humanize }} times in ` +
                 `${flapping.window}: the dependency fails intermittently, or the trip threshold is too tight for its ` +
                 `normal error rate.`
+            }
+          },
+          {
+            alert: "BulwarkCircuitBreakerSharedStoreDown",
+            expr: `${M.breakerSharedStoreUp} == 0`,
+            for: sharedStoreDown.for,
+            labels: { severity: "warning" },
+            annotations: {
+              summary: `Shared circuit breaker {{ $labels.breaker }} has lost its store on {{ $labels.instance }}`,
+              description: `The shared breaker {{ $labels.breaker }} (RedisCircuitBreaker) on ` +
+                `{{ $labels.instance }} has not reached its Redis store for ${sharedStoreDown.for}. It still ` +
+                `protects with its local breaker alone, but the fleet no longer opens together: that instance ` +
+                `neither announces its openings nor follows the others', and its half-open probes are not counted ` +
+                `with theirs. Check Redis and the network path from that instance; when Redis is back the breaker ` +
+                `shares any opening it made alone and resyncs.`
+            }
+          },
+          // The count itself, not increase(): the series only appears with its first error (increase() would miss
+          // that one), and the misconfigured client stays wrong until its process is replaced, which resolves it.
+          {
+            alert: "BulwarkRedisMisconfigured",
+            expr: `sum by (component) (${M.redisConfigErrors}) > 0`,
+            labels: { severity: "critical" },
+            annotations: {
+              summary: `The {{ $labels.component }} uses a single-node Redis client pointed at a Redis Cluster`,
+              description: `Redis answered the {{ $labels.component }} {{ $value | humanize }} times with MOVED, ` +
+                `ASK or CROSSSLOT since its processes started: a single-node client talks to a Redis Cluster node, ` +
+                `a deployment error rather than an outage. Until it is fixed the rate limiter refuses the calls ` +
+                `Redis redirects (whatever onFailure says) and the idempotency cache is bypassed for them (the ` +
+                `store answers). Pass an ioredis Cluster as "client" or use the "cluster" option, then redeploy: ` +
+                `the alert resolves once no running process has counted an error.`
             }
           },
           {

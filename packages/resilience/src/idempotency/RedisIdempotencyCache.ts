@@ -20,13 +20,25 @@
  * Keys are `prefix + sha256(scope, partition, key)`: client keys never
  * appear in Redis key names.
  *
+ * **Redis Cluster.** Pass an ioredis `Cluster` as `client`, or let the cache
+ * make one with `cluster: { nodes, options }`. Each call reads or writes one
+ * key (a read is `GET` and `PTTL` of that key in one pipeline), so it goes to
+ * one node and a `CROSSSLOT` cannot happen. A node or the cluster being down
+ * is an outage: the cache steps aside as above. A **single-node client
+ * pointed at a cluster node** is a configuration error: `make` fails with
+ * `InvalidOptionsError` when the node answers at startup with
+ * `cluster_enabled:1`; otherwise each redirected call (`MOVED`, `ASK`) steps
+ * aside to the store, is counted in
+ * `bulwark_redis_config_errors_total{component="idempotency_cache"}` and
+ * logged at error level at most every 10 seconds (the breaker is left alone).
+ *
  * @since 0.1.0
  */
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import type { Redis, RedisOptions } from "ioredis"
+import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from "ioredis"
 import type { InvalidOptionsError } from "../Failure.js"
 import type { IdempotencyStore, Service } from "./IdempotencyStore.js"
 import * as internal from "./internal/redisCache.js"
@@ -36,13 +48,25 @@ import * as internal from "./internal/redisCache.js"
  * @category Models
  */
 export interface Options {
-  /** An ioredis client to use; the cache leaves it open. Default: a client made from {@link Options.redis}. */
-  readonly client?: Redis
   /**
-   * Options for the client the cache makes (and closes with its scope). The cache's defaults: `lazyConnect`, no
-   * offline queue (calls fail fast while disconnected), one retry per request, `commandTimeout`.
+   * An ioredis client to use, single-node or `Cluster`; the cache leaves it open. Default: a client made from
+   * {@link Options.redis} (or {@link Options.cluster}). Not combined with either.
+   */
+  readonly client?: Redis | Cluster
+  /**
+   * Options for the single-node client the cache makes (and closes with its scope). The cache's defaults:
+   * `lazyConnect`, no offline queue (calls fail fast while disconnected), one retry per request, `commandTimeout`.
    */
   readonly redis?: RedisOptions
+  /**
+   * A Redis Cluster for the cache to make (and close with its scope): its seed `nodes` and ioredis' cluster
+   * `options`. The cache's defaults: `lazyConnect`, no offline queue, no waiting out `CLUSTERDOWN`
+   * (`retryDelayOnClusterDown: 0`), and in `redisOptions` one retry per request and `commandTimeout`.
+   */
+  readonly cluster?: {
+    readonly nodes: ReadonlyArray<ClusterNode>
+    readonly options?: ClusterOptions
+  }
   /** Prepended to every key. Default `"bulwark:idem:"`. */
   readonly prefix?: string
   /** The longest a record stays cached (never past its own expiry). Default 1 hour. */
@@ -60,7 +84,8 @@ export interface Options {
 /**
  * Wraps a store with the cache, in a scope (a client the cache made is closed
  * with it). Redis being down at startup is not an error: the store answers
- * until it connects.
+ * until it connects. Invalid options fail with `InvalidOptionsError`, and so
+ * does a single-node client whose Redis answers that it is a cluster node.
  *
  * @since 0.1.0
  * @category Constructors

@@ -23,7 +23,23 @@
  * Commands issued in the same tick leave in a few socket writes rather than
  * one each (the store corks the client's socket, and flushes it every 16
  * commands and at the end of the tick), while each reply settles its own call
- * as soon as it arrives; this applies to a client passed in too.
+ * as soon as it arrives; this applies to a single-node client passed in too.
+ * On a Redis Cluster commands are written as issued (ioredis picks each one's
+ * node), with no other difference.
+ *
+ * **Redis Cluster.** Pass an ioredis `Cluster` as `client`, or let the store
+ * make one with `cluster: { nodes, options }`. Every script takes exactly one
+ * key, so each decision runs on the one node owning that key's slot and a
+ * `CROSSSLOT` cannot happen by construction; `EVALSHA` falls back to `EVAL` on
+ * the key's node when that node lacks the script. A node or the cluster being
+ * down (`CLUSTERDOWN`, refused connections) is an outage: the failure policy
+ * decides, behind the breaker. A **single-node client pointed at a cluster
+ * node** is a configuration error, never a silent fail-open: `make` fails with
+ * `InvalidOptionsError` when the node answers at startup with
+ * `cluster_enabled:1`, and otherwise every call the node redirects (`MOVED`,
+ * `ASK`) is refused with `StoreUnavailable` whatever `onFailure` says, counted
+ * in `bulwark_redis_config_errors_total{component="rate_limiter"}` and logged
+ * at error level at most every 10 seconds.
  * A waiter interrupted before its slot gives the slot back with a refund
  * script, where the algorithm allows it; if Redis cannot be reached the slot
  * stays taken.
@@ -34,7 +50,7 @@ import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import type { Redis, RedisOptions } from "ioredis"
+import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from "ioredis"
 import type { InvalidOptionsError } from "../Failure.js"
 import * as internal from "./internal/redisStore.js"
 import type { RateLimiterStore, Store } from "./RateLimiter.js"
@@ -44,14 +60,29 @@ import type { RateLimiterStore, Store } from "./RateLimiter.js"
  * @category Models
  */
 export interface Options {
-  /** An ioredis client to use; the store leaves it open. Default: a client made from {@link Options.redis}. */
-  readonly client?: Redis
   /**
-   * Options for the client the store makes (and closes with its scope). The
-   * store's defaults: `lazyConnect`, no offline queue (calls fail fast while
-   * disconnected), one retry per request, `commandTimeout`.
+   * An ioredis client to use, single-node or `Cluster`; the store leaves it
+   * open. Default: a client made from {@link Options.redis} (or
+   * {@link Options.cluster}). Not combined with either.
+   */
+  readonly client?: Redis | Cluster
+  /**
+   * Options for the single-node client the store makes (and closes with its
+   * scope). The store's defaults: `lazyConnect`, no offline queue (calls fail
+   * fast while disconnected), one retry per request, `commandTimeout`.
    */
   readonly redis?: RedisOptions
+  /**
+   * A Redis Cluster for the store to make (and close with its scope): its
+   * seed `nodes` and ioredis' cluster `options`. The store's defaults:
+   * `lazyConnect`, no offline queue, no waiting out `CLUSTERDOWN`
+   * (`retryDelayOnClusterDown: 0`), and in `redisOptions` one retry per
+   * request and `commandTimeout`.
+   */
+  readonly cluster?: {
+    readonly nodes: ReadonlyArray<ClusterNode>
+    readonly options?: ClusterOptions
+  }
   /** Prepended to every key. Default `"bulwark:rl:"`. */
   readonly prefix?: string
   /** What to decide when Redis cannot. Default `"fail-open"`. */
@@ -75,7 +106,8 @@ export interface Options {
 /**
  * Makes a Redis store in a scope (a client it made is closed with it).
  * Redis being down at startup is not an error: the failure policy decides
- * until it connects. Invalid options fail with `InvalidOptionsError`.
+ * until it connects. Invalid options fail with `InvalidOptionsError`, and so
+ * does a single-node client whose Redis answers that it is a cluster node.
  *
  * @since 0.1.0
  * @category Constructors
@@ -100,6 +132,23 @@ export const make: (options?: Options) => Effect.Effect<Store, InvalidOptionsErr
  * }).pipe(
  *   Effect.provide(RedisRateLimiter.layer({ redis: { host: "127.0.0.1", port: 6379 }, onFailure: "fail-closed" }))
  * )
+ * ```
+ *
+ * @example
+ * ```ts
+ * // On a Redis Cluster: the store makes the ioredis Cluster from its seed nodes.
+ * import { Effect } from "effect"
+ * import { RateLimiter } from "@bulwark/resilience"
+ * import * as RedisRateLimiter from "@bulwark/resilience/RedisRateLimiter"
+ *
+ * const ClusterStore = RedisRateLimiter.layer({
+ *   cluster: { nodes: [{ host: "10.0.0.1", port: 6379 }, { host: "10.0.0.2", port: 6379 }] },
+ *   onFailure: "fail-open"
+ * })
+ * const program = Effect.flatMap(
+ *   RateLimiter.make({ name: "api", algorithm: RateLimiter.tokenBucket({ limit: 100, window: "1 minute" }) }),
+ *   (limiter) => limiter.consume("api-key-123")
+ * ).pipe(Effect.provide(ClusterStore))
  * ```
  *
  * @since 0.1.0

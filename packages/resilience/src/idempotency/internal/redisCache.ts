@@ -94,23 +94,63 @@ export const make = (
   options: RedisIdempotencyCache.Options = {}
 ): Effect.Effect<IdempotencyStore.Service, InvalidOptionsError, Scope.Scope> =>
   Effect.gen(function*() {
+    yield* RedisClient.validateConnection(component, options)
     const valid = yield* validate(options)
     const client = yield* RedisClient.acquireClient({
       client: options.client,
       redis: options.redis,
+      cluster: options.cluster,
       commandTimeoutMs: valid.commandTimeoutMs,
       unreachable: (message) =>
         `Idempotency cache: Redis is unreachable at startup (${message}); the store answers until it connects`
     })
+    const countMisconfiguration = RedisClient.misconfigurationCounter("idempotency_cache")
+    const clusterNode = yield* RedisClient.clusterNodeBehindSingleClient(client, valid.commandTimeoutMs)
+    if (clusterNode !== undefined) {
+      countMisconfiguration()
+      yield* Effect.logError(RedisClient.misconfigurationMessage("Idempotency cache", clusterNode))
+      return yield* Effect.fail(RedisClient.misconfiguredAtStartup(component, options, clusterNode))
+    }
     const breaker = yield* CircuitBreaker.make<RedisCacheError>({
       name: valid.breakerName,
       trip: CircuitBreaker.consecutiveFailures(valid.breakerFailures),
       openDuration: valid.breakerOpenDuration,
-      halfOpen: { permits: 1, closeAfter: 1 }
+      halfOpen: { permits: 1, closeAfter: 1 },
+      // A misconfiguration is no outage: the breaker must keep letting the calls Redis can answer through.
+      ignoreError: (error) => RedisClient.isMisconfiguration(error.cause)
     })
 
     let failures = 0
     let lastLoggedAt = -Infinity
+    let misconfigurations = 0
+    let misconfigurationLoggedAt = -Infinity
+
+    /**
+     * A redirection (`MOVED`, `ASK`) means a single-node client on a cluster node: a deployment error, counted and
+     * logged at error level (throttled). The store answers, as in an outage, but the breaker ignores it: Redis did
+     * answer, and the calls it owns still hit the cache.
+     */
+    const misconfigured = (error: RedisCacheError, key: IdempotencyStore.RecordKey) =>
+      Effect.clockWith((clock) => {
+        countMisconfiguration()
+        misconfigurations++
+        const now = clock.unsafeCurrentTimeMillis()
+        if (now - misconfigurationLoggedAt < LOG_EVERY_MS) return Effect.void
+        misconfigurationLoggedAt = now
+        const count = misconfigurations
+        misconfigurations = 0
+        return Effect.logError(
+          `${
+            RedisClient.misconfigurationMessage("Idempotency cache", RedisClient.messageOf(error.cause))
+          }; answering from the ${store.backend} store`
+        ).pipe(
+          Effect.annotateLogs({
+            "idempotency.scope": key.scope,
+            "idempotency.cache": "redis",
+            "idempotency.cache_misconfigurations": count
+          })
+        )
+      })
 
     const redisKey = (key: IdempotencyStore.RecordKey): string =>
       valid.prefix + createHash("sha256").update(JSON.stringify([key.scope, key.partition, key.key])).digest("hex")
@@ -130,25 +170,27 @@ export const make = (
       breaker.protect(call(what, f)).pipe(
         Effect.map(Option.some),
         Effect.catchAll((error) =>
-          Effect.clockWith((clock) => {
-            failures++
-            const now = clock.unsafeCurrentTimeMillis()
-            if (now - lastLoggedAt < LOG_EVERY_MS) return Effect.succeed(Option.none())
-            lastLoggedAt = now
-            const count = failures
-            failures = 0
-            return Effect.logWarning(
-              `Idempotency cache unavailable (${error.message}); answering from the ${store.backend} store`
-            ).pipe(
-              Effect.annotateLogs({
-                "idempotency.scope": key.scope,
-                "idempotency.cache": "redis",
-                "idempotency.cache_failures": count,
-                "error.tag": error._tag
-              }),
-              Effect.as(Option.none())
-            )
-          })
+          error._tag === "RedisCacheError" && RedisClient.isMisconfiguration(error.cause)
+            ? Effect.as(misconfigured(error, key), Option.none())
+            : Effect.clockWith((clock) => {
+              failures++
+              const now = clock.unsafeCurrentTimeMillis()
+              if (now - lastLoggedAt < LOG_EVERY_MS) return Effect.succeed(Option.none())
+              lastLoggedAt = now
+              const count = failures
+              failures = 0
+              return Effect.logWarning(
+                `Idempotency cache unavailable (${error.message}); answering from the ${store.backend} store`
+              ).pipe(
+                Effect.annotateLogs({
+                  "idempotency.scope": key.scope,
+                  "idempotency.cache": "redis",
+                  "idempotency.cache_failures": count,
+                  "error.tag": error._tag
+                }),
+                Effect.as(Option.none())
+              )
+            })
         )
       )
 
