@@ -364,6 +364,10 @@ export type TransitionReason =
   }
   | { readonly _tag: "Manual" }
   | { readonly _tag: "Reset" }
+  /** Another instance sharing the breaker (`RedisCircuitBreaker`) opened it, or its probes failed. */
+  | { readonly _tag: "FleetOpened"; readonly openFor: Duration.Duration }
+  /** The probes of the instances sharing the breaker (`RedisCircuitBreaker`) closed it. */
+  | { readonly _tag: "FleetClosed" }
 
 // -----------------------------------------------------------------------------
 // Events

@@ -1,3 +1,4 @@
+import type * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
@@ -55,8 +56,61 @@ export const CONTROLS: Readonly<Record<"isolate" | "close" | "disable" | "metric
   reset: { _tag: "Reset" }
 }
 
+/**
+ * What a shared breaker (`fleet.ts`) adds to the shell. Neither is consulted
+ * on the closed happy path (`quickPermit`, `quickRecord`), so a shared breaker
+ * costs what a local one costs while it is closed.
+ *
+ * @internal
+ */
+export interface Extension<E, A> {
+  /** Sees every full step (a transition, a probe's outcome); synchronous, must not throw. */
+  readonly stepped: (signal: Signal, step: Step, now: number) => void
+  /**
+   * Asked when a call finds no quick permit: a refusal or a wait (ask the
+   * fleet, then admit locally) when the fleet decides, `undefined` when the
+   * local machine does. Must not change the state.
+   */
+  readonly admit: (
+    state: MachineState,
+    now: number
+  ) => Region.Refused<CircuitOpenError> | Region.Wait<A, E, CircuitOpenError> | undefined
+}
+
+/**
+ * The shell's parts an {@link Extension} drives.
+ *
+ * @internal
+ */
+export interface Shell<E, A> {
+  readonly name: string
+  readonly settings: Resolved<E, A>["settings"]
+  readonly current: () => MachineState
+  /** Applies one signal now; answers what must still run (logs, events). */
+  readonly send: (signal: Signal, now: number) => Effect.Effect<void> | undefined
+  /**
+   * `self` through the local machine alone: takes a permit (or is refused),
+   * runs `self` under `restore`, records how it ended. For a wait's
+   * continuation, with interruption off.
+   */
+  readonly admitLocally: <A2 extends A, E2 extends E, R>(
+    restore: Region.Restore,
+    self: Effect.Effect<A2, E2, R>,
+    startedAt: number,
+    /** Told, in the step that decided, the permit's epoch, or `undefined` for a refusal. */
+    admitted?: (epoch: number | undefined) => void
+  ) => Effect.Effect<A2, E2 | CircuitOpenError, R>
+  /** A refused call, counted and published as the machine's refusals are. */
+  readonly refuse: (
+    state: "Open" | "HalfOpen",
+    retryAfterMillis: number,
+    now: number
+  ) => Effect.Effect<never, CircuitOpenError>
+}
+
 interface Built<E, A> {
   readonly breaker: Breaker<E, A>
+  readonly shell: Shell<E, A>
   /**
    * Moves the state when its time comes (`deadline`) with no call: sleeps
    * until the deadline, sends a `TICK`, and sleeps again, woken early when
@@ -65,12 +119,18 @@ interface Built<E, A> {
   readonly timer: Effect.Effect<never>
 }
 
-const build = <E, A>(resolved: Resolved<E, A>, reporter: Reporter): Built<E, A> => {
+const build = <E, A>(
+  resolved: Resolved<E, A>,
+  reporter: Reporter,
+  extend?: (shell: Shell<E, A>) => Extension<E, A>
+): Built<E, A> => {
   const { name, settings } = resolved
   const { successFails, failureCounts } = classifier(resolved)
 
   // One synchronous transition per step is atomic: fibers interleave only between effects; an STM commit costs ~2.6 µs, more than the rest of a call.
   let current: MachineState = initial(resolved.initialState, settings)
+  /** Set once the shell below exists (the extension is built over it). */
+  let extension: Extension<E, A> | undefined = undefined
 
   /** Bumped whenever the deadline changes; the timer's wake-up, when it waits. */
   let version = 0
@@ -84,6 +144,7 @@ const build = <E, A>(resolved: Resolved<E, A>, reporter: Reporter): Built<E, A> 
       wake?.()
     }
     current = next[0]
+    extension?.stepped(signal, next, now)
     return next
   }
 
@@ -158,6 +219,25 @@ const build = <E, A>(resolved: Resolved<E, A>, reporter: Reporter): Built<E, A> 
    * permit's epoch.
    */
   const spanName = `bulwark.circuit_breaker ${name}`
+
+  /** The local machine's admission: a permit's epoch, or a refusal. */
+  const enterLocally = (now: number): number | Region.Admitted | Region.Refused<CircuitOpenError> => {
+    const acquired = step(ACQUIRE, now)
+    const announce = report(acquired, now)
+    const decision = decisionOf(acquired[1])
+    if (decision === undefined || decision._tag === "Rejected") {
+      const refused = decision === undefined
+        ? Effect.dieMessage(`Circuit breaker "${name}": no permit decision`)
+        : rejected(decision)
+      return new Region.Refused(announce === undefined ? refused : Effect.zipRight(announce, refused))
+    }
+    return announce === undefined ? decision.epoch : new Region.Admitted(decision.epoch, announce)
+  }
+
+  const exitSuccess = (epoch: number, value: A, span: Region.Span) => record(epoch, successFails(value), span)
+  const exitFailure = (epoch: number, cause: Cause.Cause<E>, span: Region.Span) =>
+    failureCounts(cause) ? record(epoch, true, span) : release(epoch, span)
+
   const gate: Region.Gate<A, E, CircuitOpenError> = {
     trace: {
       spanName: () => spanName,
@@ -174,20 +254,44 @@ const build = <E, A>(resolved: Resolved<E, A>, reporter: Reporter): Built<E, A> 
     enter: (span) => {
       const quick = quickPermit(current)
       if (quick !== undefined) return quick
-      const now = span.startedAt
-      const acquired = step(ACQUIRE, now)
-      const announce = report(acquired, now)
-      const decision = decisionOf(acquired[1])
-      if (decision === undefined || decision._tag === "Rejected") {
-        const refused = decision === undefined
-          ? Effect.dieMessage(`Circuit breaker "${name}": no permit decision`)
-          : rejected(decision)
-        return new Region.Refused(announce === undefined ? refused : Effect.zipRight(announce, refused))
-      }
-      return announce === undefined ? decision.epoch : new Region.Admitted(decision.epoch, announce)
+      return extension?.admit(current, span.startedAt) ?? enterLocally(span.startedAt)
     },
-    exitSuccess: (epoch, value, span) => record(epoch, successFails(value), span),
-    exitFailure: (epoch, cause, span) => failureCounts(cause) ? record(epoch, true, span) : release(epoch, span)
+    exitSuccess,
+    exitFailure
+  }
+
+  const admitLocally = <A2 extends A, E2 extends E, R>(
+    restore: Region.Restore,
+    self: Effect.Effect<A2, E2, R>,
+    startedAt: number,
+    admitted?: (epoch: number | undefined) => void
+  ): Effect.Effect<A2, E2 | CircuitOpenError, R> =>
+    Effect.clockWith((clock): Effect.Effect<A2, E2 | CircuitOpenError, R> => {
+      const span: Region.Span = { startedAt, endedAt: () => clock.unsafeCurrentTimeMillis() }
+      const admission = enterLocally(clock.unsafeCurrentTimeMillis())
+      if (admission instanceof Region.Refused) {
+        admitted?.(undefined)
+        return admission.effect
+      }
+      const epoch = typeof admission === "number" ? admission : admission.token
+      admitted?.(epoch)
+      const run = Effect.matchCauseEffect(restore(self), {
+        onFailure: (cause) => {
+          const after = exitFailure(epoch, cause, span)
+          return after === undefined ? Effect.failCause(cause) : Effect.zipRight(after, Effect.failCause(cause))
+        },
+        onSuccess: (value) => {
+          const after = exitSuccess(epoch, value, span)
+          return after === undefined ? Effect.succeed(value) : Effect.as(after, value)
+        }
+      })
+      return typeof admission === "number" ? run : Effect.zipRight(admission.announce, run)
+    })
+
+  const refuse = (state: "Open" | "HalfOpen", retryAfterMillis: number, now: number) => {
+    const refused = rejected({ _tag: "Rejected", state, retryAfterMillis })
+    const announce = report([current, [{ _tag: "Rejected", state, retryAfterMillis }]], now)
+    return announce === undefined ? refused : Effect.zipRight(announce, refused)
   }
 
   const protect = <A2 extends A, E2 extends E, R>(
@@ -226,6 +330,16 @@ const build = <E, A>(resolved: Resolved<E, A>, reporter: Reporter): Built<E, A> 
     }))
   )
 
+  const shell: Shell<E, A> = {
+    name,
+    settings,
+    current: () => current,
+    send: (signal, now) => report(step(signal, now), now),
+    admitLocally,
+    refuse
+  }
+  extension = extend?.(shell)
+
   const breaker: Breaker<E, A> = {
     [TypeId]: { _E: () => undefined, _A: () => undefined },
     name,
@@ -245,15 +359,30 @@ const build = <E, A>(resolved: Resolved<E, A>, reporter: Reporter): Built<E, A> 
     metricsOnly: control(CONTROLS.metricsOnly),
     reset: control(CONTROLS.reset)
   }
-  return { breaker, timer }
+  return { breaker, shell, timer }
 }
 
-const makeBuilt = <E, A>(options: Options<E, A>): Effect.Effect<Built<E, A>, InvalidOptionsError> =>
+const makeBuilt = <E, A>(
+  options: Options<E, A>,
+  extend?: (shell: Shell<E, A>) => Extension<E, A>
+): Effect.Effect<Built<E, A>, InvalidOptionsError> =>
   Effect.gen(function*() {
     const resolved = yield* resolve(options)
     const reporter = yield* Reporter.make(resolved.name, resolved.settings.permits, resolved.initialState)
-    return build(resolved, reporter)
+    return build(resolved, reporter, extend)
   })
+
+/**
+ * A breaker extended by `extend` (a shared breaker), its timer in `scope`.
+ *
+ * @internal
+ */
+export const makeExtended = <E, A>(
+  options: Options<E, A>,
+  scope: Scope.Scope,
+  extend: (shell: Shell<E, A>) => Extension<E, A>
+): Effect.Effect<Breaker<E, A>, InvalidOptionsError> =>
+  Effect.flatMap(makeBuilt(options, extend), (built) => Effect.as(Effect.forkIn(built.timer, scope), built.breaker))
 
 /** @internal */
 export const make = <E = unknown, A = unknown>(

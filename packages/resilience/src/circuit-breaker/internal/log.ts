@@ -26,6 +26,10 @@ const describeTransition = (from: State, to: State, reason: TransitionReason, pe
       return `moved from ${from} to ${to} by an operator`
     case "Reset":
       return `reset to Closed by an operator (was ${from})`
+    case "FleetOpened":
+      return `opened by the fleet sharing it; half-opens in ${formatDuration(reason.openFor)}`
+    case "FleetClosed":
+      return `closed by the fleet sharing it: its probe calls succeeded`
   }
 }
 
@@ -54,6 +58,9 @@ const transitionAnnotations = (reason: TransitionReason): Record<string, unknown
       }
     case "ProbesSucceeded":
       return { successes: reason.successes }
+    case "FleetOpened":
+      return { openForMillis: Duration.toMillis(reason.openFor) }
+    case "FleetClosed":
     case "OpenElapsed":
     case "Manual":
     case "Reset":

@@ -76,7 +76,8 @@ export const makeService = <B extends CircuitBreaker>(
     return { get, all, states: Effect.flatMap(all, statesOf) }
   })
 
-const statesOneByOne = (breakers: ReadonlyArray<CircuitBreaker>): Effect.Effect<ReadonlyArray<BreakerStatus>> =>
+/** @internal */
+export const statesOneByOne = (breakers: ReadonlyArray<CircuitBreaker>): Effect.Effect<ReadonlyArray<BreakerStatus>> =>
   Effect.forEach(
     breakers,
     (breaker) => Effect.map(breaker.state, (state): BreakerStatus => ({ name: breaker.name, state }))

@@ -687,3 +687,122 @@ describe("happy-path shortcuts", () => {
     assert.isUndefined(quickPermit(halfOpen))
   })
 })
+
+describe("fleet signals", () => {
+  const forced = drive(closed, [{ _tag: "ForceOpen" }])
+  const disabled = drive(closed, [{ _tag: "Disable" }])
+  const shadow = drive(closed, [{ _tag: "MetricsOnly" }])
+  const counting = drive(closed, [fail(0)])
+  runTable([
+    {
+      name: "the fleet opening a closed breaker opens it until the fleet's deadline, as its next opening",
+      from: drive(closed, [fail(0)]),
+      signal: { _tag: "FleetOpen", until: 5_000 },
+      now: 1_000,
+      to: "Open",
+      events: ["Transitioned"],
+      check: (next, events) => {
+        assert.deepInclude(next, { _tag: "Open", halfOpenAt: 5_000, epoch: 1, openings: 1 })
+        assert(events[0]?._tag === "Transitioned")
+        assert.deepStrictEqual(events[0].reason, { _tag: "FleetOpened", openFor: Duration.millis(4_000) })
+      }
+    },
+    {
+      name: "the fleet reopening a half-open breaker opens it again, its probes now of an old epoch",
+      from: drive(halfOpen, [ACQUIRE], 1_000),
+      signal: { _tag: "FleetOpen", until: 9_000 },
+      now: 2_000,
+      to: "Open",
+      events: ["Transitioned"],
+      check: (next) => {
+        assert.deepInclude(next, { halfOpenAt: 9_000, epoch: 3, openings: 2 })
+        // The probe admitted before changes nothing now.
+        assert.strictEqual(transition(next, ok(2), 2_000, base)[0], next)
+      }
+    },
+    {
+      name: "a half-open fleet leaves a half-open breaker and its probes alone",
+      from: halfOpen,
+      signal: { _tag: "FleetOpen", until: 900 },
+      now: 1_000,
+      to: "HalfOpen",
+      events: [],
+      check: (next) => assert.strictEqual(next, halfOpen)
+    },
+    {
+      name: "an open breaker takes the fleet's deadline quietly: the same opening, the same epoch",
+      from: open,
+      signal: { _tag: "FleetOpen", until: 3_000 },
+      now: 500,
+      to: "Open",
+      events: [],
+      check: (next) => assert.deepInclude(next, { halfOpenAt: 3_000, epoch: open.epoch, openings: open.openings })
+    },
+    {
+      name: "the same deadline again changes nothing",
+      from: open,
+      signal: { _tag: "FleetOpen", until: 1_000 },
+      to: "Open",
+      events: [],
+      check: (next) => assert.strictEqual(next, open)
+    },
+    {
+      name: "a half-open fleet makes a closed breaker open and due to half-open at once",
+      from: closed,
+      signal: { _tag: "FleetOpen", until: 400 },
+      now: 500,
+      to: "Open",
+      events: ["Transitioned"],
+      check: (next) => {
+        assert.deepInclude(next, { halfOpenAt: 400 })
+        assert.strictEqual(transition(next, OBSERVE, 500, base)[0]._tag, "HalfOpen")
+      }
+    },
+    {
+      name: "the fleet closing an open breaker closes it with empty windows and no past openings",
+      from: open,
+      signal: { _tag: "FleetClose" },
+      now: 500,
+      to: "Closed",
+      events: ["Transitioned"],
+      check: (next, events) => {
+        assert.deepInclude(next, { openings: 0, windows: base.windows, epoch: open.epoch + 1 })
+        assert(events[0]?._tag === "Transitioned")
+        assert.deepStrictEqual(events[0].reason, { _tag: "FleetClosed" })
+      }
+    },
+    {
+      name: "the fleet closing a half-open breaker closes it",
+      from: halfOpen,
+      signal: { _tag: "FleetClose" },
+      to: "Closed",
+      events: ["Transitioned"]
+    },
+    {
+      name: "the fleet closing a closed breaker keeps its windows",
+      from: counting,
+      signal: { _tag: "FleetClose" },
+      to: "Closed",
+      events: [],
+      check: (next) => assert.strictEqual(next, counting)
+    },
+    ...[forced, disabled, shadow].flatMap((state): ReadonlyArray<Row> => [
+      {
+        name: `the fleet opening never overrides an operator's ${state._tag}`,
+        from: state,
+        signal: { _tag: "FleetOpen", until: 5_000 },
+        to: state._tag,
+        events: [],
+        check: (next) => assert.strictEqual(next, state)
+      },
+      {
+        name: `the fleet closing never overrides an operator's ${state._tag}`,
+        from: state,
+        signal: { _tag: "FleetClose" },
+        to: state._tag,
+        events: [],
+        check: (next) => assert.strictEqual(next, state)
+      }
+    ])
+  ])
+})

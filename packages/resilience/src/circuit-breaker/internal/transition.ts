@@ -31,6 +31,12 @@
  *   Operator signals move any state to ForcedOpen, Closed, Disabled,
  *   MetricsOnly, or a fresh Closed (Reset). Nothing else leaves those states.
  *
+ *   Fleet signals (a breaker shared through Redis, `fleet.ts`) carry what
+ *   another instance decided: `FleetOpen` moves Closed or HalfOpen to Open
+ *   until a given time (or moves an Open breaker's `halfOpenAt` there),
+ *   `FleetClose` moves Open or HalfOpen to a fresh Closed. They never touch
+ *   the operator states, so an operator's choice wins over the fleet's.
+ *
  * ## Closed
  * Every call is permitted. A recorded outcome is folded into every trip
  * window; the first window whose check fires opens the breaker ("Tripped",
@@ -167,6 +173,10 @@ export type Signal =
   | { readonly _tag: "Disable" }
   | { readonly _tag: "MetricsOnly" }
   | { readonly _tag: "Reset" }
+  /** The fleet is open until `until` (this instance's Clock); `until ≤ now`: it is half-open. */
+  | { readonly _tag: "FleetOpen"; readonly until: number }
+  /** The fleet's probes closed it. */
+  | { readonly _tag: "FleetClose" }
 
 type CallSignal = Extract<Signal, { readonly _tag: "Acquire" | "Record" | "Release" | "Observe" }>
 
@@ -498,9 +508,54 @@ const onMetricsOnly = (state: MetricsOnly, signal: CallSignal, now: number, sett
 const manual = (from: MachineState, to: MachineState, reason: TransitionReason): Step =>
   from._tag === to._tag ? [from, NO_EVENTS] : [to, [transitioned(from, to, reason)]]
 
+/**
+ * Another instance opened the shared breaker until `until`. An Open breaker
+ * only moves its `halfOpenAt` (the same opening, so no event); a half-open one
+ * whose fleet is half-open too (`until ≤ now`) keeps its probes.
+ */
+const fleetOpen = (state: MachineState, until: number, now: number): Step => {
+  switch (state._tag) {
+    case "Open":
+      return state.halfOpenAt === until ? [state, NO_EVENTS] : [{ ...state, halfOpenAt: until }, NO_EVENTS]
+    case "HalfOpen":
+      return until <= now ? [state, NO_EVENTS] : openedByFleet(state, until, now)
+    case "Closed":
+      return openedByFleet(state, until, now)
+    case "ForcedOpen":
+    case "Disabled":
+    case "MetricsOnly":
+      return [state, NO_EVENTS]
+  }
+}
+
+const openedByFleet = (state: Closed | HalfOpen, until: number, now: number): Step => {
+  const next: Open = { _tag: "Open", epoch: state.epoch + 1, openings: state.openings + 1, halfOpenAt: until }
+  const openFor = Duration.millis(Math.max(0, until - now))
+  return [next, [transitioned(state, next, { _tag: "FleetOpened", openFor })]]
+}
+
+const fleetClose = (state: MachineState, settings: Settings): Step => {
+  switch (state._tag) {
+    case "Open":
+    case "HalfOpen": {
+      const next = freshClosed(state, settings)
+      return [next, [transitioned(state, next, { _tag: "FleetClosed" })]]
+    }
+    case "Closed":
+    case "ForcedOpen":
+    case "Disabled":
+    case "MetricsOnly":
+      return [state, NO_EVENTS]
+  }
+}
+
 /** @internal */
 export const transition = (state: MachineState, signal: Signal, now: number, settings: Settings): Step => {
   switch (signal._tag) {
+    case "FleetOpen":
+      return fleetOpen(state, signal.until, now)
+    case "FleetClose":
+      return fleetClose(state, settings)
     case "ForceOpen":
       return manual(state, { _tag: "ForcedOpen", epoch: state.epoch + 1, openings: state.openings }, {
         _tag: "Manual"
