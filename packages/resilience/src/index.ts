@@ -92,6 +92,14 @@ export * as Bulkhead from "./bulkhead/Bulkhead.js"
 export * as TBulkhead from "./bulkhead/TBulkhead.js"
 
 /**
+ * Partitioned bulkheads: a concurrency limit per key (tenant, host) with a bound on the keys held and an optional
+ * shared total served round-robin across keys; metrics per bulkhead, never per key.
+ *
+ * @since 0.1.0
+ */
+export * as PartitionedBulkhead from "./bulkhead/PartitionedBulkhead.js"
+
+/**
  * Rate limiters (token bucket, fixed window, sliding log and counter, leaky bucket, GCRA) that reject with a typed,
  * transient `RateLimitedError` or wait their turn; per key, with bounded memory.
  *

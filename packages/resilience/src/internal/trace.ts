@@ -189,6 +189,7 @@ const outcomeOf = (exit: Exit.Exit<unknown, unknown>): { readonly outcome: strin
     case "CircuitOpenError":
       return { outcome: "circuit_open", type }
     case "BulkheadFullError":
+    case "PartitionedBulkheadFullError":
       return { outcome: "bulkhead_full", type }
     case "TimeoutError":
       return { outcome: "timeout", type }
