@@ -2,8 +2,9 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 
 /**
  * An RFC 9457 problem details body: `type`, `title`, `status` and `detail`,
- * served as `application/problem+json`. Shared by the HTTP middlewares
- * (rate limiter, idempotency) so their refusals look alike.
+ * then the type's extension members, served as `application/problem+json`.
+ * Shared by the HTTP middlewares (rate limiter, idempotency) so their
+ * refusals look alike.
  *
  * @internal
  */
@@ -12,9 +13,10 @@ export const problem = (
   title: string,
   detail: string,
   type: string,
-  headers: Readonly<Record<string, string>>
+  headers: Readonly<Record<string, string>>,
+  extensions?: Readonly<Record<string, unknown>>
 ): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.unsafeJson({ type, title, status, detail }, {
+  HttpServerResponse.unsafeJson({ type, title, status, detail, ...extensions }, {
     status,
     contentType: "application/problem+json",
     headers

@@ -82,8 +82,10 @@ describe("RateLimiter", () => {
       assert.strictEqual(decision.remaining, 1)
       assert.strictEqual(Duration.toMillis(decision.reset), 3_000)
       assert.deepStrictEqual(decision.retryAfter, Duration.zero)
-      assert.strictEqual(decision.policy.quota, 4)
-      assert.strictEqual(Duration.toMillis(decision.policy.window), 4_000)
+      // The sustained policy is the algorithm's limit per window; the burst is the scale of limit and remaining.
+      assert.strictEqual(decision.policy.quota, 10)
+      assert.strictEqual(Duration.toMillis(decision.policy.window), 10_000)
+      assert.strictEqual(decision.policy.burst, 4)
       const refused = yield* limiter.tryConsume("k", 2)
       assert.strictEqual(refused.outcome, "rejected")
       assert.strictEqual(Duration.toMillis(refused.retryAfter), 1_000)

@@ -21,8 +21,9 @@
  * {@link RateLimitedError}; `"wait"` reserves the next free slot and sleeps
  * until then, when that is at most `maxWait` away, and rejects otherwise.
  * {@link admit} always waits (backpressure for a job queue's enqueue). A
- * waiter interrupted before its slot (a timeout, a client gone) gives the
- * slot back to the next caller, atomically and once, wherever that cannot
+ * waiter interrupted before its slot (a timeout, a client gone), including
+ * while the store is still deciding, gives the slot back to the next caller,
+ * atomically and once, wherever that cannot
  * let more through than the limit: always for the sliding log and counter,
  * when no later waiter queued behind it for the token bucket, GCRA and the
  * leaky bucket, and when it is in the last window holding reservations for
@@ -207,17 +208,26 @@ export const gcra: (options: Omit<Algorithm.Gcra, "_tag">) => Algorithm = config
 // -----------------------------------------------------------------------------
 
 /**
- * The advertised policy: `quota` units per `window` (the IETF
- * `RateLimit-Policy` `q` and `w`). For the token bucket and GCRA the quota is
- * the burst and the window the time to earn it back; for the leaky bucket,
- * its capacity and the time to drain it.
+ * The advertised policy, the IETF `RateLimit-Policy` item: `quota` units per
+ * `window` sustained (`q` and `w`), which is the algorithm's `limit` and
+ * `window` whatever the algorithm, and `burst`, the most units free at once
+ * (the scale of a decision's `limit` and `remaining`, and the largest cost).
+ *
+ * For the windowed algorithms `burst` is `quota`. A token bucket or GCRA of
+ * 10 per minute with burst 2 is `quota: 10, window: 1 minute, burst: 2`: its
+ * decisions count `remaining` out of 2 (what may go now) and `reset` until
+ * all 2 are back (12 s); a leaky bucket's `burst` is its capacity.
  *
  * @since 0.1.0
  * @category Models
  */
 export interface Policy {
+  /** Units per window, sustained: the algorithm's `limit`. */
   readonly quota: number
+  /** The algorithm's `window`. */
   readonly window: Duration.Duration
+  /** The most units free at once: `burst` (token bucket, GCRA), `capacity` (leaky bucket), else `quota`. */
+  readonly burst: number
 }
 
 /**
@@ -230,17 +240,25 @@ export interface Decision {
   readonly limiter: string
   /** `allowed` at once, `delayed` (waited `delay`, wait mode), or `rejected` (only from {@link tryConsume}). */
   readonly outcome: "allowed" | "delayed" | "rejected"
-  /** The quota (`limit` of the algorithm, or its burst / capacity). */
+  /** The most units free at once: the policy's `burst` (the algorithm's `limit`, or its burst / capacity). */
   readonly limit: number
-  /** Units left after this call. */
+  /**
+   * Units left after this call, out of `limit`: what could go now in reject
+   * mode (a leaky bucket passes nothing until it is empty, so 0 there), what
+   * could still queue in wait mode.
+   */
   readonly remaining: number
-  /** Until the quota is whole again. */
+  /** Until all `limit` units are free again. */
   readonly reset: Duration.Duration
   /** When rejected: until this call would pass at once, other traffic aside; zero otherwise. */
   readonly retryAfter: Duration.Duration
   /** How long the call waited for its slot. */
   readonly delay: Duration.Duration
-  /** `true` when the store was unreachable and its failure policy decided (fail-open or fail-closed). */
+  /**
+   * `true` when the store was unreachable and its failure policy decided
+   * (fail-open or fail-closed): `remaining` and `reset` are then made up, and
+   * the HTTP layer does not advertise them.
+   */
   readonly degraded: boolean
   readonly policy: Policy
 }
@@ -465,10 +483,23 @@ export const make: (
  * Takes `cost` units (default 1) for `key`. In reject mode it fails at once
  * with {@link RateLimitedError} when they are not free; in wait mode it
  * reserves the next slot and sleeps until then when that is at most `maxWait`
- * away (interrupting the wait does not give the slot back). An empty or too
- * long key, or a cost that is not a whole number from 1 to the quota, fails
- * with `InvalidOptionsError`. Counted in
+ * away. An empty or too long key, or a cost that is not a whole number from 1
+ * to the burst, fails with `InvalidOptionsError`. Counted in
  * `bulwark_rate_limiter_decisions_total{limiter, decision}`.
+ *
+ * **Interruption.** A call interrupted before its decision starts takes
+ * nothing. A decision that has started counts, as any call the store has
+ * seen does, even when its caller is interrupted before the answer:
+ *
+ * - in reject mode (and {@link tryConsume}) the interruption is immediate;
+ *   units the store admitted stay taken. In memory the decision is one
+ *   synchronous step; on Redis the script already sent still runs.
+ * - in wait mode (and {@link admit}) the decision itself is not interruptible
+ *   (on Redis it waits for the reply, at most the command timeout), so an
+ *   interruption while it is in flight or while the caller sleeps towards
+ *   its slot always sees the reservation and gives the slot back, where the
+ *   algorithm allows (see the module documentation); units admitted at once
+ *   stay taken.
  *
  * @since 0.1.0
  * @category Combinators
@@ -494,7 +525,8 @@ export const tryConsume: {
  * Admission control for producers, e.g. a job queue's enqueue: waits for the
  * units up to `maxWait` (default: the limiter's `maxWait`) whatever the
  * limiter's mode, then fails with {@link RateLimitedError}, which the producer
- * turns into backpressure.
+ * turns into backpressure. Interrupted while it waits, or while the store
+ * decides, it gives its slot back as {@link consume} does in wait mode.
  *
  * @example
  * ```ts

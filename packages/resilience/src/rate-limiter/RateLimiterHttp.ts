@@ -10,14 +10,28 @@
  * | case | status | headers | body |
  * |---|---|---|---|
  * | allowed (or delayed, in wait mode) | the app's | `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*` | the app's |
- * | limit reached | 429 | the same + `Retry-After` | `application/problem+json` (RFC 9457) |
- * | store unreachable, failing closed | 503 | the same + `Retry-After` | `application/problem+json` |
- * | key or cost invalid | 400 | none | `application/problem+json` |
+ * | limit reached | 429 | the same + `Retry-After` | problem `quota-exceeded` (RFC 9457) |
+ * | store unreachable, failing closed | 503 | `RateLimit-Policy`, `Retry-After` (no made-up `r`, `t`) | problem `temporary-reduced-capacity` |
+ * | key or cost invalid | 400 | none | problem `about:blank` |
  *
- * Headers follow draft-ietf-httpapi-ratelimit-headers in structured-field
- * syntax, `RateLimit-Policy: "api";q=100;w=60` and `RateLimit: "api";r=42;t=17`,
- * plus the widespread `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
- * `X-RateLimit-Reset` (seconds from now). Seconds are rounded up.
+ * Headers follow draft-ietf-httpapi-ratelimit-headers-10 in structured-field
+ * syntax. Each policy is the limiter's sustained quota and window,
+ * `RateLimit-Policy: "api";q=100;w=60`, whatever the algorithm; its state is
+ * `RateLimit: "api";r=42;t=17`, `r` the units that may go now and `t` the
+ * seconds until all of them are free again (for a token bucket or GCRA
+ * `r` counts out of its burst; see `RateLimiter.Policy`). Seconds are
+ * rounded up.
+ *
+ * Several limiters on one route (middlewares stacked, or one applied to a
+ * router and another to a route) each add their member to both lists, in
+ * the order they decided (outermost first); a limiter that runs twice is
+ * listed once, with its latest state. The widespread `X-RateLimit-Limit`,
+ * `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds from now)
+ * describe the policy that binds first: the fewest units remaining, and
+ * among those the latest reset. A refusal carries every policy decided so
+ * far, plus `Retry-After`. When a store failed (fail-closed, or fail-open)
+ * its numbers are made up, so its policy is listed but it has no `RateLimit`
+ * member, and there are no `X-RateLimit-*` headers.
  *
  * @since 0.1.0
  */
@@ -26,8 +40,9 @@ import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
+import * as headersInternal from "./internal/headers.js"
 import * as internal from "./internal/middleware.js"
-import type { Policy, RateLimitedError, RateLimiter } from "./RateLimiter.js"
+import type { Decision, Policy, RateLimitedError, RateLimiter } from "./RateLimiter.js"
 
 /**
  * Picks the key a request is limited under.
@@ -50,8 +65,70 @@ export interface MiddlewareOptions<R = never> {
   readonly cost?: (request: HttpServerRequest.HttpServerRequest) => number
   /** The policy name in the `RateLimit` headers. Default: the limiter's name. */
   readonly policyName?: string
-  /** The problem `type` URI of refusals. Default `"about:blank"`. */
-  readonly problemType?: string
+  /**
+   * The problem `type` URIs of refusals: one URI for every refusal (e.g.
+   * `"about:blank"` for plain RFC 9457 refusals), or one per case. Default
+   * {@link problemTypes}: `quotaExceeded` for a 429, `temporaryReducedCapacity`
+   * for a 503, and `"about:blank"` for a 400.
+   */
+  readonly problemType?: string | ProblemTypes
+}
+
+/**
+ * A problem `type` URI per refusal; each left out keeps its default. The
+ * draft's types get the draft's `title`, any other URI the status phrase.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ProblemTypes {
+  /** 429. Default {@link problemTypes}`.quotaExceeded`; the body then lists `violated-policies`. */
+  readonly limitExceeded?: string
+  /** 503, a store failing closed. Default {@link problemTypes}`.temporaryReducedCapacity`. */
+  readonly storeUnavailable?: string
+  /** 400, an unusable key or cost. Default `"about:blank"`. */
+  readonly invalidRequest?: string
+}
+
+/**
+ * The problem types draft-ietf-httpapi-ratelimit-headers-10 registers
+ * (under RFC 9457's registry, `https://iana.org/assignments/http-problem-types`).
+ * `abnormalUsageDetected` is for servers that refuse on patterns rather than
+ * quotas; the middleware does not use it.
+ *
+ * @example
+ * ```ts
+ * import { RateLimiterHttp } from "@bulwark/resilience"
+ *
+ * // Plain RFC 9457 refusals:
+ * const options = { problemType: "about:blank" }
+ * // Or only the 429 changed:
+ * const custom = { problemType: { limitExceeded: "https://example.com/problems/slow-down" } }
+ * RateLimiterHttp.problemTypes.quotaExceeded // "https://iana.org/assignments/http-problem-types#quota-exceeded"
+ * ```
+ *
+ * @since 0.1.0
+ * @category Responses
+ */
+export const problemTypes: {
+  readonly quotaExceeded: "https://iana.org/assignments/http-problem-types#quota-exceeded"
+  readonly temporaryReducedCapacity: "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity"
+  readonly abnormalUsageDetected: "https://iana.org/assignments/http-problem-types#abnormal-usage-detected"
+} = internal.problemTypes
+
+/**
+ * One policy a response advertises: its name, its quota per window, and
+ * what its latest decision left (`state`), absent when unknown (the store's
+ * failure policy decided): then the policy has no `RateLimit` member and the
+ * response no `X-RateLimit-*` headers. Build one with {@link stateOf}.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface PolicyState {
+  readonly name: string
+  readonly policy: Pick<Policy, "quota" | "window">
+  readonly state?: { readonly remaining: number; readonly reset: Duration.Duration } | undefined
 }
 
 /**
@@ -87,7 +164,35 @@ export const middleware: <R = never>(
 
 /**
  * The 429 (or 503, when the store fails closed) response for a refusal, with
- * its headers and problem body, for servers that limit outside the middleware.
+ * its headers and problem body, for servers that limit outside the
+ * middleware. `policies` are the other limiters this request passed (see
+ * {@link stateOf}), advertised before the refusing one.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { HttpServerResponse } from "@effect/platform"
+ * import { RateLimiter, RateLimiterHttp } from "@bulwark/resilience"
+ *
+ * declare const perSecond: RateLimiter.RateLimiter
+ * declare const hourly: RateLimiter.RateLimiter
+ *
+ * const handle = (key: string) =>
+ *   Effect.gen(function*() {
+ *     const first = yield* perSecond.consume(key)
+ *     const passed = [RateLimiterHttp.stateOf(perSecond, first)]
+ *     return yield* hourly.consume(key).pipe(
+ *       Effect.map((second) =>
+ *         HttpServerResponse.text("ok", {
+ *           headers: RateLimiterHttp.headers([...passed, RateLimiterHttp.stateOf(hourly, second)])
+ *         })
+ *       ),
+ *       Effect.catchTag("RateLimitedError", (error) =>
+ *         Effect.succeed(RateLimiterHttp.rejectedResponse(hourly, error, { policies: passed }))
+ *       )
+ *     )
+ *   })
+ * ```
  *
  * @since 0.1.0
  * @category Responses
@@ -95,20 +200,43 @@ export const middleware: <R = never>(
 export const rejectedResponse: (
   limiter: RateLimiter,
   error: RateLimitedError,
-  options?: { readonly policyName?: string; readonly problemType?: string }
+  options?: {
+    readonly policyName?: string
+    readonly problemType?: string | ProblemTypes
+    readonly policies?: ReadonlyArray<PolicyState>
+  }
 ) => HttpServerResponse.HttpServerResponse = internal.rejectedResponse
 
 /**
- * The rate-limit headers for a decision (lower-case names).
+ * The rate-limit headers (lower-case names) for several policies, in order,
+ * or for one (`name`, `policy`, `state`; `state.limit`
+ * is not used, `X-RateLimit-Limit` is the policy's quota).
  *
  * @since 0.1.0
  * @category Responses
  */
-export const headers: (
-  name: string,
-  policy: Policy,
-  state: { readonly limit: number; readonly remaining: number; readonly reset: Duration.Duration }
-) => Record<string, string> = internal.headersOf
+export const headers: {
+  (policies: ReadonlyArray<PolicyState>): Record<string, string>
+  (
+    name: string,
+    policy: Pick<Policy, "quota" | "window">,
+    state: { readonly limit: number; readonly remaining: number; readonly reset: Duration.Duration }
+  ): Record<string, string>
+} = internal.headers
+
+/**
+ * The {@link PolicyState} a decision or a refusal advertises (none of a
+ * degraded decision's made-up numbers). `policyName` defaults to the
+ * limiter's name.
+ *
+ * @since 0.1.0
+ * @category Responses
+ */
+export const stateOf: (
+  limiter: RateLimiter,
+  outcome: Decision | RateLimitedError,
+  options?: { readonly policyName?: string | undefined }
+) => PolicyState = headersInternal.stateOf
 
 // -----------------------------------------------------------------------------
 // Key functions

@@ -3,7 +3,7 @@ import * as Either from "effect/Either"
 import * as Options from "../../internal/options.js"
 import type * as RateLimiter from "../RateLimiter.js"
 import type { Spec } from "./algorithms.js"
-import { policyWindowOf, quotaOf } from "./algorithms.js"
+import { quotaOf } from "./algorithms.js"
 
 const component = "RateLimiter"
 const field = (option: string): Options.Field => ({ component, option })
@@ -36,9 +36,8 @@ export interface Config {
   readonly spec: Spec
   /** `name` plus the algorithm's parameters: identifies the state in a store. */
   readonly id: string
+  /** The most units free at once (see `quotaOf`): the largest cost. */
   readonly quota: number
-  /** Milliseconds of the advertised policy window. */
-  readonly policyWindow: number
   readonly onExceeded: "reject" | "wait"
   /** Whole milliseconds. */
   readonly maxWait: number
@@ -210,7 +209,6 @@ export const validate = (options: RateLimiter.RateLimiter.Options): Options.Chec
       spec,
       id: `${name}:${fingerprint(spec)}`,
       quota: quotaOf(spec),
-      policyWindow: policyWindowOf(spec),
       onExceeded,
       maxWait,
       maxKeyLength

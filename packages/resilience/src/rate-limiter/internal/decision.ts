@@ -1,7 +1,7 @@
 /**
  * What every rate-limiting algorithm shares (see `algorithms.ts`): the specs
  * the limiter options validate to, the decision and reservation a decide
- * function answers, and how a spec's quota and window are read.
+ * function answers, and how much a spec lets through at once.
  *
  * @internal
  */
@@ -139,8 +139,9 @@ export const admitted = (delay: number, remaining: number, reset: number, at: nu
     : { allowed: true, delay, remaining, reset, retryAfter: 0, reservation: { at, frac } }
 
 /**
- * The quota a decision's `limit` and `remaining` count in: what a caller can
- * spend at once from a fresh state, and so the largest valid cost.
+ * The scale a decision's `limit` and `remaining` count in: what a caller can
+ * spend at once from a fresh state, and so the largest valid cost (the
+ * policy's `burst`; its sustained quota is `limit` per `window`).
  *
  * @internal
  */
@@ -155,25 +156,5 @@ export const quotaOf = (spec: Spec): number => {
     case "SlidingWindowLog":
     case "SlidingWindowCounter":
       return spec.limit
-  }
-}
-
-/**
- * The window of the advertised policy (`q` units per `w`): the window itself,
- * or for the rate-based algorithms the time to earn the whole quota back.
- *
- * @internal
- */
-export const policyWindowOf = (spec: Spec): number => {
-  switch (spec._tag) {
-    case "TokenBucket":
-    case "Gcra":
-      return Math.ceil((spec.burst * spec.window) / spec.limit)
-    case "LeakyBucket":
-      return Math.ceil((spec.capacity * spec.window) / spec.limit)
-    case "FixedWindow":
-    case "SlidingWindowLog":
-    case "SlidingWindowCounter":
-      return spec.window
   }
 }

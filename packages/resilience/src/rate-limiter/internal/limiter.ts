@@ -1,7 +1,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import { dual } from "effect/Function"
+import { dual, identity } from "effect/Function"
 import type { InvalidOptionsError } from "../../Failure.js"
 import * as Metric from "../../internal/metric.js"
 import * as Options from "../../internal/options.js"
@@ -37,7 +37,15 @@ export const build = (
     delayed: Metric.counter(Metrics.rateLimiterDecisions, { limiter: name, decision: "delayed" }),
     rejected: Metric.counter(Metrics.rateLimiterDecisions, { limiter: name, decision: "rejected" })
   }
-  const policy: RateLimiter.Policy = { quota, window: Duration.millis(config.policyWindow) }
+  const policy: RateLimiter.Policy = {
+    quota: config.spec.limit,
+    window: Duration.millis(config.spec.window),
+    burst: quota
+  }
+  // A leaky bucket lets a call through at once only when it is empty: with no wait allowed, nothing is left.
+  const drainsFirst = config.spec._tag === "LeakyBucket"
+  const remainingOf = (raw: StoreDecision, maxDelay: number): number =>
+    drainsFirst && maxDelay === 0 ? 0 : raw.remaining
   const component = `RateLimiter "${name}"`
   const modeDelay = config.onExceeded === "wait" ? config.maxWait : 0
 
@@ -57,17 +65,49 @@ export const build = (
     return undefined
   }
 
-  const decisionOf = (raw: StoreDecision, outcome: Decision["outcome"]): Decision => ({
+  const decisionOf = (raw: StoreDecision, outcome: Decision["outcome"], maxDelay: number): Decision => ({
     limiter: name,
     outcome,
     limit: quota,
-    remaining: raw.remaining,
+    remaining: remainingOf(raw, maxDelay),
     reset: millis(raw.reset),
     retryAfter: millis(raw.retryAfter),
     delay: millis(raw.delay),
     degraded: raw.degraded === true,
     policy
   })
+
+  const settle = (
+    key: string,
+    cost: number,
+    maxDelay: number,
+    raw: StoreDecision,
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  ): Effect.Effect<Decision, RateLimitedError> => {
+    if (!raw.allowed) {
+      counted.rejected()
+      return Effect.fail(
+        new RateLimitedError({
+          limiter: name,
+          reason: raw.degraded === true ? "StoreUnavailable" : "LimitExceeded",
+          retryAfter: millis(raw.retryAfter),
+          limit: quota,
+          remaining: remainingOf(raw, maxDelay),
+          reset: millis(raw.reset)
+        })
+      )
+    }
+    if (raw.delay === 0) {
+      counted.allowed()
+      return Effect.succeed(decisionOf(raw, "allowed", maxDelay))
+    }
+    counted.delayed()
+    const waited = restore(Effect.as(Effect.sleep(Duration.millis(raw.delay)), decisionOf(raw, "delayed", maxDelay)))
+    const reservation = raw.reservation
+    if (reservation === undefined) return waited
+    // A waiter interrupted before its slot gives the slot back; the finalizer runs once, so at most one refund.
+    return Effect.onInterrupt(waited, () => binding.refund(key, cost, reservation))
+  }
 
   const run = (
     key: string,
@@ -76,31 +116,15 @@ export const build = (
   ): Effect.Effect<Decision, RateLimitedError | InvalidOptionsError> => {
     const invalid = invalidInput(key, cost)
     if (invalid !== undefined) return Effect.fail(invalid)
-    return Effect.flatMap(binding.decide(key, cost, maxDelay), (raw) => {
-      if (!raw.allowed) {
-        counted.rejected()
-        return Effect.fail(
-          new RateLimitedError({
-            limiter: name,
-            reason: raw.degraded === true ? "StoreUnavailable" : "LimitExceeded",
-            retryAfter: millis(raw.retryAfter),
-            limit: quota,
-            remaining: raw.remaining,
-            reset: millis(raw.reset)
-          })
-        )
-      }
-      if (raw.delay === 0) {
-        counted.allowed()
-        return Effect.succeed(decisionOf(raw, "allowed"))
-      }
-      counted.delayed()
-      const waited = Effect.as(Effect.sleep(Duration.millis(raw.delay)), decisionOf(raw, "delayed"))
-      const reservation = raw.reservation
-      if (reservation === undefined) return waited
-      // A waiter interrupted before its slot gives the slot back; the finalizer runs once, so at most one refund.
-      return Effect.onInterrupt(waited, () => binding.refund(key, cost, reservation))
-    })
+    // No reservation without a wait: an interrupted caller leaves at once, and what the store took stays taken.
+    if (maxDelay === 0) {
+      return Effect.flatMap(binding.decide(key, cost, 0), (raw) => settle(key, cost, 0, raw, identity))
+    }
+    // With one, the decision is not interruptible: a reservation made for a caller interrupted while the store
+    // decided is then seen, and the interruption lands on the sleep, whose finalizer gives the slot back.
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(binding.decide(key, cost, maxDelay), (raw) => settle(key, cost, maxDelay, raw, restore))
+    )
   }
 
   const tryConsume = (key: string, cost = 1): Effect.Effect<Decision, InvalidOptionsError> => {
@@ -109,10 +133,10 @@ export const build = (
     return Effect.map(binding.decide(key, cost, 0), (raw) => {
       if (raw.allowed) {
         counted.allowed()
-        return decisionOf(raw, "allowed")
+        return decisionOf(raw, "allowed", 0)
       }
       counted.rejected()
-      return decisionOf(raw, "rejected")
+      return decisionOf(raw, "rejected", 0)
     })
   }
 
