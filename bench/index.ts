@@ -12,13 +12,15 @@ import * as isolation from "./isolation.js"
 import * as jobQueue from "./job-queue.js"
 import * as rateLimiter from "./rate-limiter.js"
 import * as retry from "./retry.js"
+import * as scaleOut from "./scale-out.js"
 
 const suites: Record<string, { readonly run: () => Promise<unknown> }> = {
   retry,
   isolation,
   "rate-limiter": rateLimiter,
   idempotency,
-  "job-queue": jobQueue
+  "job-queue": jobQueue,
+  "scale-out": scaleOut
 }
 
 const wanted = process.argv.slice(2)
