@@ -31,6 +31,7 @@ const CONCURRENCY = 32
 const KEYS = Array.from({ length: 1_000 }, (_, i) => `user-${i}`)
 const key = (i: number): string => KEYS[i % KEYS.length] ?? "user-0"
 const hour = "1 hour"
+const INTERLEAVED_ROUNDS = 25
 
 const concurrent = <E>(call: (i: number) => Effect.Effect<unknown, E>): Effect.Effect<void, E> =>
   Effect.forEach(Array.from({ length: CALLS }, (_, i) => i), call, { concurrency: CONCURRENCY, discard: true })
@@ -56,6 +57,64 @@ const deleteOnCluster = async (cluster: Cluster, prefix: string): Promise<void> 
       for (const k of keys) pipeline.unlink(k)
       await pipeline.exec()
     })
+  )
+}
+
+/**
+ * The same cases again, interleaved: each round runs every case once, in an order rotated from round to round,
+ * so a change in the machine's load weighs on every case alike. Also prints Node's CPU time per decision (this
+ * process: the client side, where the cluster path's extra cost is), much steadier than ops/s on a shared machine;
+ * the three cluster nodes' CPU is not counted.
+ */
+const interleaved = async (
+  title: string,
+  cases: ReadonlyArray<Case>,
+  options: { readonly rounds: number; readonly versus: ReadonlyArray<string> }
+): Promise<void> => {
+  const totals = cases.map(() => ({ millis: 0, cpu: 0, runs: 0 }))
+  for (let round = 0; round < options.rounds; round++) {
+    for (let k = 0; k < cases.length; k++) {
+      const index = (k + round) % cases.length
+      const c = cases[index]
+      const total = totals[index]
+      if (c === undefined || total === undefined) continue
+      const before = process.cpuUsage()
+      const start = performance.now()
+      await c.run()
+      total.millis += performance.now() - start
+      const used = process.cpuUsage(before)
+      total.cpu += used.user + used.system
+      total.runs++
+    }
+  }
+  const rate = (i: number) => {
+    const total = totals[i]
+    return total === undefined ? Number.NaN : (total.runs * CALLS) / (total.millis / 1000)
+  }
+  const cpu = (i: number) => {
+    const total = totals[i]
+    return total === undefined ? Number.NaN : total.cpu / (total.runs * CALLS)
+  }
+  const width = Math.max(...cases.map((c) => c.name.length))
+  const versus = options.versus.map((name) => cases.findIndex((c) => c.name === name))
+  console.log(`\n## ${title}\n`)
+  console.log(
+    [
+      "case".padEnd(width),
+      "ops/s".padStart(9),
+      "Node µs".padStart(8),
+      ...options.versus.map((v) => `CPU vs ${v}`)
+    ].join("  ")
+  )
+  cases.forEach((c, i) =>
+    console.log(
+      [
+        c.name.padEnd(width),
+        Math.round(rate(i)).toLocaleString("en-US").padStart(9),
+        cpu(i).toFixed(2).padStart(8),
+        ...versus.map((j, k) => `${(cpu(i) / cpu(j)).toFixed(2)}×`.padStart(`CPU vs ${options.versus[k] ?? ""}`.length))
+      ].join("  ")
+    )
   )
 }
 
@@ -118,6 +177,11 @@ const limiters = async (testCluster: TestCluster.TestCluster) => {
     } decisions per iteration, ${CONCURRENCY} in flight, 1,000 keys, same client options)`,
     { callsPerIteration: CALLS, time: 3_000, rounds: 3, versus: [rlfClusterName, singleName] },
     await warmUp(cases)
+  )
+  await interleaved(
+    `the same, interleaved (${INTERLEAVED_ROUNDS} rounds): Node CPU time per decision`,
+    cases,
+    { rounds: INTERLEAVED_ROUNDS, versus: [rlfClusterName, singleName] }
   )
 
   const admin = await TestRedis.connect()

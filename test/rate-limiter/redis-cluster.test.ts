@@ -10,6 +10,7 @@ import * as RedisRateLimiter from "@bulwark/resilience/RedisRateLimiter"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import { Cluster, Redis } from "ioredis"
@@ -374,6 +375,131 @@ describe("RedisRateLimiter when a cluster node dies", () => {
         }
         // An outage is not a misconfiguration.
         assert.strictEqual((yield* misconfigurations) - before, 0)
+      }),
+    60_000
+  )
+})
+
+// ---------------------------------------------------------------------------
+// many decisions at once, coalesced per node, through a node's death
+// ---------------------------------------------------------------------------
+
+describe("RedisRateLimiter coalescing its commands per cluster node", () => {
+  it.scopedLive(
+    "answers every one of many concurrent decisions over all three nodes, through a node's death and return, and leaves no socket corked",
+    () =>
+      Effect.gen(function*() {
+        const keyPrefix = `${prefix}coalesce:`
+        const limit = 5
+        const algorithm = RateLimiter.tokenBucket({ limit, window: "1 hour" })
+        // The store's own fail-fast settings, on a client the test can look into.
+        const client = yield* Effect.acquireRelease(
+          Effect.promise(async () => {
+            const made = new Cluster(cluster.nodes.map((node) => ({ ...node })), {
+              lazyConnect: true,
+              enableOfflineQueue: false,
+              retryDelayOnClusterDown: 0,
+              redisOptions: { maxRetriesPerRequest: 1, commandTimeout: 300 }
+            })
+            made.on("error", () => undefined)
+            await made.connect()
+            return made
+          }),
+          (made) => Effect.sync(() => made.disconnect())
+        )
+        const store = yield* storeFor({
+          client,
+          prefix: keyPrefix,
+          commandTimeout: "300 millis",
+          circuitBreaker: { name: uniqueName("breaker-coalesce"), failures: 3, openDuration: "200 millis" }
+        })
+        const limiterNamed = (name: string) => RateLimiter.make({ name, algorithm }).pipe(Effect.provide(store))
+        const masters = () => client.nodes("master")
+        const streams = masters().map((node) => node.stream)
+        assert.strictEqual(streams.length, 3)
+        /** The socket node `i` of the test cluster had at the start. */
+        const streamOf = (i: number) =>
+          masters().find((node) => node.options.port === cluster.nodes[i]?.port)?.stream ?? assert.fail(`no node ${i}`)
+        const first = streamOf(1)
+        // Counts the corks of each node's socket: coalescing is on, on every node.
+        const corks = streams.map(() => 0)
+        streams.forEach((stream, i) => {
+          const cork = stream.cork.bind(stream)
+          stream.cork = () => {
+            corks[i] = (corks[i] ?? 0) + 1
+            cork()
+          }
+        })
+        const allUncorked = (all: ReadonlyArray<Redis["stream"]>) =>
+          Effect.sync(() => all.every((stream) => stream.writableCorked === 0))
+
+        /** Each key `limit + 3` times, the keys of the three nodes interleaved, all at once: exactly `limit` pass. */
+        const exactly = (name: string, keys: ReadonlyArray<string>) =>
+          Effect.gen(function*() {
+            const limiter = yield* limiterNamed(name)
+            const calls = Array.from({ length: limit + 3 }, () => keys).flat()
+            const decisions = yield* Effect.forEach(
+              calls,
+              (key) => Effect.map(limiter.tryConsume(key), (decision) => ({ key, decision })),
+              { concurrency: "unbounded" }
+            )
+            assert.strictEqual(decisions.length, calls.length)
+            for (const key of keys) {
+              const mine = decisions.filter((d) => d.key === key).map((d) => d.decision)
+              assert.isTrue(mine.every((d) => !d.degraded), key)
+              assert.strictEqual(mine.filter((d) => d.outcome === "allowed").length, limit, key)
+            }
+          })
+
+        const name = uniqueName("coalesce")
+        const toRedisKey = (key: string) => redisKeyOf(keyPrefix, name, algorithm, key)
+        const perNode = yield* Effect.promise(() => Promise.all([0, 1, 2].map((i) => keysOnNode(i, 10, toRedisKey))))
+        // Interleaved: node 0's key, node 1's, node 2's, …
+        const keys = Array.from({ length: 10 }, (_, i) => perNode.map((onNode) => onNode[i] ?? "")).flat()
+        yield* exactly(name, keys)
+        for (const [i, count] of corks.entries()) assert.isAbove(count, 0, `node ${i}'s socket was corked`)
+        assert.isTrue(yield* allUncorked(streams), "every socket uncorked once the tick is over")
+
+        // Under load while node 1 dies: every wave of calls is answered (by Redis, or by the failure policy).
+        const loaded = yield* limiterNamed(uniqueName("coalesce-load"))
+        let waves = 0
+        const load = yield* Effect.fork(Effect.forever(
+          Effect.zipRight(
+            Effect.forEach(keys, (key) => loaded.tryConsume(key), { concurrency: "unbounded", discard: true }),
+            Effect.sync(() => waves++)
+          )
+        ))
+        const moreWaves = (what: string) =>
+          Effect.flatMap(
+            Effect.sync(() => waves),
+            (since) => eventually(what, Effect.sync(() => waves), (n) => n >= since + 3)
+          )
+        yield* Effect.promise(() => cluster.kill(1))
+        yield* moreWaves("waves answered while node 1 is dead")
+        yield* Effect.promise(() => cluster.waitForState("fail"))
+        yield* moreWaves("waves answered while the cluster is down")
+        yield* Effect.promise(() => cluster.restart(1))
+        yield* eventually(
+          "every node decides again",
+          Effect.forEach(keys, (key) => loaded.tryConsume(key), { concurrency: "unbounded" }),
+          (decisions) => decisions.every((d) => !d.degraded)
+        )
+        yield* moreWaves("waves answered after the restart")
+        yield* Fiber.interrupt(load)
+
+        // After the restart (node 1 has a new socket): still exact on every node, nothing left corked, old or new.
+        const again = uniqueName("coalesce-after")
+        const toRedisKeyAgain = (key: string) => redisKeyOf(keyPrefix, again, algorithm, key)
+        const perNodeAgain = yield* Effect.promise(() =>
+          Promise.all([0, 1, 2].map((i) => keysOnNode(i, 10, toRedisKeyAgain)))
+        )
+        yield* exactly(
+          again,
+          Array.from({ length: 10 }, (_, i) => perNodeAgain.map((onNode) => onNode[i] ?? "")).flat()
+        )
+        const now = masters().map((node) => node.stream)
+        assert.isFalse(now.includes(first), "node 1 reconnected: a new socket")
+        assert.isTrue(yield* allUncorked([...streams, ...now]))
       }),
     60_000
   )

@@ -41,7 +41,12 @@
  *
  * Keys: `<prefix>{<name>}:state` (a hash: generation, state, deadline, probe
  * counts; kept a day after its last write), channel `<prefix>{<name>}:events`.
- * One hash tag per breaker: Redis Cluster keeps its keys in one slot.
+ * One hash tag per breaker: Redis Cluster keeps its keys in one slot, so its
+ * scripts run on the node owning that slot, and their `PUBLISH` reaches the
+ * instances' pub/sub connections (a `duplicate()` of the Cluster, listening on
+ * one node, subscribed again after that node returns) through the cluster bus.
+ * While the breaker's node is down (or the cluster is, `CLUSTERDOWN`), every
+ * instance decides alone, as when Redis is lost.
  *
  * @since 0.1.0
  */

@@ -24,8 +24,10 @@
  * one each (the store corks the client's socket, and flushes it every 16
  * commands and at the end of the tick), while each reply settles its own call
  * as soon as it arrives; this applies to a single-node client passed in too.
- * On a Redis Cluster commands are written as issued (ioredis picks each one's
- * node), with no other difference.
+ * On a Redis Cluster, where ioredis picks each command's node, the store does
+ * the same per node: from a tick's second command on, every ready master's
+ * socket is corked, flushed every 16 commands per node and at the end of the
+ * tick.
  *
  * **Redis Cluster.** Pass an ioredis `Cluster` as `client`, or let the store
  * make one with `cluster: { nodes, options }`. Every script takes exactly one
