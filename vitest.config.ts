@@ -17,6 +17,8 @@ export default defineConfig({
     // Provides PostgreSQL, Redis and promtool/prometheus before the tests, or stops at once naming what is missing;
     // afterwards fails the run if a process or Redis key the tests made is left behind.
     globalSetup: ["test/support/global-setup.ts"],
+    // chai's deep equality sees Option.none() and Option.some(x) as equal; this makes it tell tagged cases apart.
+    setupFiles: ["test/support/setup-equality.ts"],
     sequence: { concurrent: false },
     testTimeout: 30_000
   }
