@@ -131,6 +131,21 @@ describe("RateLimiterHttp.middleware over a real server", () => {
       assert.strictEqual((yield* get(`${base}/hello`)).status, 429)
     })))
 
+  it.live("limits a key longer than the limiter takes (a client's header, a long path) by its hash, never a 400", () =>
+    withServer(Effect.gen(function*() {
+      const limiter = yield* RateLimiter.make({
+        name: uniqueName("long-keys"),
+        algorithm: RateLimiter.tokenBucket({ limit: 1, window: "1 minute" }),
+        maxKeyLength: 100
+      })
+      const base = yield* serve(limiter, { key: RateLimiterHttp.byHeader("x-api-key") })
+      const long = "k".repeat(4_000)
+      assert.strictEqual((yield* get(`${base}/hello`, { "x-api-key": long })).status, 200)
+      assert.strictEqual((yield* get(`${base}/hello`, { "x-api-key": long })).status, 429)
+      // another long key, the same up to its last character: a bucket of its own
+      assert.strictEqual((yield* get(`${base}/hello`, { "x-api-key": `${long.slice(1)}j` })).status, 200)
+    })))
+
   it.live("answers 503 when the store is down and fails closed: the policy and Retry-After, no made-up state", () =>
     withServer(
       Effect.gen(function*() {

@@ -12,7 +12,11 @@
  * | allowed (or delayed, in wait mode) | the app's | `RateLimit-Policy`, `RateLimit`, `X-RateLimit-*` | the app's |
  * | limit reached | 429 | the same + `Retry-After` | problem `quota-exceeded` (RFC 9457) |
  * | store unreachable, failing closed | 503 | `RateLimit-Policy`, `Retry-After` (no made-up `r`, `t`) | problem `temporary-reduced-capacity` |
- * | key or cost invalid | 400 | none | problem `about:blank` |
+ * | key empty, or cost invalid | 400 | none | problem `about:blank` |
+ *
+ * A key longer than 64 characters (a client's header, a long path) is
+ * replaced by its SHA-256 before it reaches the limiter, so no client can make
+ * it refuse a request as invalid or hold a huge key.
  *
  * Headers follow draft-ietf-httpapi-ratelimit-headers-10 in structured-field
  * syntax. Each policy is the limiter's sustained quota and window,
@@ -269,7 +273,9 @@ export const byIp: KeyFunction = internal.byIp
 export const byHeader: <R = never>(header: string, fallback?: KeyFunction<R>) => KeyFunction<R> = internal.byHeader
 
 /**
- * Method and path, without the query: a limit per endpoint.
+ * Method and path, without the query: a limit per endpoint. The path is the
+ * concrete one (`/users/1` and `/users/2` are two keys), not the route's
+ * pattern: the middleware runs before the router matches.
  *
  * @since 0.1.0
  * @category Keys

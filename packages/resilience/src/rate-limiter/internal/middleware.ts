@@ -5,6 +5,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
+import { createHash } from "node:crypto"
 import type { InvalidOptionsError } from "../../Failure.js"
 import { problem } from "../../internal/problem.js"
 import type { Policy, RateLimitedError, RateLimiter } from "../RateLimiter.js"
@@ -127,6 +128,19 @@ const record = (state: PolicyState): Effect.Effect<void> =>
     (first) => (first ? HttpApp.appendPreResponseHandler(renderStates) : Effect.void)
   )
 
+/** Keys up to this length are used as they are; see {@link limiterKey}. */
+const PLAIN_KEY_LENGTH = 64
+
+/**
+ * The limiter's key for a request's key. Request keys come from the client (a header, a path): a long one is
+ * replaced by its SHA-256, so that no client can make the limiter refuse a request as invalid (its keys are at most
+ * `maxKeyLength` long, 256 by default) or make it hold a huge key.
+ *
+ * @internal
+ */
+export const limiterKey = (key: string): string =>
+  key.length <= PLAIN_KEY_LENGTH ? key : `sha256:${createHash("sha256").update(key).digest("base64url")}`
+
 /** @internal */
 export const middleware = <R = never>(limiter: RateLimiter, options: MiddlewareOptions<R> = {}) => {
   const name = options.policyName ?? limiter.name
@@ -139,7 +153,7 @@ export const middleware = <R = never>(limiter: RateLimiter, options: MiddlewareO
       HttpServerRequest.HttpServerRequest,
       (request) =>
         Effect.flatMap(keyOf(request), (key) =>
-          Effect.matchEffect(limiter.consume(key, costOf === undefined ? 1 : costOf(request)), {
+          Effect.matchEffect(limiter.consume(limiterKey(key), costOf === undefined ? 1 : costOf(request)), {
             // Recorded now, rendered by a pre-response handler: error responses made later, and refusals by
             // limiters further in, carry every policy decided for the request.
             onSuccess: (decision) =>
