@@ -56,6 +56,24 @@
  *   backoff (50 ms doubling to 1 s, never past the bound) using read-only
  *   lookups, replays the result as soon as it is stored, and claims again
  *   (atomically) only once the other execution released or lost its lease.
+ * - **Inside a transaction of yours** (PostgreSQL store): the claim, the
+ *   completion and the handler's writes go through your transaction and commit
+ *   or roll back with it. At READ COMMITTED a concurrent claim of the same key
+ *   waits for your commit. In a REPEATABLE READ or SERIALIZABLE transaction,
+ *   the snapshot cannot show a key another transaction claimed or changed
+ *   after it was taken: the claim then fails with a serialization failure,
+ *   which aborts your transaction, and `run` fails with the transient
+ *   `IdempotencyStoreError` with `abortedTransaction: true`. Retry the whole
+ *   transaction (not `run` inside it): the new one replays the other's result
+ *   or runs. The unique key and the row lock still decide between concurrent
+ *   claims, so a key never runs twice. Any store write that fails inside your
+ *   transaction is answered the same way, never with a success: the
+ *   transaction is aborted, and its COMMIT would silently roll everything
+ *   back. `waitForInFlight` cannot see another execution finish inside one
+ *   snapshot: it waits out its bound, then answers the conflict. Statements
+ *   the store sends on their own (no transaction around them) are sent again
+ *   after a serialization failure or deadlock, so a database whose
+ *   `default_transaction_isolation` is above READ COMMITTED works too.
  *
  * @since 0.1.0
  */
@@ -135,6 +153,13 @@ export interface Options<A, AI, E, EI> {
    * keep them out of a transactional handler, or make them idempotent. Needs a store with `transaction` (the
    * PostgreSQL store, and a Redis cache in front of it); with any other store the completion is written after the
    * handler as usual. Default `false`.
+   *
+   * Inside a transaction of yours, the handler and the completion run in a savepoint of it, and everything commits
+   * with your transaction. Under REPEATABLE READ or SERIALIZABLE, a key another transaction claimed or changed after
+   * your snapshot fails `run` with `IdempotencyStoreError` (`abortedTransaction: true`, transient): your transaction
+   * is aborted, so roll it back and run it again as a whole. Without a transaction of yours, a COMMIT the database
+   * refuses (a SERIALIZABLE conflict, a deferred constraint) fails `run` with `IdempotencyStoreError` (operation
+   * `"transaction"`) and releases the key: the handler's writes were rolled back, and retrying `run` runs it again.
    */
   readonly transactional?: boolean
 }

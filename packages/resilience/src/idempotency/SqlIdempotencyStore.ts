@@ -31,10 +31,19 @@
  * `0005_idempotency_claim_one.sql` (run them with `Migrations.run`); for
  * another table name, {@link createTable} runs them under that name. The
  * store's batching fibers live in the scope it is made in (the layer's), so
- * {@link make} needs a `Scope`. Do not run the store inside an
- * application's `sql.withTransaction`: the claim would only become visible to
- * other requests on commit, and `now()` would stand still for the transaction.
- * The session must use `READ COMMITTED` (PostgreSQL's default).
+ * {@link make} needs a `Scope`.
+ *
+ * Inside an application's `sql.withTransaction`, every call goes through that
+ * transaction: the claim becomes visible to other requests only on commit
+ * (their claims of the same key wait for it), and `now()` stands still for the
+ * transaction. Under REPEATABLE READ or SERIALIZABLE, a statement that meets a
+ * key changed after the transaction's snapshot fails with a serialization
+ * failure; any failed statement aborts the transaction, so the store's error
+ * then carries `abortedTransaction: true`: run the whole transaction again.
+ * Outside a transaction each statement is its own, and one refused with a
+ * serialization failure or deadlock (possible when
+ * `default_transaction_isolation` is above READ COMMITTED) is sent again, up
+ * to five times.
  *
  * @since 0.1.0
  */

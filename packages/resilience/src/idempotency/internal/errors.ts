@@ -18,6 +18,12 @@ import type { Operation } from "../IdempotencyStore.js"
  * completion that failed leaves the lease to lapse, and the retry takes over
  * as a recovery).
  *
+ * With `abortedTransaction`, the operation ran inside a database transaction
+ * (the caller's own, or the one `transactional: true` opens) and its failure
+ * aborted it: retrying `Idempotency.run` inside that transaction fails again.
+ * Roll the whole transaction back and run it again; a new transaction sees
+ * what this one could not.
+ *
  * @since 0.1.0
  * @category Errors
  */
@@ -25,6 +31,15 @@ export class IdempotencyStoreError extends Data.TaggedError("IdempotencyStoreErr
   readonly backend: string
   readonly operation: Operation
   readonly cause: unknown
+  /**
+   * The operation failed inside a database transaction, which that failure aborted: nothing more can run in it, and
+   * its COMMIT would only roll it back. Typically a serialization failure (PostgreSQL's SQLSTATE 40001): in a
+   * REPEATABLE READ or SERIALIZABLE transaction, another transaction claimed or changed the key after this one's
+   * snapshot was taken. Retry the whole transaction, not `Idempotency.run` inside it.
+   *
+   * @since 0.1.0
+   */
+  readonly abortedTransaction?: boolean | undefined
 }> {
   /**
    * @since 0.1.0
@@ -35,12 +50,26 @@ export class IdempotencyStoreError extends Data.TaggedError("IdempotencyStoreErr
    * @since 0.1.0
    */
   override get message(): string {
-    const detail = typeof this.cause === "object" && this.cause !== null && "message" in this.cause &&
-        typeof this.cause.message === "string"
-      ? this.cause.message
-      : String(this.cause)
-    return `Idempotency store (${this.backend}) failed to ${this.operation}: ${detail}`
+    const detail = describeCause(this.cause)
+    return this.abortedTransaction === true
+      ? `Idempotency store (${this.backend}) failed to ${this.operation} inside a database transaction, which is now aborted: ${detail}. Roll the transaction back and run it again as a whole (under REPEATABLE READ or SERIALIZABLE, a serialization failure means another transaction claimed or changed this key after this one's snapshot; a new transaction sees it); retrying inside the aborted transaction fails again`
+      : `Idempotency store (${this.backend}) failed to ${this.operation}: ${detail}`
   }
+}
+
+/** A cause's message, with its own cause's (a driver's error under an `SqlError`) and SQLSTATE when it has them. */
+const describeCause = (cause: unknown): string => {
+  const messageOf = (u: unknown): string | undefined =>
+    typeof u === "object" && u !== null && "message" in u && typeof u.message === "string" ? u.message : undefined
+  const outer = messageOf(cause)
+  if (outer === undefined) return String(cause)
+  const inner = typeof cause === "object" && cause !== null && "cause" in cause ? cause.cause : undefined
+  const innerMessage = messageOf(inner)
+  if (innerMessage === undefined) return outer
+  const code = typeof inner === "object" && inner !== null && "code" in inner && typeof inner.code === "string"
+    ? ` (SQLSTATE ${inner.code})`
+    : ""
+  return `${outer}: ${innerMessage}${code}`
 }
 
 /**

@@ -22,8 +22,30 @@ import { plan } from "./storedResult.js"
  */
 const FIRST_WRITE_RETRY = Duration.millis(50)
 const laterWriteRetries = Schedule.exponential(Duration.millis(100)).pipe(Schedule.intersect(Schedule.recurs(1)))
-const retryWrite = <A, E, R>(write: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.catchAll(write, () => Effect.zipRight(Effect.sleep(FIRST_WRITE_RETRY), Effect.retry(write, laterWriteRetries)))
+const retryWrite = <A, R>(
+  write: Effect.Effect<A, IdempotencyStoreError, R>
+): Effect.Effect<A, IdempotencyStoreError, R> =>
+  Effect.catchAll(write, (error) =>
+    // Inside an aborted transaction every write fails again: only running the whole transaction again helps.
+    error.abortedTransaction === true
+      ? Effect.fail(error)
+      : Effect.zipRight(Effect.sleep(FIRST_WRITE_RETRY), Effect.retry(write, laterWriteRetries)))
+
+/**
+ * A settling write (completion, release) that failed inside the caller's transaction aborted it: a COMMIT now would
+ * silently roll back the handler's writes and the claim with it, so the caller must not get a success. It gets the
+ * store's error (`abortedTransaction`: run the whole transaction again); a failure outcome stays the caller's (it
+ * rolls the transaction back anyway).
+ */
+const aborted = <A, X>(
+  error: IdempotencyStoreError,
+  then: Effect.Effect<Idempotency.Result<A>, X>
+): Effect.Effect<Idempotency.Result<A>, X | IdempotencyStoreError> =>
+  Effect.flatMap(
+    Effect.exit(then),
+    (exit): Effect.Effect<Idempotency.Result<A>, X | IdempotencyStoreError> =>
+      Exit.isSuccess(exit) ? Effect.fail(error) : exit
+  )
 
 /** @internal */
 export const leaseLost = (valid: Named): IdempotencyConflictError =>
@@ -70,12 +92,16 @@ export const execute = <A, AI, E, EI, R>(
     Effect.asVoid
   )
 
-  const releaseQuietly = retryWrite(store.release(lease)).pipe(
+  // Fails only when the release aborted the caller's transaction (see `aborted`).
+  const release: Effect.Effect<void, IdempotencyStoreError> = retryWrite(store.release(lease)).pipe(
     Effect.catchAll((error) =>
-      Effect.logWarning("Idempotency release failed; the key stays claimed until its lease lapses", error)
+      error.abortedTransaction === true
+        ? Effect.fail(error)
+        : Effect.logWarning("Idempotency release failed; the key stays claimed until its lease lapses", error)
     ),
     Effect.asVoid
   )
+  const releaseQuietly = Effect.ignore(release)
 
   // A completion that cannot be written (the store is down) does not take the handler's answer from this caller:
   // the side effects happened, and an error would only invite a retry that repeats them at once. The key stays
@@ -84,7 +110,7 @@ export const execute = <A, AI, E, EI, R>(
   const complete = (result: IdempotencyStore.StoredResult) =>
     retryWrite(store.complete(lease, result)).pipe(
       Effect.catchAll((error) =>
-        Effect.as(
+        error.abortedTransaction === true ? Effect.fail(error) : Effect.as(
           Effect.logWarning(
             "Idempotency completion failed; the caller gets the handler's result, but it was not stored: a repeat runs again (as a recovery) once the lease lapses",
             error
@@ -95,13 +121,27 @@ export const execute = <A, AI, E, EI, R>(
       Effect.flatMap((written) => written ? Effect.void : Effect.fail(leaseLost(valid)))
     )
 
+  // `complete` fails with a lost lease (the caller's answer) or an aborted transaction (see `aborted`).
+  const completeThen = <X>(
+    result: IdempotencyStore.StoredResult,
+    then: Effect.Effect<Idempotency.Result<A>, X>
+  ): Effect.Effect<Idempotency.Result<A>, X | IdempotencyConflictError | IdempotencyStoreError> =>
+    Effect.matchEffect(complete(result), {
+      onFailure: (error): Effect.Effect<Idempotency.Result<A>, X | IdempotencyConflictError | IdempotencyStoreError> =>
+        error instanceof IdempotencyConflictError ? Effect.fail(error) : aborted(error, then),
+      onSuccess: () => then
+    })
+
   const settle = (exit: Exit.Exit<A, E>, classifier: Failure.Classifier) => {
     const settlement = plan(valid, exit, classifier, lease.attempt)
     switch (settlement._tag) {
       case "Release":
-        return Effect.zipRight(releaseQuietly, settlement.then)
+        return Effect.matchEffect(release, {
+          onFailure: (error) => aborted(error, settlement.then),
+          onSuccess: () => settlement.then
+        })
       case "Store":
-        return Effect.zipRight(complete(settlement.stored), settlement.then)
+        return completeThen(settlement.stored, settlement.then)
     }
   }
 

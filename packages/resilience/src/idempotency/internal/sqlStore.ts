@@ -1,8 +1,10 @@
 import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { hasProperty } from "effect/Predicate"
@@ -37,6 +39,34 @@ const MAX_STALE_RETRIES = 10
 
 /** PostgreSQL's `undefined_function`: what calling a batch function that a table does not have fails with. */
 const UNDEFINED_FUNCTION = "42883"
+
+/**
+ * PostgreSQL's `serialization_failure` and `deadlock_detected`: the server rolled the transaction back, and running
+ * it again is expected to succeed. A claim meets them only above READ COMMITTED (a caller's REPEATABLE READ or
+ * SERIALIZABLE transaction, or `default_transaction_isolation`): its snapshot did not show a key another transaction
+ * claimed or changed meanwhile.
+ */
+const RETRY_TRANSACTION = new Set(["40001", "40P01"])
+
+/**
+ * How many times a statement that is its own transaction (no transaction around it) is sent again after one of
+ * {@link RETRY_TRANSACTION}: at once, since the transaction it conflicted with has finished (its next snapshot sees
+ * it). The statements are single-row writes or reads, each answer decided again from scratch, so repeating one is
+ * safe.
+ */
+const STATEMENT_RETRIES = 5
+
+const sqlStateOf = (error: SqlError): string | undefined =>
+  hasProperty(error.cause, "code") && typeof error.cause.code === "string" ? error.cause.code : undefined
+
+const mustRetryTransaction = (error: SqlError): boolean => {
+  const code = sqlStateOf(error)
+  return code !== undefined && RETRY_TRANSACTION.has(code)
+}
+
+/** A statement sent on its own, again after a serialization failure or deadlock (see {@link STATEMENT_RETRIES}). */
+const retryAlone = <A>(statement: Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> =>
+  Effect.retry(statement, { times: STATEMENT_RETRIES, while: mustRetryTransaction })
 
 /** The payload characters one batch of completions carries at most (one larger payload goes alone). */
 const MAX_BATCH_PAYLOAD_CHARS = 1_048_576
@@ -146,9 +176,9 @@ const lockOrder = (
   })
 }
 
-/** A failure of the effect run in a transaction, on its way through `withTransaction`. */
+/** How the effect run in a transaction ended (not a success), on its way through `withTransaction`. */
 class Inner<E> {
-  constructor(readonly error: E) {}
+  constructor(readonly cause: Cause.Cause<E>) {}
 }
 
 /**
@@ -179,6 +209,26 @@ export const make = (
 
     const failed = (operation: IdempotencyStore.Operation) => (cause: SqlError | Error) =>
       new IdempotencyStoreError({ backend, operation, cause })
+
+    /**
+     * A statement, its failure a store error. Inside a transaction (the caller's, or `transactional`'s) a failed
+     * statement aborted that transaction: the error says so, and nothing can be retried within it (the caller must
+     * run the whole transaction again; a COMMIT now would only roll back). Alone, the statement is its own
+     * transaction, sent again after a serialization failure or deadlock.
+     */
+    const guard =
+      (operation: IdempotencyStore.Operation) =>
+      <A>(statement: Effect.Effect<A, SqlError>): Effect.Effect<A, IdempotencyStore.IdempotencyStoreError> =>
+        Effect.flatMap(
+          Effect.serviceOption(SqlClient.TransactionConnection),
+          (transaction) =>
+            Option.isSome(transaction)
+              ? Effect.mapError(
+                statement,
+                (cause) => new IdempotencyStoreError({ backend, operation, cause, abortedTransaction: true })
+              )
+              : Effect.mapError(retryAlone(statement), failed(operation))
+        )
 
     /** The statement's only row, decoded. */
     const single = <A>(
@@ -229,7 +279,7 @@ export const make = (
         request.owner,
         millis(request.lease),
         millis(request.ttl)
-      ]).pipe(Effect.mapError(failed("claim")), Effect.flatMap(single(decodeClaimRow, "claim")))
+      ]).pipe(guard("claim"), Effect.flatMap(single(decodeClaimRow, "claim")))
 
     // A table made by `createTable` before the batch functions existed has none: its batches go one call per
     // statement from then on, with one warning, rather than failing.
@@ -242,7 +292,8 @@ export const make = (
       ) => Effect.Effect<ReadonlyArray<A>, IdempotencyStore.IdempotencyStoreError>,
       alone: Effect.Effect<ReadonlyArray<A>, IdempotencyStore.IdempotencyStoreError>
     ) =>
-      Effect.matchEffect(statement, {
+      // Batches are never sent inside a transaction (calls there go alone): a batch is its own transaction.
+      Effect.matchEffect(retryAlone(statement), {
         onFailure: (error) => {
           if (!(hasProperty(error.cause, "code") && error.cause.code === UNDEFINED_FUNCTION)) {
             return Effect.fail(failed(operation)(error))
@@ -335,7 +386,7 @@ export const make = (
       statement: Effect.Effect<ReadonlyArray<unknown>, E>
     ): Effect.Effect<boolean, IdempotencyStore.IdempotencyStoreError> =>
       statement.pipe(
-        Effect.mapError(failed(operation)),
+        guard(operation),
         Effect.flatMap(single(decodeWrittenRow, operation)),
         Effect.map((row) => row.written)
       )
@@ -417,7 +468,7 @@ export const make = (
         FROM ${table}
         WHERE scope = ${key.scope} AND partition_key = ${key.partition} AND idempotency_key = ${key.key}
       `.pipe(
-        Effect.mapError(failed("lookup")),
+        guard("lookup"),
         Effect.flatMap(
           (rows): Effect.Effect<Option.Option<IdempotencyStore.RecordInfo>, IdempotencyStore.IdempotencyStoreError> => {
             if (rows.length === 0) return Effect.succeed(Option.none())
@@ -463,21 +514,37 @@ export const make = (
         )
         SELECT count(*)::int AS count FROM deleted
       `.pipe(
-        Effect.mapError(failed("deleteExpired")),
+        guard("deleteExpired"),
         Effect.flatMap(single(decodeCountRow, "deleteExpired")),
         Effect.map((row) => row.count)
       )
 
-    // The effect's own failures are carried through the transaction boxed, so that they cannot be mistaken for the
-    // transaction's (BEGIN, COMMIT) SqlErrors, whatever their type.
+    // The effect's own failures and defects are carried through the transaction boxed, so that they cannot be
+    // mistaken for the transaction's own SqlErrors, whatever their type: BEGIN's (failures) and COMMIT's or
+    // ROLLBACK's (which `withTransaction` turns into defects; under SERIALIZABLE a COMMIT can fail with 40001).
     const transaction = <A, E, R>(
       effect: Effect.Effect<A, E, R>
     ): Effect.Effect<A, E | IdempotencyStore.IdempotencyStoreError, R> => {
-      const boxed: Effect.Effect<A, Inner<E>, R> = Effect.mapError(effect, (error) => new Inner(error))
-      return Effect.catchAll(
+      const boxed: Effect.Effect<A, Inner<E>, R> = Effect.flatMap(
+        Effect.exit(effect),
+        (exit) => Exit.isSuccess(exit) ? Effect.succeed(exit.value) : Effect.fail(new Inner(exit.cause))
+      )
+      return Effect.catchAllCause(
         sql.withTransaction(boxed),
-        (error): Effect.Effect<never, E | IdempotencyStore.IdempotencyStoreError> =>
-          error instanceof Inner ? Effect.fail(error.error) : Effect.fail(failed("transaction")(error))
+        (cause): Effect.Effect<never, E | IdempotencyStore.IdempotencyStoreError> => {
+          const failure = Cause.failureOption(cause)
+          if (Option.isSome(failure)) {
+            return failure.value instanceof Inner
+              ? Effect.failCause(failure.value.cause)
+              : Effect.fail(failed("transaction")(failure.value))
+          }
+          const defect = Cause.dieOption(cause)
+          if (Option.isSome(defect) && defect.value instanceof SqlError) {
+            return Effect.fail(failed("transaction")(defect.value))
+          }
+          // No failure: an interruption, or a defect that is not the transaction's.
+          return Effect.failCause(Cause.stripFailures(cause))
+        }
       )
     }
 
