@@ -10,6 +10,7 @@
 import * as idempotency from "./idempotency.js"
 import * as isolation from "./isolation.js"
 import * as jobQueue from "./job-queue.js"
+import * as loadShedding from "./load-shedding.js"
 import * as rateLimiter from "./rate-limiter.js"
 import * as retry from "./retry.js"
 import * as scaleOut from "./scale-out.js"
@@ -20,7 +21,8 @@ const suites: Record<string, { readonly run: () => Promise<unknown> }> = {
   "rate-limiter": rateLimiter,
   idempotency,
   "job-queue": jobQueue,
-  "scale-out": scaleOut
+  "scale-out": scaleOut,
+  "load-shedding": loadShedding
 }
 
 const wanted = process.argv.slice(2)

@@ -114,6 +114,8 @@ export const makeClient = (
       maxElapsed: options.maxElapsed
     }))
     const client = (yield* HttpClient.HttpClient).pipe(
+      // The demo's account: the service keeps idempotency keys per account (its gateway would set this header).
+      HttpClient.mapRequest(HttpClientRequest.setHeader("x-account-id", "demo-merchant")),
       HttpClient.transformResponse(Timeout.timeout(perAttempt)),
       IdempotencyHttpClient.retry(policy)
     )

@@ -20,6 +20,8 @@
  *
  * @since 0.1.0
  */
+import * as AdaptiveConcurrency from "@bulwark/resilience/AdaptiveConcurrency"
+import * as AdaptiveConcurrencyHttp from "@bulwark/resilience/AdaptiveConcurrencyHttp"
 import * as DeadLetter from "@bulwark/resilience/DeadLetter"
 import * as IdempotencyHttp from "@bulwark/resilience/IdempotencyHttp"
 import * as JobQueue from "@bulwark/resilience/JobQueue"
@@ -80,7 +82,14 @@ export interface PaymentsOptions {
   readonly sweepInterval?: Duration.DurationInput
   /** How often queue depths are read into the metrics. Default 2 seconds. */
   readonly metricsInterval?: Duration.DurationInput
+  /**
+   * The adaptive concurrency limit in front of `POST /payments` (`LOAD_SHEDDING`): `false` turns it off, an object
+   * tunes it. Default on: Vegas from 32 concurrent requests, between 8 and 512, over 250 ms windows.
+   */
+  readonly loadShedding?: boolean | Partial<Pick<AdaptiveConcurrency.AdaptiveConcurrency.Options, LimitOption>>
 }
+
+type LimitOption = "algorithm" | "initialLimit" | "minLimit" | "maxLimit" | "window" | "minSamples"
 
 /**
  * A running payments service.
@@ -133,6 +142,7 @@ const integerAtLeast = (name: string, min: number, fallback: number) =>
  * | `CHARGE_RETRY_BASE` / `CHARGE_RETRY_CAP` / `CHARGE_MAX_ATTEMPTS` | 1 second / 10 seconds / 20 | `charge-payment` backoff |
  * | `NOTIFICATION_MAX_ATTEMPTS` | 3 | email and webhook attempts |
  * | `RECONCILE_DELAY` | 1 second | wait before reconciling an unknown outcome |
+ * | `LOAD_SHEDDING` | true | the adaptive concurrency limit on `POST /payments` (503 + `Retry-After` beyond it) |
  *
  * @since 0.1.0
  * @category Configuration
@@ -175,7 +185,8 @@ export const configFromEnv: Config.Config<
   ),
   charge: Config.all({
     reconcileDelay: Config.duration("RECONCILE_DELAY").pipe(Config.withDefault(Duration.seconds(1)))
-  })
+  }),
+  loadShedding: Config.boolean("LOAD_SHEDDING").pipe(Config.withDefault(true))
 })
 
 // -----------------------------------------------------------------------------
@@ -239,7 +250,12 @@ const unavailable = (error: { readonly message: string }) =>
 const makeRouter = (settings: {
   readonly tuning: Payments.ChargeTuning
   readonly scope: Scope.Scope
+  readonly limiter: AdaptiveConcurrency.AdaptiveConcurrency | undefined
 }) => {
+  /** Outermost on the route: a refused request is answered at once and claims no idempotency key. */
+  const shed = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+    settings.limiter === undefined ? app : AdaptiveConcurrencyHttp.middleware(settings.limiter)(app)
+
   /** Runs a charge in the service's scope: a client hanging up does not abandon a charge halfway. */
   const detached = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.flatMap(Effect.forkIn(effect, settings.scope), Fiber.join)
@@ -250,7 +266,9 @@ const makeRouter = (settings: {
     const body = yield* Effect.either(HttpServerRequest.schemaBodyJson(Payments.PaymentRequest))
     if (body._tag === "Left") return problem(400, "Bad Request", `Invalid payment: ${body.left.message}`)
     const request = body.right
-    const payment = yield* Payments.createOrFind(execution.value.key, request)
+    // One payment per key of each account, as the idempotency keys themselves are (the partition is the account).
+    const { key, partition } = execution.value
+    const payment = yield* Payments.createOrFind(partition === "" ? key : `${partition}/${key}`, request)
     if (
       payment.amount !== request.amount || payment.currency !== request.currency ||
       payment.customer !== request.customer
@@ -393,7 +411,15 @@ const makeRouter = (settings: {
   return HttpRouter.empty.pipe(
     HttpRouter.post(
       "/payments",
-      createPayment.pipe(IdempotencyHttp.middleware({ scope: "POST /payments" }))
+      createPayment.pipe(
+        IdempotencyHttp.middleware({
+          scope: "POST /payments",
+          // Keys belong to the caller. In production: the authenticated principal (the account of the API key); this
+          // example has no authentication, so it trusts the account an authenticating gateway sets in x-account-id.
+          partition: IdempotencyHttp.partitionByHeader("x-account-id")
+        }),
+        shed
+      )
     ),
     HttpRouter.get("/payments/:id", getPayment),
     HttpRouter.get("/healthz", healthz),
@@ -469,7 +495,17 @@ export const startPayments = (
       })
       yield* JobQueue.reportMetrics({ interval: options.metricsInterval ?? "2 seconds" })
       yield* Payments.sweepStalled(options.sweepInterval ?? "10 seconds")
-      yield* HttpServer.serveEffect(makeRouter({ tuning, scope }))
+      const shedding = options.loadShedding ?? true
+      const limiter = shedding === false ? undefined : yield* AdaptiveConcurrency.make({
+        name: "payments",
+        algorithm: AdaptiveConcurrency.vegas(),
+        initialLimit: 32,
+        minLimit: 8,
+        maxLimit: 512,
+        window: "250 millis",
+        ...(shedding === true ? {} : shedding)
+      })
+      yield* HttpServer.serveEffect(makeRouter({ tuning, scope, limiter }))
       const address = (yield* HttpServer.HttpServer).address
       if (address._tag !== "TcpAddress") {
         return yield* new PaymentsStartError({ cause: "the HTTP server is not on a TCP address" })

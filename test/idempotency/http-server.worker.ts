@@ -50,7 +50,10 @@ const charge = Effect.gen(function*() {
 
 const app = HttpRouter.empty.pipe(
   HttpRouter.post("/charges", charge),
-  HttpRouter.use(IdempotencyHttp.middleware({ waitForInFlight: "20 seconds" }))
+  // Both processes serve the same clients: one namespace, on purpose.
+  HttpRouter.use(
+    IdempotencyHttp.middleware({ waitForInFlight: "20 seconds", partition: IdempotencyHttp.globalPartition })
+  )
 )
 
 const Pg = PgClient.layer({ url: Redacted.make(config.url), maxConnections: 10 })

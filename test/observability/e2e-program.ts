@@ -24,6 +24,7 @@
  *
  * Prints `READY <metrics port>` once `/metrics` is served; runs until killed.
  */
+import * as AdaptiveConcurrency from "@bulwark/resilience/AdaptiveConcurrency"
 import * as Bulkhead from "@bulwark/resilience/Bulkhead"
 import * as Chaos from "@bulwark/resilience/Chaos"
 import * as CircuitBreaker from "@bulwark/resilience/CircuitBreaker"
@@ -39,6 +40,7 @@ import * as RateLimiter from "@bulwark/resilience/RateLimiter"
 import * as ResilientHttpClient from "@bulwark/resilience/ResilientHttpClient"
 import * as Retry from "@bulwark/resilience/Retry"
 import * as RetryBudget from "@bulwark/resilience/RetryBudget"
+import * as Timeout from "@bulwark/resilience/Timeout"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpBody from "@effect/platform/HttpBody"
@@ -156,6 +158,13 @@ const program = Effect.gen(function*() {
   const bulkhead = yield* Bulkhead.make({ name: "e2e-reports-db", maxConcurrent: 1 })
   yield* Effect.forkScoped(Effect.never.pipe(Bulkhead.protect(bulkhead)))
 
+  // an adaptive concurrency limit of one whose only slot is held for the program's life: every other call is shed
+  const shedder = yield* AdaptiveConcurrency.make({ name: "e2e-shed", initialLimit: 1, minLimit: 1, maxLimit: 1 })
+  yield* Effect.forkScoped(Effect.never.pipe(AdaptiveConcurrency.protect(shedder)))
+
+  // a timeout that answers at its limit and leaves uninterruptible work to finish in the background
+  const abandoning = yield* Timeout.make({ operation: "e2e-flush", limit: "5 millis", onUninterruptible: "abandon" })
+
   // rate limiters: one rejects, one makes callers wait
   const rejecting = yield* RateLimiter.make({
     name: "e2e-api",
@@ -230,6 +239,8 @@ const program = Effect.gen(function*() {
       yield* Effect.ignore(Effect.fail(transient()).pipe(Retry.retry(budgeted)))
 
       yield* Effect.ignore(Effect.void.pipe(Bulkhead.protect(bulkhead)))
+      yield* Effect.ignore(Effect.void.pipe(AdaptiveConcurrency.protect(shedder)))
+      yield* Effect.ignore(Effect.uninterruptible(Effect.sleep("20 millis")).pipe(Timeout.timeout(abandoning)))
 
       for (let i = 0; i < 3; i++) yield* Effect.ignore(RateLimiter.consume(rejecting, "tenant-1"))
       yield* Effect.ignore(RateLimiter.consume(waiting, "tenant-1"))

@@ -12,6 +12,7 @@
  * Real time is used (a 10 ms timeout, a 20 ms rate-limit wait, 1 ms retry
  * backoffs): the server and fetch run outside Effect's clock anyway.
  */
+import * as AdaptiveConcurrency from "@bulwark/resilience/AdaptiveConcurrency"
 import * as Bulkhead from "@bulwark/resilience/Bulkhead"
 import * as Chaos from "@bulwark/resilience/Chaos"
 import * as CircuitBreaker from "@bulwark/resilience/CircuitBreaker"
@@ -107,6 +108,13 @@ const drivePrimitives = Effect.gen(function*() {
   // timeout: a call that never answers
   const perCall = yield* Timeout.make({ operation: "obs-charge", limit: "10 millis" })
   yield* Effect.flip(Effect.never.pipe(Timeout.timeout(perCall)))
+  // a timeout that abandons uninterruptible work: the fiber that ran it ends (and is joined) once the work has
+  const abandoning = yield* Timeout.make({ operation: "obs-flush", limit: "10 millis", onUninterruptible: "abandon" })
+  yield* Fiber.join(
+    yield* Effect.fork(Effect.flip(
+      Effect.uninterruptible(Effect.sleep("30 millis")).pipe(Timeout.timeout(abandoning))
+    ))
+  )
 
   // fallback: a primary that fails, answered by the default
   yield* Effect.fail(transient()).pipe(Fallback.chain({ operation: "obs-quote", default: 0 }))
@@ -158,6 +166,17 @@ const drivePrimitives = Effect.gen(function*() {
   yield* Deferred.await(holding)
   const full = yield* Effect.flip(Effect.void.pipe(Bulkhead.protect(bulkhead)))
   assert.strictEqual(full._tag, "BulkheadFullError")
+
+  // adaptive concurrency: a limit of 1, held by one call while another is refused, then released
+  const shedder = yield* AdaptiveConcurrency.make({ name: "obs-shed", initialLimit: 1, minLimit: 1, maxLimit: 1 })
+  const running = yield* Deferred.make<void>()
+  const held = yield* Effect.fork(
+    Deferred.succeed(running, undefined).pipe(Effect.zipRight(Effect.never), AdaptiveConcurrency.protect(shedder))
+  )
+  yield* Deferred.await(running)
+  const shed = yield* Effect.flip(Effect.void.pipe(AdaptiveConcurrency.protect(shedder)))
+  assert.strictEqual(shed._tag, "ConcurrencyLimitError")
+  yield* Fiber.interrupt(held)
   return holder
 }).pipe(Effect.provide(Layer.merge(RateLimiter.layerMemory(), IdempotencyStore.layerMemory)))
 
@@ -315,6 +334,10 @@ describe("GET /metrics of a running program", () => {
         assert.strictEqual(value("bulwark_retry_attempts_total", retry), 3)
         assert.strictEqual(value("bulwark_retry_budget_denied_total", { policy: "obs-budgeted" }), 1)
         assert.strictEqual(value("bulwark_timeouts_total", { operation: "obs-charge" }), 1)
+        assert.strictEqual(
+          value("bulwark_timeout_abandoned_total", { operation: "obs-flush", result: "interrupted" }),
+          1
+        )
         assert.strictEqual(value("bulwark_chaos_injections_total", { policy: "obs-drill", kind: "fault" }), 1)
         assert.strictEqual(value("bulwark_fallback_total", { operation: "obs-quote", source: "default" }), 1)
         assert.strictEqual(
@@ -347,6 +370,9 @@ describe("GET /metrics of a running program", () => {
         assert.strictEqual(value("bulwark_bulkhead_active", { bulkhead: "obs-inventory" }), 1)
         assert.strictEqual(value("bulwark_bulkhead_queued", { bulkhead: "obs-inventory" }), 0)
         assert.strictEqual(value("bulwark_bulkhead_rejected_total", { bulkhead: "obs-inventory" }), 1)
+        assert.strictEqual(value("bulwark_adaptive_concurrency_limit", { limiter: "obs-shed" }), 1)
+        assert.strictEqual(value("bulwark_adaptive_concurrency_inflight", { limiter: "obs-shed" }), 0)
+        assert.strictEqual(value("bulwark_adaptive_concurrency_rejected_total", { limiter: "obs-shed" }), 1)
       }).pipe(Effect.scoped),
     20_000
   )

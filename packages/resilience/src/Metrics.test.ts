@@ -13,7 +13,8 @@ import * as Metrics from "./Metrics.js"
  * for the Redis-backed policies `bulwark_circuit_breaker_shared_store_up` (a
  * shared breaker that lost its store decides alone) and
  * `bulwark_redis_config_errors_total` (a single-node client on a Redis
- * Cluster, a deployment error).
+ * Cluster, a deployment error), and `bulwark_timeout_abandoned_total` (work a
+ * timeout answered without waiting for).
  */
 const DESIGN: ReadonlyArray<readonly [name: string, type: Metrics.Descriptor["type"], labels: ReadonlyArray<string>]> =
   [
@@ -27,9 +28,13 @@ const DESIGN: ReadonlyArray<readonly [name: string, type: Metrics.Descriptor["ty
     ["bulwark_bulkhead_active", "gauge", ["bulkhead"]],
     ["bulwark_bulkhead_queued", "gauge", ["bulkhead"]],
     ["bulwark_bulkhead_rejected_total", "counter", ["bulkhead"]],
+    ["bulwark_adaptive_concurrency_limit", "gauge", ["limiter"]],
+    ["bulwark_adaptive_concurrency_inflight", "gauge", ["limiter"]],
+    ["bulwark_adaptive_concurrency_rejected_total", "counter", ["limiter"]],
     ["bulwark_rate_limiter_decisions_total", "counter", ["limiter", "decision"]],
     ["bulwark_redis_config_errors_total", "counter", ["component"]],
     ["bulwark_timeouts_total", "counter", ["operation"]],
+    ["bulwark_timeout_abandoned_total", "counter", ["operation", "result"]],
     ["bulwark_fallback_total", "counter", ["operation", "source"]],
     ["bulwark_idempotency_requests_total", "counter", ["scope", "result"]],
     ["bulwark_job_queue_depth", "gauge", ["queue", "state"]],
@@ -55,9 +60,18 @@ const DESIGN_VALUES: Readonly<Record<string, Readonly<Record<string, ReadonlyArr
   bulwark_retry_calls_total: { result: ["success_first_try", "success_after_retry", "exhausted", "terminal"] },
   bulwark_rate_limiter_decisions_total: { decision: ["allowed", "delayed", "rejected"] },
   bulwark_redis_config_errors_total: { component: ["rate_limiter", "idempotency_cache"] },
+  bulwark_timeout_abandoned_total: { result: ["succeeded", "failed", "interrupted"] },
   bulwark_fallback_total: { source: ["primary", "cache", "secondary", "default"] },
   bulwark_idempotency_requests_total: {
-    result: ["executed", "replayed", "in_flight_conflict", "fingerprint_mismatch", "missing_key", "invalid_key"]
+    result: [
+      "executed",
+      "replayed",
+      "in_flight_conflict",
+      "fingerprint_mismatch",
+      "missing_key",
+      "invalid_key",
+      "payload_too_large"
+    ]
   },
   bulwark_job_queue_depth: { state: ["ready", "scheduled", "running"] },
   bulwark_dead_letter_entries: { status: ["pending", "replayed", "discarded"] },

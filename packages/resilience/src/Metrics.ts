@@ -206,6 +206,46 @@ export const bulkheadRejected = counter("bulwark_bulkhead_rejected_total", "Call
 ])
 
 // -----------------------------------------------------------------------------
+// Adaptive concurrency
+// -----------------------------------------------------------------------------
+
+/**
+ * The concurrency an adaptive limiter admits now, as it learned it from latency. Labels: `limiter`.
+ *
+ * @since 0.1.0
+ * @category Adaptive concurrency
+ */
+export const adaptiveConcurrencyLimit = gauge(
+  "bulwark_adaptive_concurrency_limit",
+  "Calls an adaptive concurrency limiter admits at once now",
+  ["limiter"]
+)
+
+/**
+ * Calls running under an adaptive limiter. Labels: `limiter`.
+ *
+ * @since 0.1.0
+ * @category Adaptive concurrency
+ */
+export const adaptiveConcurrencyInflight = gauge(
+  "bulwark_adaptive_concurrency_inflight",
+  "Calls running under an adaptive concurrency limiter",
+  ["limiter"]
+)
+
+/**
+ * Calls refused at once because the adaptive limit was reached. Labels: `limiter`.
+ *
+ * @since 0.1.0
+ * @category Adaptive concurrency
+ */
+export const adaptiveConcurrencyRejected = counter(
+  "bulwark_adaptive_concurrency_rejected_total",
+  "Calls refused by an adaptive concurrency limiter",
+  ["limiter"]
+)
+
+// -----------------------------------------------------------------------------
 // Rate limiter, timeout, fallback
 // -----------------------------------------------------------------------------
 
@@ -247,6 +287,22 @@ export const redisConfigErrors = counter(
 export const timeouts = counter("bulwark_timeouts_total", "Operations interrupted by a timeout", ["operation"])
 
 /**
+ * Work a timeout with `onUninterruptible: "abandon"` answered without waiting
+ * for, counted when it ends. Labels: `operation`, `result` (succeeded, failed,
+ * interrupted: stopped by the timeout's interruption at its first
+ * interruptible point).
+ *
+ * @since 0.1.0
+ * @category Timeout
+ */
+export const timeoutAbandoned = counter(
+  "bulwark_timeout_abandoned_total",
+  "Timed-out work left to finish in the background, by how it ended",
+  ["operation", "result"],
+  { result: ["succeeded", "failed", "interrupted"] }
+)
+
+/**
  * Which source answered a call with fallbacks. Labels: `operation`, `source`
  * (primary, cache, secondary, default).
  *
@@ -268,7 +324,8 @@ export const fallbacks = counter(
  * Idempotent requests by result. Labels: `scope` (the bounded operation name,
  * e.g. `POST /payments`: 1 to 128 printable ASCII characters; the key and the
  * tenant are never labels), `result` (executed, replayed, in_flight_conflict,
- * fingerprint_mismatch, missing_key, invalid_key).
+ * fingerprint_mismatch, missing_key, invalid_key, payload_too_large: a body
+ * over the HTTP middleware's `maxBodyBytes`, refused with 413).
  *
  * @since 0.1.0
  * @category Idempotency
@@ -277,7 +334,17 @@ export const idempotencyRequests = counter(
   "bulwark_idempotency_requests_total",
   "Idempotent requests by result",
   ["scope", "result"],
-  { result: ["executed", "replayed", "in_flight_conflict", "fingerprint_mismatch", "missing_key", "invalid_key"] }
+  {
+    result: [
+      "executed",
+      "replayed",
+      "in_flight_conflict",
+      "fingerprint_mismatch",
+      "missing_key",
+      "invalid_key",
+      "payload_too_large"
+    ]
+  }
 )
 
 /**

@@ -115,6 +115,21 @@ export * as RateLimiter from "./rate-limiter/RateLimiter.js"
 export * as RateLimiterHttp from "./rate-limiter/RateLimiterHttp.js"
 
 /**
+ * Adaptive concurrency limits (Netflix's Gradient2 and Vegas): the concurrency a service sustains, learned from
+ * latency; the excess is refused at once with a typed, transient `ConcurrencyLimitError`.
+ *
+ * @since 0.1.0
+ */
+export * as AdaptiveConcurrency from "./adaptive-concurrency/AdaptiveConcurrency.js"
+
+/**
+ * Load-shedding middleware for @effect/platform: an adaptive concurrency limit, 503 + Retry-After, problem+json.
+ *
+ * @since 0.1.0
+ */
+export * as AdaptiveConcurrencyHttp from "./adaptive-concurrency/AdaptiveConcurrencyHttp.js"
+
+/**
  * Durable background jobs: Schema-typed payloads, deduplicated confirmed enqueue, queue tiers, admission control.
  *
  * @since 0.1.0

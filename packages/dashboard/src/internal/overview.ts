@@ -207,6 +207,26 @@ const build = (datasourceUid: string): Dashboard =>
         .withTarget(target(`sum by (bulkhead) (${rate(`${M.bulkheadRejected}{${bulkhead}}`)})`, "{{bulkhead}}"))
     )
     // -------------------------------------------------------------------------
+    .withRow(new RowBuilder("Load shedding"))
+    .withPanel(
+      timeseries(
+        "Adaptive concurrency: limit and in flight",
+        "The concurrency each adaptive limiter learned from latency, and the calls running under it, summed over " +
+          "instances: in flight pinned at the limit means the excess is being refused.",
+        "short"
+      )
+        .withTarget(target(`sum by (limiter) (${M.adaptiveLimit})`, "{{limiter}} limit"))
+        .withTarget(target(`sum by (limiter) (${M.adaptiveInflight})`, "{{limiter}} in flight", "B"))
+    )
+    .withPanel(
+      timeseries(
+        "Load shed",
+        "Calls refused at once (HTTP: 503 + Retry-After) because the adaptive limit was reached.",
+        "ops"
+      )
+        .withTarget(target(`sum by (limiter) (${rate(M.adaptiveRejected)})`, "{{limiter}}"))
+    )
+    // -------------------------------------------------------------------------
     .withRow(new RowBuilder("Rate limiters"))
     .withPanel(
       stacked("Rate limit decisions", "Admissions by limiter: allowed at once, delayed, or rejected.", "reqps")
@@ -232,6 +252,17 @@ const build = (datasourceUid: string): Dashboard =>
     .withPanel(
       timeseries("Timeouts", "Operations interrupted because they ran out of time.", "ops")
         .withTarget(target(`sum by (operation) (${rate(`${M.timeouts}{${operation}}`)})`, "{{operation}}"))
+    )
+    .withPanel(
+      timeseries(
+        "Abandoned after timeout",
+        "Timed-out work left to finish in the background (onUninterruptible: abandon), by how it ended.",
+        "ops"
+      )
+        .withTarget(target(
+          `sum by (operation, result) (${rate(`${M.timeoutAbandoned}{${operation}}`)})`,
+          "{{operation}} {{result}}"
+        ))
     )
     .withPanel(
       stacked(

@@ -5,17 +5,20 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { assert, describe, it } from "@effect/vitest"
+import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -120,6 +123,8 @@ class OutOfStock extends Data.TaggedError("OutOfStock") implements HttpServerRes
     return Effect.succeed(HttpServerResponse.unsafeJson({ error: "out of stock" }, { status: 409 }))
   }
 }
+
+class Principal extends Context.Tag("test/Principal")<Principal, { readonly accountId: string }>() {}
 
 const ALL_BYTES = Uint8Array.from({ length: 256 }, (_, i) => i)
 
@@ -551,6 +556,72 @@ describe("IdempotencyHttp.middleware over a real server (memory store)", () => {
       assert.strictEqual(state.charges, 2)
     })))
 
+  it.live("keeps the keys of two authenticated principals apart: the same key and body run once for each", () =>
+    withServer(Effect.gen(function*() {
+      const state = yield* makeState
+      // An outer "authentication" middleware provides the principal the partition reads.
+      const authenticate = HttpMiddleware.make((app) =>
+        Effect.flatMap(
+          HttpServerRequest.HttpServerRequest,
+          (request) =>
+            Effect.provideService(app, Principal, { accountId: request.headers["authorization"] ?? "anonymous" })
+        )
+      )
+      const base = yield* serve(
+        routes(state).pipe(
+          HttpRouter.use(IdempotencyHttp.middleware({
+            partition: () => Effect.map(Principal, (principal) => principal.accountId)
+          })),
+          HttpRouter.use(authenticate)
+        )
+      )
+      const alice = yield* send(`${base}/payments`, json("same", { amount: 9 }, { authorization: "alice" }))
+      const mallory = yield* send(`${base}/payments`, json("same", { amount: 9 }, { authorization: "mallory" }))
+      const aliceAgain = yield* send(`${base}/payments`, json("same", { amount: 9 }, { authorization: "alice" }))
+      assert.strictEqual(alice.text, `{"id":"ch_1","amount":9}`)
+      // not alice's stored answer: mallory's own execution
+      assert.strictEqual(mallory.text, `{"id":"ch_2","amount":9}`)
+      assert.isNull(mallory.headers.get("idempotent-replayed"))
+      assert.strictEqual(aliceAgain.text, alice.text)
+      assert.strictEqual(aliceAgain.headers.get("idempotent-replayed"), "true")
+      assert.strictEqual(state.charges, 2)
+    })))
+
+  it.live("warns once per route whose keys are global, and never for a partitioned or declared global route", () => {
+    const warnings: Array<string> = []
+    const logger = Logger.make(({ logLevel, message }) => {
+      const text = Array.isArray(message) ? message.join(" ") : String(message)
+      if (logLevel._tag === "Warning" && text.includes("are global")) warnings.push(text)
+    })
+    return Effect.gen(function*() {
+      yield* withServer(Effect.gen(function*() {
+        const state = yield* makeState
+        const global = yield* serveApp(state)
+        yield* send(`${global}/payments`, json("w1", { amount: 1 }))
+        yield* send(`${global}/payments`, json("w2", { amount: 1 }))
+        yield* send(`${global}/binary`, { headers: { "idempotency-key": "w3" } })
+      }))
+      assert.strictEqual(warnings.length, 2)
+      assert.include(warnings[0], `Idempotency keys of "POST /payments" are global`)
+      assert.include(warnings[0], "IdempotencyHttp.globalPartition")
+      assert.include(warnings[1], `Idempotency keys of "POST /binary" are global`)
+      yield* withServer(Effect.gen(function*() {
+        const state = yield* makeState
+        const partitioned = yield* serveApp(state, { partition: IdempotencyHttp.partitionByHeader("x-tenant") })
+        yield* send(`${partitioned}/payments`, json("w4", { amount: 1 }, { "x-tenant": "t" }))
+      }))
+      yield* withServer(Effect.gen(function*() {
+        const state = yield* makeState
+        const declared = yield* serveApp(state, { partition: IdempotencyHttp.globalPartition })
+        const first = yield* send(`${declared}/payments`, json("w5", { amount: 1 }))
+        const replay = yield* send(`${declared}/payments`, json("w5", { amount: 1 }))
+        assert.strictEqual(replay.text, first.text)
+        assert.strictEqual(replay.headers.get("idempotent-replayed"), "true")
+      }))
+      assert.strictEqual(warnings.length, 2)
+    }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+  })
+
   it.live("tells the handler its execution, and keeps the handler's pre-response handlers", () =>
     withServer(Effect.gen(function*() {
       const state = yield* makeState
@@ -734,6 +805,8 @@ describe("IdempotencyHttp keys and fingerprints", () => {
     assert.deepStrictEqual(IdempotencyHttp.parseKey("abc"), { _tag: "Valid", key: "abc" })
     assert.deepStrictEqual(IdempotencyHttp.parseKey(`"a \\"b\\" \\\\c"`), { _tag: "Valid", key: `a "b" \\c` })
     assert.deepStrictEqual(IdempotencyHttp.parseKey("x".repeat(255)), { _tag: "Valid", key: "x".repeat(255) })
+    assert.deepStrictEqual(IdempotencyHttp.parseKey(`"k-1, k-2"`), { _tag: "Valid", key: "k-1, k-2" })
+    assert.deepStrictEqual(IdempotencyHttp.parseKey(":YWJj:"), { _tag: "Valid", key: ":YWJj:" })
     for (
       const bad of [
         "",
@@ -745,7 +818,15 @@ describe("IdempotencyHttp keys and fingerprints", () => {
         "\u00e9",
         "\u{1F600}",
         `"a\\nb"`,
-        `"a"b"`
+        `"a"b"`,
+        // found by fuzzing: each used to be read as a key of its own
+        "k-1, k-2", // a header sent twice, joined by Node
+        `"k-1";a=1`,
+        "k-1;a=1",
+        `"abc`,
+        `("a" "b")`,
+        "a b",
+        "a\\b"
       ]
     ) {
       assert.strictEqual(IdempotencyHttp.parseKey(bad)._tag, "Invalid", JSON.stringify(bad))

@@ -8,6 +8,32 @@
  * `Idempotency.run`, so it runs on whatever `IdempotencyStore` is provided
  * (in memory, or PostgreSQL shared by many server processes).
  *
+ * **Quick start.** Give every route the key's owner (`partition`), taken from
+ * the principal your authentication established, so that a key is never
+ * shared between callers (as Stripe scopes keys per account):
+ *
+ * ```ts
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { Context, Effect } from "effect"
+ * import { IdempotencyHttp } from "@bulwark/resilience"
+ *
+ * // provided by your authentication middleware (applied after this one, so it runs first)
+ * class Principal extends Context.Tag("app/Principal")<Principal, { readonly accountId: string }>() {}
+ *
+ * const app = HttpRouter.empty.pipe(
+ *   HttpRouter.post("/payments", Effect.succeed(HttpServerResponse.text("charged", { status: 201 }))),
+ *   HttpRouter.use(IdempotencyHttp.middleware({
+ *     partition: () => Effect.map(Principal, (principal) => principal.accountId)
+ *   }))
+ * )
+ * ```
+ *
+ * A route without `partition` has one namespace for every caller: another
+ * caller who sends the same key and body receives the first caller's stored
+ * answer. Such a route logs one warning, on its first keyed request;
+ * `partition: IdempotencyHttp.globalPartition` declares a shared namespace
+ * deliberately and silences it.
+ *
  * | case | answer |
  * |---|---|
  * | first request with a key | the handler's response (stored when it is final, see below) |
@@ -15,8 +41,10 @@
  * | same key while the first is still running | 409 + `Retry-After` (or, with `waitForInFlight`, wait and replay) |
  * | same key, different request (method, path, query or body) | 422 |
  * | key missing on a route that requires one | 400 |
- * | key empty, longer than 255 characters, or not printable ASCII | 400 |
+ * | key empty, longer than 255 characters, or not printable ASCII; a list (sent twice), parameters, an unbalanced quote | 400 |
  * | the store is unreachable | 503 + `Retry-After` |
+ * | a request body over `maxBodyBytes` (default 1 MiB) | 413, before any key is claimed; the rest of the body is read into nothing for at most 2 s (lingering close), then the connection closes |
+ * | an answer larger than `maxStoredBytes` (default 1 MiB), streamed or not | sent to the first caller as it is, not stored; warning logged once per route |
  * | a repeat of a request whose answer was too large to store (`maxStoredBytes`) | 500 |
  *
  * Refusals are `application/problem+json` (RFC 9457) and are never stored.
@@ -33,6 +61,18 @@
  * (a 503 followed by a successful retry charges once). `storeAll: true`
  * stores every response, 5xx included (Stripe's rule, for handlers whose
  * failures may have had side effects that a re-run must not repeat).
+ *
+ * **Bounded memory.** A request body is read chunk by chunk up to
+ * `maxBodyBytes` (or the server's `HttpIncomingMessage.MaxBodySize`, when
+ * smaller): a `Content-Length` over it is answered 413 without reading the
+ * body, and a chunked body as soon as it crosses it. A 413 claims no key and
+ * is never stored, so the key is free for a request that fits. A response
+ * body is read for storing only up to what `maxStoredBytes` can hold: a
+ * streamed body that goes on past it is passed through to the first caller as
+ * it streams (the part read ahead, then the rest), and the key is completed
+ * as "too large" rather than released, because the handler's side effects
+ * happened: repeats answer 500 until the key expires, as for any answer over
+ * `maxStoredBytes`.
  *
  * **Identity.** A key belongs to `(scope, partition)`: the scope is the bounded
  * route identity (`"POST /accounts/:id/payments"`, also the metric label) and
@@ -93,7 +133,11 @@ export interface CommonOptions {
   readonly waitForInFlight?: Duration.DurationInput
   /** Store every outcome, 5xx and defects included (Stripe's rule). Default `false`. */
   readonly storeAll?: boolean
-  /** The largest stored answer in bytes (of its JSON encoding, body in base64). Default 1 MiB. */
+  /**
+   * The largest stored answer in bytes (of its JSON encoding, body in base64). Default 1 MiB. A larger answer is
+   * sent to the first caller but not stored, and repeats answer 500; the middleware never buffers more of a
+   * response body than fits (a streamed body over it is passed through as it streams).
+   */
   readonly maxStoredBytes?: number
   /** The problem `type` URI of refusals. Default `"about:blank"`. */
   readonly problemType?: string
@@ -114,8 +158,21 @@ export interface CommonOptions {
 export interface MiddlewareOptions<EP = never, RP = never> extends CommonOptions {
   /** The methods that take keys; other requests pass through untouched. Default `["POST", "PATCH"]`. */
   readonly methods?: ReadonlyArray<HttpMethod.HttpMethod>
-  /** The key's owner. Default: none (`""`, one namespace for everyone). */
+  /**
+   * The key's owner: the authenticated principal (a tenant, account or user), so that a caller never receives
+   * another caller's answer. Default: none, one namespace for every caller, reported by a warning on the route's
+   * first keyed request; {@link globalPartition} declares that deliberately (no warning).
+   */
   readonly partition?: PartitionFunction<HttpServerRequest.HttpServerRequest, EP, RP>
+  /**
+   * The largest request body read, in bytes, of a keyed request: a larger one is answered 413 (problem+json; the
+   * rest is then read into nothing for at most 2 s before the connection closes) before any key is claimed, without being read (a `Content-Length` over the limit) or as
+   * soon as it crosses the limit (a chunked body). The server's `HttpIncomingMessage.MaxBodySize`, when smaller,
+   * wins. Requests without a key are not read here (with `required: false` they reach the route as they are).
+   * Memory held for bodies is at most the keyed uploads in progress × this limit: bound their number in front
+   * (a rate limiter or concurrency limit, applied outside this middleware). Default 1 MiB, at most 1 GiB.
+   */
+  readonly maxBodyBytes?: number
   /** Store and replay cookies (`Set-Cookie`). Default `false`. */
   readonly storeCookies?: boolean
   /** Response headers never stored nor replayed (case-insensitive), on top of the hop-by-hop ones. */
@@ -146,7 +203,10 @@ export interface HandlerOptions<A, AI, E, EI, Req, EP = never, RP = never> exten
   readonly success: Schema.Schema<A, AI>
   /** The endpoint's error schema; `Schema.Never` when it declares none. */
   readonly failure: Schema.Schema<E, EI>
-  /** The key's owner, e.g. from the user an `HttpApiMiddleware` provided. Default: none (`""`). */
+  /**
+   * The key's owner, e.g. from the user an `HttpApiMiddleware` provided. Default: none (one namespace for every
+   * caller, reported by a warning on the endpoint's first keyed request; {@link globalPartition} declares it).
+   */
   readonly partition?: PartitionFunction<Req, EP, RP>
   /**
    * What the fingerprint hashes instead of the body. Needed for multipart
@@ -256,7 +316,17 @@ export const handler: <A, AI, E, EI, Req extends ApiRequest, R, EP = never, RP =
 
 /**
  * The partition from a request header (e.g. a tenant id set by an
- * authenticating proxy); `""` when the header is absent.
+ * authenticating proxy in front of the service); `""` when the header is
+ * absent. Only for headers a client cannot set itself: prefer the principal
+ * your authentication established (see the module's quick start).
+ *
+ * @example
+ * ```ts
+ * import { IdempotencyHttp } from "@bulwark/resilience"
+ *
+ * // behind a gateway that authenticates the caller and sets x-account-id
+ * const idempotent = IdempotencyHttp.middleware({ partition: IdempotencyHttp.partitionByHeader("x-account-id") })
+ * ```
  *
  * @since 0.1.0
  * @category Partitions
@@ -264,6 +334,24 @@ export const handler: <A, AI, E, EI, Req extends ApiRequest, R, EP = never, RP =
 export const partitionByHeader: (
   header: string
 ) => PartitionFunction<HttpServerRequest.HttpServerRequest> = internal.partitionByHeader
+
+/**
+ * One namespace for every caller, declared: the same key and body from any
+ * caller is the same operation (a single-tenant service, or an internal one
+ * whose callers share keys on purpose). Without a partition function the
+ * keys are global too, but the route is reported by a warning.
+ *
+ * @example
+ * ```ts
+ * import { IdempotencyHttp } from "@bulwark/resilience"
+ *
+ * const idempotent = IdempotencyHttp.middleware({ partition: IdempotencyHttp.globalPartition })
+ * ```
+ *
+ * @since 0.1.0
+ * @category Partitions
+ */
+export const globalPartition: PartitionFunction<unknown> = internal.globalPartition
 
 // -----------------------------------------------------------------------------
 // Pieces

@@ -190,6 +190,7 @@ const outcomeOf = (exit: Exit.Exit<unknown, unknown>): { readonly outcome: strin
       return { outcome: "circuit_open", type }
     case "BulkheadFullError":
     case "PartitionedBulkheadFullError":
+    case "ConcurrencyLimitError":
       return { outcome: "bulkhead_full", type }
     case "TimeoutError":
       return { outcome: "timeout", type }

@@ -2,6 +2,7 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -535,5 +536,64 @@ describe("Pipeline configuration", () => {
       yield* Deferred.succeed(gate, undefined)
       assert.strictEqual(yield* Fiber.join(running[1] ?? (yield* Effect.dieMessage("no fiber"))), "done")
       assert.strictEqual((yield* bulkhead.snapshot).active, 0)
+    }))
+})
+
+describe("Pipeline timeout on uninterruptible work", () => {
+  it.effect("passes onUninterruptible through from code and the environment; wait when unset", () =>
+    Effect.gen(function*() {
+      const abandoning = yield* Pipeline.make({
+        name: "flush",
+        timeout: { limit: "50 millis", onUninterruptible: "abandon" }
+      })
+      assert.strictEqual(Option.getOrThrow(abandoning.timeout).onUninterruptible, "abandon")
+      const waiting = yield* Pipeline.make({ name: "flush-wait", timeout: { limit: "50 millis" } })
+      assert.strictEqual(Option.getOrThrow(waiting.timeout).onUninterruptible, "wait")
+
+      const fromEnvironment = yield* Pipeline.config("payments").pipe(environment([
+        ["PAYMENTS_TIMEOUT_LIMIT", "2 seconds"],
+        ["PAYMENTS_TIMEOUT_ON_UNINTERRUPTIBLE", "abandon"]
+      ]))
+      assert.strictEqual(fromEnvironment.timeout?.onUninterruptible, "abandon")
+      const invalid = yield* expectInvalid(Pipeline.fromConfig({
+        name: "payments",
+        timeout: { limit: "1 second", onUninterruptible: "later" }
+      }))
+      assert.deepStrictEqual(invalid.issues, [
+        { path: "timeout.onUninterruptible", message: `expected one of "wait", "abandon", got "later"` }
+      ])
+    }))
+
+  it.effect("an abandoning pipeline answers at the limit and retries while the abandoned attempt finishes", () =>
+    Effect.gen(function*() {
+      const pipeline = yield* Pipeline.make({
+        name: "flush-retried",
+        retry: { maxAttempts: 2, backoff: "constant", base: "10 millis", jitter: "none" },
+        timeout: { limit: "50 millis", onUninterruptible: "abandon" }
+      })
+      const attempts = yield* Ref.make(0)
+      const answer = yield* Deferred.make<number>()
+      const op = Ref.update(attempts, (n) => n + 1).pipe(
+        Effect.zipRight(Effect.uninterruptible(Effect.sleep("300 millis")))
+      )
+      const caller = yield* Effect.fork(
+        op.pipe(
+          Pipeline.run(pipeline),
+          Effect.exit,
+          Effect.zipRight(Effect.flatMap(Clock.currentTimeMillis, (at) => Deferred.succeed(answer, at)))
+        )
+      )
+      yield* TestClock.adjust("50 millis")
+      assert.strictEqual(yield* Ref.get(attempts), 1)
+      yield* TestClock.adjust("10 millis")
+      assert.strictEqual(yield* Ref.get(attempts), 2)
+      yield* TestClock.adjust("50 millis")
+      assert.strictEqual(yield* Deferred.await(answer), 110)
+      yield* TestClock.adjust("300 millis")
+      yield* Fiber.join(caller)
+      const abandoned = yield* Metric.value(
+        Metric.tagged(Metric.tagged(Metrics.timeoutAbandoned, "operation", "flush-retried"), "result", "interrupted")
+      )
+      assert.strictEqual(abandoned.count, 2)
     }))
 })

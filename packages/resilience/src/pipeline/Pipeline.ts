@@ -308,6 +308,11 @@ export interface RetryBudgetConfig {
 export interface TimeoutConfig {
   /** A positive duration. Required. */
   readonly limit: Duration.Duration
+  /**
+   * `"wait"` (default) for work that does not stop at once at the limit, or
+   * `"abandon"` it to the background and answer at the limit (see `Timeout`).
+   */
+  readonly onUninterruptible?: "wait" | "abandon"
 }
 
 /**
@@ -392,6 +397,7 @@ export interface Input {
   }
   readonly timeout?: {
     readonly limit: DurationInput
+    readonly onUninterruptible?: "wait" | "abandon"
   }
 }
 
@@ -482,6 +488,7 @@ export const fromConfig: (input: unknown) => Effect.Effect<Config, InvalidPipeli
  * | `circuitBreaker.halfOpen.permits` | `PAYMENTS_CIRCUIT_BREAKER_HALF_OPEN_PERMITS` |
  * | `retry.maxAttempts` | `PAYMENTS_RETRY_MAX_ATTEMPTS` |
  * | `timeout.limit` | `PAYMENTS_TIMEOUT_LIMIT` |
+ * | `timeout.onUninterruptible` | `PAYMENTS_TIMEOUT_ON_UNINTERRUPTIBLE` |
  *
  * A section is present (its layer on) when any of its variables is set.
  * Durations are written as in a file (`"30 seconds"`, or milliseconds), and so

@@ -7,6 +7,19 @@
  * (no cooperative cancellation token to forget, unlike Polly's optimistic
  * timeouts or opossum's AbortController reuse bug).
  *
+ * **Uninterruptible work.** Interruption waits for an uninterruptible region
+ * to end, so by default (`onUninterruptible: "wait"`) the timeout waits too: a
+ * 50 ms timeout around 300 ms of uninterruptible work answers after 300 ms,
+ * with the `TimeoutError` (the work's success is discarded: it came too late).
+ * With `onUninterruptible: "abandon"` (Polly's pessimistic strategy,
+ * Resilience4j's `TimeLimiter`) the timeout interrupts the work as always but
+ * answers at the limit: what could not stop finishes in the background and
+ * stops at its first interruptible point, counted by how it ended in
+ * `bulwark_timeout_abandoned_total{operation, result}`. The work stays a child
+ * of the fiber that ran the timeout (not a daemon, as `Effect.disconnect`
+ * makes it): interrupting that fiber interrupts it, and the fiber, when it
+ * ends, waits for it, so nothing outlives its owner.
+ *
  * A per-attempt timeout goes inside a retry (so a slow attempt is retried), an
  * overall timeout outside it:
  *
@@ -30,6 +43,17 @@ import * as internal from "./internal/timeout.js"
 export { TimeoutError }
 
 /**
+ * What a timeout does when the work does not stop at once (it is in an
+ * uninterruptible region, or its finalizers take time): `"wait"` until it has
+ * stopped, or `"abandon"` it to finish in the background and answer at the
+ * limit.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type OnUninterruptible = "wait" | "abandon"
+
+/**
  * A validated timeout. Build it with {@link make}.
  *
  * @since 0.1.0
@@ -38,8 +62,11 @@ export { TimeoutError }
 export interface Policy {
   readonly operation: string
   readonly limit: Duration.Duration
+  readonly onUninterruptible: OnUninterruptible
   /** `bulwark_timeouts_total{operation}`, tagged once. */
   readonly counter: Metric.Metric.Counter<number>
+  /** `bulwark_timeout_abandoned_total{operation}`, tagged once (the `result` is tagged when the work ends). */
+  readonly abandoned: Metric.Metric.Counter<number>
 }
 
 /**
@@ -56,12 +83,21 @@ export declare namespace Timeout {
     readonly operation: string
     /** A positive, finite duration. */
     readonly limit: Duration.DurationInput
+    /**
+     * When the work does not stop at once at the limit (an uninterruptible
+     * region): `"wait"` for it (default; the caller answers when it has
+     * stopped), or `"abandon"` it (the caller answers at the limit, the work
+     * finishes in the background and is counted in
+     * `bulwark_timeout_abandoned_total`).
+     */
+    readonly onUninterruptible?: OnUninterruptible | undefined
   }
 }
 
 /**
- * Builds a timeout; a zero, negative, NaN or infinite limit, or a bad name,
- * fails with `InvalidOptionsError`.
+ * Builds a timeout; a zero, negative, NaN or infinite limit, a bad name, or
+ * an `onUninterruptible` other than `"wait"` or `"abandon"`, fails with
+ * `InvalidOptionsError`.
  *
  * @example
  * ```ts
@@ -91,6 +127,30 @@ export const unsafeMake: (options: Timeout.Options) => Policy = internal.unsafeM
 /**
  * Fails with `TimeoutError` and interrupts `self` when it runs longer than the
  * policy's limit; counts it in `bulwark_timeouts_total` and logs a warning.
+ *
+ * With `onUninterruptible: "wait"` (the default) the error comes once `self`
+ * has stopped: 300 ms of uninterruptible work under a 50 ms limit answers
+ * after 300 ms. With `"abandon"` it comes at the limit, and `self` finishes in
+ * the background as a child of the calling fiber: the caller goes on at once,
+ * but that fiber's own end waits for the work (so `Fiber.join` of a forked
+ * call does too), and interrupting it interrupts the work. An abandoned call
+ * no longer holds what the layers outside hold for it (a bulkhead's permit):
+ * the background work runs outside their count.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Timeout } from "@bulwark/resilience"
+ *
+ * const flush = Effect.uninterruptible(Effect.sleep("300 millis"))
+ *
+ * const program = Effect.gen(function*() {
+ *   const policy = yield* Timeout.make({ operation: "flush", limit: "50 millis", onUninterruptible: "abandon" })
+ *   return yield* flush.pipe(Timeout.timeout(policy))
+ *   // fails with TimeoutError after 50 ms; the flush ends at 300 ms and counts in
+ *   // bulwark_timeout_abandoned_total{operation="flush", result="interrupted"}
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category Combinators

@@ -7,6 +7,11 @@
  * A key is 1 to 255 printable ASCII characters (0x20–0x7E): anything else is
  * refused before it reaches a store, so a key can never smuggle control
  * characters or non-ASCII bytes into a lookup, a log line or a problem body.
+ *
+ * Anything else that looks like structured-field syntax is refused rather
+ * than read as a different key: a list (`k-1, k-2`, also what a header sent
+ * twice arrives as), parameters (`"k-1";a=1`), an unbalanced quote. A bare
+ * key holds none of `" , ; \ ( )` and no space: such a key is sent quoted.
  */
 
 /** @internal */
@@ -56,6 +61,17 @@ const unquote = (value: string): string | undefined => {
   return out
 }
 
+/** Why a bare (unquoted) key is refused; `undefined` when it is fine. */
+const bareKeyProblem = (value: string): string | undefined => {
+  if (value.includes(",")) return "holds a list (was it sent more than once?); send one key."
+  if (value.includes(";")) return "has parameters; send the key alone."
+  const special = /[ "\\()]/.exec(value)
+  return special === null
+    ? undefined
+    : `contains ${special[0] === " " ? "a space" : `'${special[0]}'`} at position ${special.index + 1}; ` +
+      "quote such a key as a structured-field string."
+}
+
 /**
  * Checks a raw header value. `undefined` (no header) is `Missing`; an empty
  * value is `Invalid`, not missing: the client meant to send a key.
@@ -67,12 +83,18 @@ export const parseKey = (raw: string | undefined): KeyCheck => {
   const bad = nonPrintable(raw)
   if (bad !== undefined) return invalid(`The Idempotency-Key header ${bad}; a key is printable ASCII only.`)
   let key = raw
-  if (raw.length >= 2 && raw.startsWith("\"") && raw.endsWith("\"")) {
-    const unquoted = unquote(raw)
+  if (raw.startsWith("\"")) {
+    const unquoted = raw.length >= 2 && raw.endsWith("\"") ? unquote(raw) : undefined
     if (unquoted === undefined) {
-      return invalid("The Idempotency-Key header is not a valid structured-field string (RFC 8941).")
+      return invalid(
+        "The Idempotency-Key header is not one structured-field string (RFC 8941): " +
+          "an unbalanced quote, or parameters or a list after it."
+      )
     }
     key = unquoted
+  } else {
+    const bare = bareKeyProblem(raw)
+    if (bare !== undefined) return invalid(`The Idempotency-Key header ${bare}`)
   }
   if (key.length === 0) return invalid("The Idempotency-Key header is empty.")
   if (key.length > MAX_KEY_LENGTH) {

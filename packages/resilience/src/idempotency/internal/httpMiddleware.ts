@@ -8,38 +8,55 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as Failure from "../../Failure.js"
+import * as Metric from "../../internal/metric.js"
+import * as Options from "../../internal/options.js"
 import { problem } from "../../internal/problem.js"
+import * as Metrics from "../../Metrics.js"
 import type * as Idempotency from "../Idempotency.js"
-import type {
-  ApiRequest,
-  CommonOptions,
-  HandlerOptions,
-  MiddlewareOptions,
-  PartitionFunction
-} from "../IdempotencyHttp.js"
+import type { ApiRequest, CommonOptions, HandlerOptions, MiddlewareOptions } from "../IdempotencyHttp.js"
 import type { IdempotencyStore } from "../IdempotencyStore.js"
 import * as Errors from "./errors.js"
 import { fingerprint } from "./httpFingerprint.js"
 import { parseKey } from "./httpKey.js"
-import { buffer } from "./httpRequest.js"
-import { capture, type Captured, excludedHeaders, replay, StoredResponse } from "./httpResponse.js"
+import { globalKeysWarning } from "./httpPartition.js"
+import { buffer, lingerAfterRefusal } from "./httpRequest.js"
+import {
+  bodyBudget,
+  capture,
+  excludedHeaders,
+  isNotReplayable,
+  notReplayable,
+  replay,
+  StoredResponse
+} from "./httpResponse.js"
 import { runPrepared } from "./idempotency.js"
 import { recordRequest } from "./metrics.js"
-import { prepare } from "./runOptions.js"
+import { defaults, prepare } from "./runOptions.js"
 import { CurrentExecution } from "./tags.js"
 
 export { canonicalJson, fingerprint } from "./httpFingerprint.js"
 export { parseKey } from "./httpKey.js"
+export { globalPartition, partitionByHeader } from "./httpPartition.js"
 
 const KEY_HEADER = "idempotency-key"
 const REPLAYED = { "idempotent-replayed": "true" } as const
 const DEFAULT_METHODS: ReadonlyArray<HttpMethod.HttpMethod> = ["POST", "PATCH"]
 const encoder = new TextEncoder()
+
+const DEFAULT_MAX_BODY_BYTES = 1_048_576
+// The body is held in memory to be hashed and handed to the handler: larger uploads belong in a stream, not here.
+const MAX_BODY_BYTES = 1_073_741_824
+
+/** `result="payload_too_large"`: counted here, as the HTTP layer's own refusal. */
+const recordTooLarge = (scope: string): Effect.Effect<void> =>
+  Effect.sync(() => Metric.counter(Metrics.idempotencyRequests, { scope, result: "payload_too_large" })())
 
 // -----------------------------------------------------------------------------
 // Shared pieces
@@ -80,6 +97,14 @@ const refusalResponse = (refusal: Refusal, problemType: string): HttpServerRespo
     refusal.retryAfter === undefined ? {} : { "retry-after": String(retryAfterSeconds(refusal.retryAfter)) }
   )
 
+/** A repeat of a request whose answer was sent but not stored (too large). */
+const notStored: Refusal = {
+  status: 500,
+  title: "Internal Server Error",
+  detail:
+    "The request with this Idempotency-Key was processed, but its response was too large to store, so it cannot be replayed."
+}
+
 const missingKey = (scope: string): Refusal => ({
   status: 400,
   title: "Bad Request",
@@ -117,12 +142,7 @@ const refusalOf = (error: Idempotency.RunError): Refusal | undefined => {
         retryAfter: Duration.seconds(1)
       }
     case "StoredResultTooLargeError":
-      return {
-        status: 500,
-        title: "Internal Server Error",
-        detail:
-          "The request with this Idempotency-Key was processed, but its response was too large to store, so it cannot be replayed."
-      }
+      return notStored
     case "InvalidOptionsError":
       return error.option === "partition"
         ? {
@@ -162,12 +182,38 @@ const runOptions = (common: CommonOptions) => ({
 interface Local<E> {
   /** The app's outcome, answered as the app would have answered it. */
   readonly exit: Exit.Exit<HttpServerResponse.HttpServerResponse, E>
-  /** The answer, read into its stored form (`None`: its body could not be read back). */
-  readonly captured: Option.Option<Captured>
+  /** What goes to the client (the app's response, a streamed body possibly replaced by its bytes). */
+  readonly sent: HttpServerResponse.HttpServerResponse
   readonly store: boolean
 }
 
 const noCapture: StoredResponse = { status: 500, headers: [], body: new Uint8Array(0) }
+
+const contentTooLarge = (scope: string, limit: number, declared: number | undefined): Refusal => ({
+  status: 413,
+  title: "Content Too Large",
+  detail: declared === undefined
+    ? `The request body is over the ${limit}-byte limit of ${scope}.`
+    : `The request body (${declared} bytes) is over the ${limit}-byte limit of ${scope}.`
+})
+
+/** Once per scope at warning, then at debug: a route that streams large answers would log on every request. */
+const oversizedLog = () => {
+  const warned = new Set<string>()
+  return (scope: string, capture: { readonly streamed: boolean; readonly bytes: number }, limit: number) =>
+    Effect.suspend(() => {
+      const first = !warned.has(scope) && warned.size < 1_000
+      if (first) warned.add(scope)
+      const what = capture.streamed ? `a streamed answer over ${limit} bytes` : `an answer of ${capture.bytes} bytes`
+      const message =
+        `Idempotency: ${what} is over maxStoredBytes (${limit}); it went to the caller without being stored: repeats of its key answer 500 until the key expires${
+          first ? " (logged once per route at warning, then at debug)" : ""
+        }`
+      return Effect.logWithLevel(first ? LogLevel.Warning : LogLevel.Debug, message).pipe(
+        Effect.annotateLogs({ "idempotency.scope": scope })
+      )
+    })
+}
 
 /** @internal */
 export const middleware = <EP = never, RP = never>(options: MiddlewareOptions<EP, RP> = {}) => {
@@ -183,6 +229,15 @@ export const middleware = <EP = never, RP = never>(options: MiddlewareOptions<EP
   const common = runOptions(options)
   // Checked once: every request of this middleware runs with the same lease, ttl, limits and flags.
   const prepared = prepare(common)
+  const maxBodyBytes = Options.number(
+    { component: "IdempotencyHttp", option: "maxBodyBytes" },
+    options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    { min: 0, max: MAX_BODY_BYTES, integer: true }
+  )
+  const maxStoredBytes = common.maxStoredBytes ?? defaults.maxStoredBytes
+  const budget = bodyBudget(maxStoredBytes)
+  const warnGlobal = globalKeysWarning(partitionOf)
+  const logOversized = oversizedLog()
   const refuse = (refusal: Refusal) => Effect.succeed(refusalResponse(refusal, problemType))
 
   return <E, R>(
@@ -211,8 +266,19 @@ export const middleware = <EP = never, RP = never>(options: MiddlewareOptions<EP
         }
         const key = check.key
         return Effect.gen(function*() {
+          if (Either.isLeft(maxBodyBytes)) return yield* Effect.die(maxBodyBytes.left)
+          yield* warnGlobal(scope)
           const partition = partitionOf === undefined ? "" : yield* partitionOf(request)
-          const buffered = yield* buffer(request)
+          const read = yield* buffer(request, maxBodyBytes.right)
+          if (read._tag === "TooLarge") {
+            // Refused before any claim: nothing is stored, and the key stays free for a request that fits.
+            yield* recordTooLarge(scope)
+            const refusal = contentTooLarge(scope, read.limit, read.declared)
+            // The rest of the body is read into nothing for a bounded time, then the connection is closed.
+            yield* lingerAfterRefusal(request)
+            return problem(refusal.status, refusal.title, refusal.detail, problemType, {})
+          }
+          const buffered = read.request
           const classifier = yield* Failure.CurrentClassifier
           // Set by the handler when this request runs the app (a holder: assignments in closures defeat narrowing).
           const local: { current: Local<E> | undefined } = { current: undefined }
@@ -226,16 +292,22 @@ export const middleware = <EP = never, RP = never>(options: MiddlewareOptions<EP
                   const response = Exit.isSuccess(exit)
                     ? exit.value
                     : (yield* HttpServerError.causeResponse(exit.cause))[0]
-                  const captured = yield* Effect.option(capture(response, captureOptions)).pipe(
-                    Effect.map(Option.flatten)
-                  )
+                  const captured = yield* capture(response, captureOptions, budget)
                   const final = Exit.isSuccess(exit) || Cause.isFailType(exit.cause) &&
                       !Failure.isTransient(exit.cause.error)
                   const interrupted = Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)
-                  const store = Option.isSome(captured) && !interrupted &&
+                  const store = captured._tag !== "Unstored" && !interrupted &&
                     (storeAll || (final && !isTransientStatus(response.status, classifier)))
-                  local.current = { exit, captured, store }
-                  return Option.match(captured, { onNone: () => noCapture, onSome: (c) => c.stored })
+                  local.current = { exit, sent: captured.sent, store }
+                  switch (captured._tag) {
+                    case "Whole":
+                      return captured.stored
+                    case "Unstored":
+                      return noCapture
+                    case "Oversized":
+                      if (store) yield* logOversized(scope, captured, maxStoredBytes)
+                      return notReplayable(captured)
+                  }
                 })
               )
             )
@@ -261,20 +333,19 @@ export const middleware = <EP = never, RP = never>(options: MiddlewareOptions<EP
             )
           )
           const ran = local.current
-          if (outcome._tag === "Right" && outcome.right._tag === "Replayed") {
-            return replay(outcome.right.value, REPLAYED)
-          }
-          if (ran !== undefined && outcome._tag === "Right") {
+          if (ran !== undefined && outcome._tag === "Right" && outcome.right._tag === "Executed") {
             // This request ran the handler: answer it as the app did (its response, or its failure for the
             // server to render and log). `run` answers the first caller also when the answer could not be stored
             // (too large, store down), since the handler's side effects happened.
             return yield* Exit.match(ran.exit, {
               onFailure: (cause) => Effect.failCause(cause),
-              onSuccess: (response) =>
-                Effect.succeed(Option.match(ran.captured, { onNone: () => response, onSome: (c) => c.sent }))
+              onSuccess: () => Effect.succeed(ran.sent)
             })
           }
-          if (outcome._tag === "Right") return replay(outcome.right.value, REPLAYED)
+          if (outcome._tag === "Right") {
+            const stored = outcome.right.value
+            return isNotReplayable(stored) ? refusalResponse(notStored, problemType) : replay(stored, REPLAYED)
+          }
           const refusal = refusalOf(outcome.left)
           if (refusal === undefined) return yield* Effect.die(outcome.left)
           return refusalResponse(refusal, problemType)
@@ -332,6 +403,7 @@ export const handler = <A, AI, E, EI, Req extends ApiRequest, R, EP = never, RP 
   // Checked once: every request of this endpoint runs with the same lease, ttl, limits and flags.
   const prepared = prepare(common)
   const partitionOf = options.partition
+  const warnGlobal = globalKeysWarning(partitionOf)
   // Refusals are not errors the endpoint declares: a response as defect is sent as it is, and not logged.
   const refuse = (refusal: Refusal) => Effect.die(refusalResponse(refusal, problemType))
 
@@ -349,6 +421,7 @@ export const handler = <A, AI, E, EI, Req extends ApiRequest, R, EP = never, RP 
         yield* recordRequest(scope, "invalid_key")
         return yield* refuse({ status: 400, title: "Bad Request", detail: check.reason })
       }
+      yield* warnGlobal(scope)
       const partition = partitionOf === undefined ? "" : yield* partitionOf(apiRequest)
       const body = yield* Effect.orDie(bodyOf(apiRequest, options.fingerprintBody))
       const classifier = yield* Failure.CurrentClassifier
@@ -406,12 +479,3 @@ export const handler = <A, AI, E, EI, Req extends ApiRequest, R, EP = never, RP 
 const markReplayed: Effect.Effect<void> = HttpApp.appendPreResponseHandler((_request, response) =>
   Effect.succeed(HttpServerResponse.setHeaders(response, REPLAYED))
 )
-
-// -----------------------------------------------------------------------------
-// Partitions
-// -----------------------------------------------------------------------------
-
-/** @internal */
-export const partitionByHeader =
-  (header: string): PartitionFunction<HttpServerRequest.HttpServerRequest> => (request) =>
-    Effect.succeed(request.headers[header.toLowerCase()] ?? "")

@@ -9,6 +9,10 @@
  * `multipart`) serves the same bytes, as often as asked. Everything else
  * (method, url, headers, cookies, remote address, the Node `source`) is the
  * original request's.
+ *
+ * The read is bounded (`maxBodyBytes`): a body over the limit is refused
+ * (413) having read at most the limit plus one chunk, so a large or endless
+ * upload costs neither memory nor a claimed key.
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Headers from "@effect/platform/Headers"
@@ -22,10 +26,12 @@ import type * as Socket from "@effect/platform/Socket"
 import * as UrlParams from "@effect/platform/UrlParams"
 import * as Effect from "effect/Effect"
 import * as Inspectable from "effect/Inspectable"
-import type * as Option from "effect/Option"
+import * as Option from "effect/Option"
 import type { ReadonlyRecord } from "effect/Record"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { Socket as NetSocket } from "node:net"
+import { Readable } from "node:stream"
 
 const decoder = new TextDecoder()
 
@@ -130,15 +136,184 @@ export class BufferedRequest extends Inspectable.Class implements HttpServerRequ
   }
 }
 
+const ALREADY_READ = "the request body was already read before the idempotency middleware (by an outer middleware?)"
+const ABORTED = "the client closed the connection before the request body ended"
+
 /**
- * Reads the body once (honouring the server's `MaxBodySize`) and returns a
- * request that serves it from memory.
+ * Joins chunks into one array: one copy, whatever the number of chunks.
+ *
+ * @internal
+ */
+export const concatBytes = (chunks: ReadonlyArray<Uint8Array>, length?: number): Uint8Array => {
+  if (chunks.length === 1 && chunks[0] !== undefined) return chunks[0]
+  let total = length ?? 0
+  if (length === undefined) { for (const chunk of chunks) total += chunk.length }
+  const out = new Uint8Array(total)
+  let offset = 0
+  for (const chunk of chunks) {
+    out.set(chunk, offset)
+    offset += chunk.length
+  }
+  return out
+}
+
+/**
+ * What reading a body under a limit gave: the buffered request, or the
+ * news that the body is over `limit` (`declared`: its `Content-Length`, when
+ * that alone said so and nothing was read).
+ *
+ * @internal
+ */
+export type Buffered =
+  | { readonly _tag: "Buffered"; readonly request: BufferedRequest }
+  | { readonly _tag: "TooLarge"; readonly limit: number; readonly declared: number | undefined }
+
+type Read = { readonly _tag: "Complete"; readonly bytes: Uint8Array } | { readonly _tag: "TooLarge" }
+
+const tooLarge: Read = { _tag: "TooLarge" }
+const discard = (): void => undefined
+
+/**
+ * Reads a Node request (`IncomingMessage`) chunk by chunk. Over the limit it
+ * drops what it holds and keeps the stream flowing into nothing, without
+ * destroying it: destroying it would reset the connection before the 413 is
+ * written, and pausing it would leave a kept-alive connection stuck on the
+ * unread rest. After the 413 the connection lingers (see {@link lingerAfterRefusal}).
+ */
+const readNode = (
+  source: Readable,
+  limit: number,
+  onError: (cause: unknown) => HttpServerError.RequestError
+): Effect.Effect<Read, HttpServerError.RequestError> =>
+  Effect.async<Read, HttpServerError.RequestError>((resume) => {
+    if (source.readableEnded) {
+      resume(Effect.fail(onError(new Error(ALREADY_READ))))
+      return
+    }
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    const stop = () => {
+      source.off("data", onData)
+      source.off("end", onEnd)
+      source.off("error", onFailure)
+      source.off("close", onClose)
+    }
+    function onData(chunk: Uint8Array | string) {
+      const bytes = typeof chunk === "string" ? Buffer.from(chunk) : chunk
+      size += bytes.length
+      if (size <= limit) {
+        chunks.push(bytes)
+        return
+      }
+      stop()
+      chunks.length = 0
+      source.on("data", discard)
+      resume(Effect.succeed(tooLarge))
+    }
+    function onEnd() {
+      stop()
+      resume(Effect.succeed({ _tag: "Complete", bytes: concatBytes(chunks, size) }))
+    }
+    function onFailure(cause: unknown) {
+      stop()
+      resume(Effect.fail(onError(cause)))
+    }
+    function onClose() {
+      stop()
+      resume(Effect.fail(onError(new Error(ABORTED))))
+    }
+    source.on("data", onData)
+    source.on("end", onEnd)
+    source.on("error", onFailure)
+    source.on("close", onClose)
+    return Effect.sync(stop)
+  })
+
+/** Any other request (a web `Request`): its body stream, stopped (cancelled) at the limit. */
+const readStream = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
+  Effect.suspend(() => {
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    return Effect.map(
+      Stream.runForEachWhile(request.stream, (chunk) =>
+        Effect.sync(() => {
+          size += chunk.length
+          if (size > limit) return false
+          chunks.push(chunk)
+          return true
+        })),
+      (): Read => size > limit ? tooLarge : { _tag: "Complete", bytes: concatBytes(chunks, size) }
+    )
+  })
+
+const declaredLength = (request: HttpServerRequest.HttpServerRequest): number | undefined => {
+  const header = request.headers["content-length"]
+  return header !== undefined && /^\d{1,15}$/.test(header) ? Number(header) : undefined
+}
+
+/**
+ * Reads the body once, up to `maxBytes` (or the server's `MaxBodySize`, when
+ * that is smaller), and returns a request that serves it from memory. A
+ * `Content-Length` over the limit is refused before a byte is read; a body
+ * without one (chunked) is read until it crosses the limit, and no further.
  *
  * @internal
  */
 export const buffer = (
-  request: HttpServerRequest.HttpServerRequest
-): Effect.Effect<BufferedRequest, HttpServerError.RequestError> =>
-  request instanceof BufferedRequest
-    ? Effect.succeed(request)
-    : Effect.map(request.arrayBuffer, (body) => new BufferedRequest(request, new Uint8Array(body)))
+  request: HttpServerRequest.HttpServerRequest,
+  maxBytes: number
+): Effect.Effect<Buffered, HttpServerError.RequestError> =>
+  Effect.flatMap(IncomingMessage.MaxBodySize, (serverMax) => {
+    const limit = Option.match(serverMax, { onNone: () => maxBytes, onSome: (max) => Math.min(maxBytes, Number(max)) })
+    const refuse = (declared: number | undefined): Buffered => ({ _tag: "TooLarge", limit, declared })
+    if (request instanceof BufferedRequest) {
+      return Effect.succeed(request.bytes.length > limit ? refuse(undefined) : { _tag: "Buffered", request })
+    }
+    const declared = declaredLength(request)
+    if (declared !== undefined && declared > limit) return Effect.succeed(refuse(declared))
+    const source = request.source
+    const read = source instanceof Readable
+      ? readNode(
+        source,
+        limit,
+        (cause) => new HttpServerError.RequestError({ request, reason: "Decode", cause })
+      )
+      : readStream(request, limit)
+    return Effect.map(read, (result): Buffered =>
+      result._tag === "TooLarge"
+        ? refuse(undefined)
+        : { _tag: "Buffered", request: new BufferedRequest(request, result.bytes) })
+  })
+
+/** How long a connection may go on delivering a refused body after its 413; see {@link lingerAfterRefusal}. */
+export const LINGER_MILLIS = 2_000
+
+/**
+ * After a 413 the rest of the body is still on its way, and Node closes a connection whose request body was not read
+ * through (`Connection: close`, then `destroySoon`: end, and destroy once the answer is written). Destroyed, the
+ * socket answers what the client still sends with a reset, and a client still sending loses the 413 with it (TCP
+ * drops what it had not read yet). So the connection lingers, as nginx's lingering close does: the answer is written
+ * and our side ended, the rest of the body is read into nothing (memory stays flat), and the socket is destroyed
+ * when the client ends its side or after `millis`, whichever comes first.
+ *
+ * @internal
+ */
+export const lingerAfterRefusal = (
+  request: HttpServerRequest.HttpServerRequest,
+  millis: number = LINGER_MILLIS
+): Effect.Effect<void> =>
+  Effect.sync(() => {
+    const source = request.source
+    if (!(source instanceof Readable) || source.readableEnded || !("socket" in source)) return
+    const socket: unknown = source.socket
+    if (!(socket instanceof NetSocket)) return
+    const close = () => socket.destroy()
+    const timer = setTimeout(close, millis)
+    timer.unref()
+    socket.destroySoon = () => {
+      socket.on("data", discard)
+      socket.once("end", close)
+      socket.end()
+    }
+    socket.once("close", () => clearTimeout(timer))
+  })

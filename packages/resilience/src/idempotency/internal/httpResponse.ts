@@ -16,15 +16,25 @@
  * Headers added outside the stored handler (by outer middleware, or by
  * pre-response handlers) are not part of the stored answer; outer middleware
  * adds them again on a replay.
+ *
+ * Memory is bounded by `maxStoredBytes`: a body larger than what can be
+ * stored is never copied for storing. A streamed body is read ahead up to that
+ * budget; when it ends within it, it is stored, otherwise the part read and
+ * the unread rest are sent on as one stream, and the key is completed with a
+ * stand-in (`notReplayable`) that repeats answer as "too large to replay".
  */
 import * as Cookies from "@effect/platform/Cookies"
-import type * as Body from "@effect/platform/HttpBody"
 import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import { identity } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { concatBytes } from "./httpRequest.js"
 
 /**
  * A response as stored. `headers` keeps the handler's order (lower-case
@@ -68,22 +78,6 @@ export const excludedHeaders = (names: ReadonlyArray<string> | undefined): Reado
 
 const encoder = new TextEncoder()
 
-const concat = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
-  if (chunks.length === 1 && chunks[0] !== undefined) return chunks[0]
-  let length = 0
-  for (const chunk of chunks) length += chunk.length
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const chunk of chunks) {
-    out.set(chunk, offset)
-    offset += chunk.length
-  }
-  return out
-}
-
-const isAsyncIterable = (u: unknown): u is AsyncIterable<unknown> =>
-  typeof u === "object" && u !== null && Symbol.asyncIterator in u
-
 const chunkBytes = (chunk: unknown): Uint8Array | undefined =>
   typeof chunk === "string"
     ? encoder.encode(chunk)
@@ -93,81 +87,202 @@ const chunkBytes = (chunk: unknown): Uint8Array | undefined =>
     ? new Uint8Array(chunk)
     : undefined
 
-/** Reads an async iterable of byte or string chunks (a Node `Readable`, a web `ReadableStream`). */
-const readIterable = (iterable: AsyncIterable<unknown>): Effect.Effect<Option.Option<Uint8Array>, unknown> =>
-  Effect.tryPromise({
-    try: async () => {
-      const chunks: Array<Uint8Array> = []
-      for await (const chunk of iterable) {
-        const bytes = chunkBytes(chunk)
-        if (bytes === undefined) return Option.none()
-        chunks.push(bytes)
-      }
-      return Option.some(concat(chunks))
-    },
-    catch: (cause) => cause
-  })
+const isAsyncIterable = (u: unknown): u is AsyncIterable<unknown> =>
+  typeof u === "object" && u !== null && Symbol.asyncIterator in u
+
+/** A streamed body read up to a budget: whole, or the chunks read so far and a stream of the rest. */
+type ReadAhead =
+  | { readonly _tag: "Whole"; readonly bytes: Uint8Array }
+  | {
+    readonly _tag: "Partial"
+    /** `true` when the stream failed (the rest fails the same way), `false` when it went over the budget. */
+    readonly failed: boolean
+    readonly bytes: number
+    readonly stream: Stream.Stream<Uint8Array, unknown>
+  }
 
 /**
- * The body as bytes, with the content type a `FormData` body gets when
- * serialised. `None` when the body is something the server could send but
- * that cannot be read back (an unknown raw object).
+ * Reads a stream until it ends or passes `budget` bytes. Past the budget, the
+ * chunks read so far and the unread rest become one stream for the client,
+ * pulled where it stopped: the stream runs once, whatever happens. Its
+ * resources live in a scope of their own, closed when the rest ends, when the
+ * request's scope closes (a response never sent), or on interruption here.
  */
-const bodyBytes = (
-  body: Body.HttpBody
-): Effect.Effect<Option.Option<{ readonly bytes: Uint8Array; readonly contentType: string | undefined }>, unknown> => {
+const readAhead = (stream: Stream.Stream<Uint8Array, unknown>, budget: number): Effect.Effect<ReadAhead> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const close = Scope.close(scope, Exit.void)
+      const requestScope = yield* Effect.serviceOption(Scope.Scope)
+      const pull = yield* Scope.extend(Stream.toPull(stream), scope)
+      const chunks: Array<Uint8Array> = []
+      let size = 0
+      const prefix = () => Stream.fromChunk(Chunk.unsafeFromArray(chunks))
+      const loop: Effect.Effect<ReadAhead> = Effect.suspend(() =>
+        Effect.matchEffect(pull, {
+          onFailure: (end): Effect.Effect<ReadAhead> =>
+            Effect.as(
+              close,
+              Option.match(end, {
+                onNone: (): ReadAhead => ({ _tag: "Whole", bytes: concatBytes(chunks, size) }),
+                onSome: (error): ReadAhead => ({
+                  _tag: "Partial",
+                  failed: true,
+                  bytes: size,
+                  stream: Stream.concat(prefix(), Stream.fail(error))
+                })
+              })
+            ),
+          onSuccess: (chunk) => {
+            for (const bytes of chunk) {
+              chunks.push(bytes)
+              size += bytes.length
+            }
+            if (size <= budget) return loop
+            const rest = Stream.repeatEffectChunkOption(pull).pipe(Stream.ensuring(close))
+            const partial: ReadAhead = {
+              _tag: "Partial",
+              failed: false,
+              bytes: size,
+              stream: Stream.concat(prefix(), rest)
+            }
+            // Also closed with the request: a response that is never sent must not hold the stream's resources.
+            return Option.match(requestScope, {
+              onNone: () => Effect.succeed(partial),
+              onSome: (owner) => Effect.as(Scope.addFinalizer(owner, close), partial)
+            })
+          }
+        })
+      )
+      return yield* Effect.onInterrupt(restore(loop), () => close)
+    })
+  )
+
+/**
+ * What capturing a response gave:
+ * - `Whole`: the body was read whole within the budget; `sent` goes to the
+ *   client now (the same response, a streamed body replaced by its bytes),
+ *   `stored` is what a replay sends;
+ * - `Oversized`: the body is larger than the budget (`streamed`: it is a
+ *   stream, of which only the budget and one chunk were read); `sent` sends it
+ *   whole, nothing was copied for storing;
+ * - `Unstored`: the body cannot be read back (an unknown raw object) or its
+ *   stream failed; `sent` sends what the handler produced.
+ *
+ * @internal
+ */
+export type Capture =
+  | { readonly _tag: "Whole"; readonly sent: HttpServerResponse.HttpServerResponse; readonly stored: StoredResponse }
+  | {
+    readonly _tag: "Oversized"
+    readonly sent: HttpServerResponse.HttpServerResponse
+    readonly streamed: boolean
+    /** The body's size, or (streamed) what was read of it before giving up. */
+    readonly bytes: number
+  }
+  | { readonly _tag: "Unstored"; readonly sent: HttpServerResponse.HttpServerResponse }
+
+/**
+ * The largest body whose stored form (base64 in JSON) can fit `maxStoredBytes`:
+ * a body over it is never read whole for storing.
+ *
+ * @internal
+ */
+export const bodyBudget = (maxStoredBytes: number): number => Math.floor(maxStoredBytes / 4) * 3
+
+type BodyRead =
+  | { readonly _tag: "Bytes"; readonly bytes: Uint8Array; readonly contentType: string | undefined }
+  | { readonly _tag: "Capture"; readonly capture: Capture }
+
+const unstored = (sent: HttpServerResponse.HttpServerResponse): BodyRead => ({
+  _tag: "Capture",
+  capture: { _tag: "Unstored", sent }
+})
+
+const streamed = (
+  response: HttpServerResponse.HttpServerResponse,
+  stream: Stream.Stream<Uint8Array, unknown>,
+  contentType: string | undefined,
+  contentLength: number | undefined,
+  budget: number
+): Effect.Effect<BodyRead> =>
+  Effect.map(readAhead(stream, budget), (read): BodyRead => {
+    if (read._tag === "Whole") return { _tag: "Bytes", bytes: read.bytes, contentType }
+    const sent = HttpServerResponse.setBody(response, HttpBody.stream(read.stream, contentType, contentLength))
+    return read.failed
+      ? unstored(sent)
+      : { _tag: "Capture", capture: { _tag: "Oversized", sent, streamed: true, bytes: read.bytes } }
+  })
+
+/** A body already in memory: `Oversized` (sent as it is) past the budget. */
+const inMemory = (
+  response: HttpServerResponse.HttpServerResponse,
+  bytes: Uint8Array,
+  contentType: string | undefined,
+  budget: number
+): BodyRead =>
+  bytes.length > budget
+    ? { _tag: "Capture", capture: { _tag: "Oversized", sent: response, streamed: false, bytes: bytes.length } }
+    : { _tag: "Bytes", bytes, contentType }
+
+const notBytes = (chunk: unknown) => new Error(`a response body chunk is not bytes: ${typeof chunk}`)
+
+/** The body as bytes (with the content type a `FormData` body gets when serialised), or how else it goes out. */
+const bodyBytes = (response: HttpServerResponse.HttpServerResponse, budget: number): Effect.Effect<BodyRead> => {
+  const body = response.body
   switch (body._tag) {
     case "Empty":
-      return Effect.succeed(Option.some({ bytes: new Uint8Array(0), contentType: undefined }))
+      return Effect.succeed({ _tag: "Bytes", bytes: new Uint8Array(0), contentType: undefined })
     case "Uint8Array":
-      return Effect.succeed(Option.some({ bytes: body.body, contentType: body.contentType }))
+      return Effect.succeed(inMemory(response, body.body, body.contentType, budget))
     case "Raw": {
       const direct = chunkBytes(body.body)
-      if (direct !== undefined) return Effect.succeed(Option.some({ bytes: direct, contentType: body.contentType }))
-      if (!isAsyncIterable(body.body)) return Effect.succeed(Option.none())
-      return Effect.map(readIterable(body.body), Option.map((bytes) => ({ bytes, contentType: body.contentType })))
+      if (direct !== undefined) return Effect.succeed(inMemory(response, direct, body.contentType, budget))
+      if (!isAsyncIterable(body.body)) return Effect.succeed(unstored(response))
+      const chunks = Stream.fromAsyncIterable(body.body, identity).pipe(
+        Stream.mapEffect((chunk) => {
+          const bytes = chunkBytes(chunk)
+          return bytes === undefined ? Effect.fail(notBytes(chunk)) : Effect.succeed(bytes)
+        })
+      )
+      return streamed(response, chunks, body.contentType, body.contentLength, budget)
     }
     case "FormData":
-      return Effect.tryPromise({
-        try: async () => {
-          const serialised = new Response(body.formData)
-          const bytes = new Uint8Array(await serialised.arrayBuffer())
-          return Option.some({ bytes, contentType: serialised.headers.get("content-type") ?? undefined })
-        },
-        catch: (cause) => cause
-      })
-    case "Stream":
-      return Stream.runCollect(body.stream).pipe(
-        Effect.map((chunks) => Option.some({ bytes: concat(Array.from(chunks)), contentType: body.contentType }))
+      return Effect.tryPromise(async () => {
+        const serialised = new Response(body.formData)
+        const bytes = new Uint8Array(await serialised.arrayBuffer())
+        return { bytes, contentType: serialised.headers.get("content-type") ?? undefined }
+      }).pipe(
+        Effect.match({
+          onFailure: () => unstored(response),
+          onSuccess: ({ bytes, contentType }) =>
+            inMemory(
+              HttpServerResponse.setBody(response, HttpBody.raw(bytes, { contentType, contentLength: bytes.length })),
+              bytes,
+              contentType,
+              budget
+            )
+        })
       )
+    case "Stream":
+      return streamed(response, body.stream, body.contentType, body.contentLength, budget)
   }
 }
 
 /**
- * A captured response: `sent` is what goes to the client now (the same
- * response, with a streamed body replaced by the bytes it produced), `stored`
- * what a replay will send.
- *
- * @internal
- */
-export interface Captured {
-  readonly sent: HttpServerResponse.HttpServerResponse
-  readonly stored: StoredResponse
-}
-
-/**
- * Reads a response into its stored form. `None` when its body cannot be read
- * back; the caller then sends it unstored.
+ * Reads a response into its stored form, reading at most `budget` body bytes
+ * (and one chunk) into memory.
  *
  * @internal
  */
 export const capture = (
   response: HttpServerResponse.HttpServerResponse,
-  options: CaptureOptions
-): Effect.Effect<Option.Option<Captured>, unknown> =>
-  Effect.map(bodyBytes(response.body), (read) => {
-    if (read._tag === "None") return Option.none()
-    const { bytes, contentType } = read.value
+  options: CaptureOptions,
+  budget: number
+): Effect.Effect<Capture> =>
+  Effect.map(bodyBytes(response, budget), (read): Capture => {
+    if (read._tag === "Capture") return read.capture
+    const { bytes, contentType } = read
     const body = response.body
     const sent = body._tag === "Empty" || body._tag === "Uint8Array"
       ? response
@@ -192,8 +307,27 @@ export const capture = (
       ...(cookies.length === 0 ? {} : { cookies }),
       body: bytes
     }
-    return Option.some({ sent, stored })
+    return { _tag: "Whole", sent, stored }
   })
+
+const NOT_REPLAYABLE = "bulwark-idempotency-not-replayable"
+
+/**
+ * What is stored for an answer that was sent but is too large to store: a
+ * marker, which a repeat answers with the "too large to replay" problem (the
+ * handler ran, so the key must not run again).
+ *
+ * @internal
+ */
+export const notReplayable = (capture: { readonly streamed: boolean; readonly bytes: number }): StoredResponse => ({
+  status: 500,
+  headers: [[NOT_REPLAYABLE, capture.streamed ? "streamed" : `${capture.bytes} bytes`]],
+  body: new Uint8Array(0)
+})
+
+/** @internal */
+export const isNotReplayable = (stored: StoredResponse): boolean =>
+  stored.headers.some(([name]) => name === NOT_REPLAYABLE)
 
 /**
  * The response a replay sends: the stored status, headers and body bytes,

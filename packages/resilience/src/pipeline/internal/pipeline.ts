@@ -254,7 +254,12 @@ const instancesOf = (config: Pipeline.Config): Effect.Effect<Instances, Pipeline
       }))
     const timeout = yield* optionalLayer(
       config.timeout,
-      (section) => building(name, "timeout", Timeout.make({ operation: name, limit: section.limit }))
+      (section) =>
+        building(
+          name,
+          "timeout",
+          Timeout.make({ operation: name, limit: section.limit, onUninterruptible: section.onUninterruptible })
+        )
     )
     const idempotency = config.idempotency
     return {

@@ -273,7 +273,10 @@ const RetrySection = Schema.Struct({
   )
 )
 
-const TimeoutSection = Schema.Struct({ limit: PositiveDuration }).annotations(anObject)
+const TimeoutSection = Schema.Struct({
+  limit: PositiveDuration,
+  onUninterruptible: optional(oneOf("wait", "abandon"))
+}).annotations(anObject)
 
 /** @internal */
 export const ConfigSchema: Schema.Schema<Pipeline.Config, Pipeline.Input> = Schema.Struct({
