@@ -17,6 +17,7 @@ import * as Metric from "effect/Metric"
 import type * as Scope from "effect/Scope"
 import { Cluster } from "ioredis"
 import * as TestCluster from "../support/redisCluster.js"
+import { at, failing, refusal, trip, unique } from "./support.js"
 
 // The cluster is this file's alone (and removed afterwards), so keys need no cleanup; unique names keep tests apart.
 const prefix = "bulwark-test:cb-cluster:"
@@ -27,8 +28,6 @@ beforeAll(async () => {
 }, 60_000)
 
 afterAll(() => cluster?.stop())
-
-const failing = Effect.fail(new Error("dependency down"))
 
 /** Polls `read` every 5 ms until `done` holds; fails after `timeoutMillis`. Answers the milliseconds it took. */
 const eventually = <A>(
@@ -80,27 +79,6 @@ const fleet = (
         ? Effect.flatMap(clusterClient, (client) => RedisCircuitBreaker.make({ ...options, client, prefix }))
         : RedisCircuitBreaker.make({ cluster: { nodes: cluster.nodes }, ...options, prefix })
   ))
-
-const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2, 8)}`
-
-const at = <A>(items: ReadonlyArray<A>, index: number): A => {
-  const item = items[index]
-  if (item === undefined) throw new Error(`no item ${index}`)
-  return item
-}
-
-/** Trips `breaker` (2 consecutive failures in these tests). */
-const trip = (breaker: CircuitBreaker.CircuitBreaker) =>
-  Effect.repeatN(Effect.ignore(failing.pipe(CircuitBreaker.protect(breaker))), 1)
-
-const refusal = (breaker: CircuitBreaker.CircuitBreaker) =>
-  Effect.flatMap(
-    Effect.either(Effect.succeed("ran").pipe(CircuitBreaker.protect(breaker))),
-    (result) =>
-      Either.isLeft(result) && CircuitBreaker.isCircuitOpenError(result.left)
-        ? Effect.succeed(result.left)
-        : Effect.dieMessage(`expected a refusal, got ${JSON.stringify(result)}`)
-  )
 
 const states = (instances: ReadonlyArray<CircuitBreaker.CircuitBreaker>) => Effect.forEach(instances, (b) => b.state)
 

@@ -17,8 +17,7 @@ import * as Metric from "effect/Metric"
 import type * as Scope from "effect/Scope"
 import * as TestRedis from "../support/redis.js"
 import * as Proxy from "./proxy.js"
-
-const failing = Effect.fail(new Error("dependency down"))
+import { at, failing, refusal, trip, unique } from "./support.js"
 
 /** Polls `read` every 5 ms until `done` holds; fails after `timeoutMillis`. Answers the milliseconds it took. */
 const eventually = <A>(
@@ -48,27 +47,6 @@ const fleet = (
     Array.from({ length: count }),
     () => RedisCircuitBreaker.make({ redis: TestRedis.connection, ...options, prefix })
   ))
-
-const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2, 8)}`
-
-const at = <A>(items: ReadonlyArray<A>, index: number): A => {
-  const item = items[index]
-  if (item === undefined) throw new Error(`no item ${index}`)
-  return item
-}
-
-/** Trips `breaker` (2 consecutive failures in these tests). */
-const trip = (breaker: CircuitBreaker.CircuitBreaker) =>
-  Effect.repeatN(Effect.ignore(failing.pipe(CircuitBreaker.protect(breaker))), 1)
-
-const refusal = (breaker: CircuitBreaker.CircuitBreaker) =>
-  Effect.flatMap(
-    Effect.either(Effect.succeed("ran").pipe(CircuitBreaker.protect(breaker))),
-    (result) =>
-      Either.isLeft(result) && CircuitBreaker.isCircuitOpenError(result.left)
-        ? Effect.succeed(result.left)
-        : Effect.dieMessage(`expected a refusal, got ${JSON.stringify(result)}`)
-  )
 
 describe("a circuit breaker shared through Redis, several instances in one process", () => {
   it.scopedLive("one instance opening opens the others by its announcement, long before any periodic read", () =>
