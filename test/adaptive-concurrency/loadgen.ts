@@ -23,6 +23,11 @@ export interface LoadOptions {
   readonly timeoutMillis?: number
   /** Whether a connection waits a 503's `Retry-After` before its next request. Default false (as wrk). */
   readonly honourRetryAfter?: boolean
+  /**
+   * How long the connections run before answers count, ms (default 0). The same connections go on into the
+   * measurement, as wrk's do: a fresh run opening all its connections at once measures that burst, not the load.
+   */
+  readonly warmupMillis?: number
   /** How far a connection honouring `Retry-After` spreads its wait around it, as a fraction. Default 0.5. */
   readonly retryAfterJitter?: number
 }
@@ -69,8 +74,9 @@ export const run = (options: LoadOptions): Promise<LoadResult> => {
   let refusedWithoutRetryAfter = 0
   let errors = 0
   let timedOut = 0
-  const started = performance.now()
-  const until = started + options.durationMillis
+  const warmedUp = performance.now() + (options.warmupMillis ?? 0)
+  const started = warmedUp
+  const until = warmedUp + options.durationMillis
 
   /** What the last answer asks the connection to wait, ms. */
   const one = (): Promise<number> =>
@@ -89,6 +95,11 @@ export const run = (options: LoadOptions): Promise<LoadResult> => {
         response.resume()
         response.on("end", () => {
           const status = response.statusCode ?? 0
+          const retryAfter = response.headers["retry-after"]
+          const wait = status === 503 && retryAfter !== undefined && options.honourRetryAfter === true
+            ? Number(retryAfter) * 1000 * (1 - jitter + 2 * jitter * Math.random())
+            : 0
+          if (sent < warmedUp) return resolve(wait)
           const latency = performance.now() - sent
           statuses[status] = (statuses[status] ?? 0) + 1
           if (status >= 200 && status < 300) {
@@ -97,25 +108,21 @@ export const run = (options: LoadOptions): Promise<LoadResult> => {
             if (typeof location === "string") acceptedIds.push(location.slice(location.lastIndexOf("/") + 1))
           } else if (status === 503) {
             refused.push(latency)
-            const retryAfter = response.headers["retry-after"]
             if (retryAfter === undefined) refusedWithoutRetryAfter++
-            else if (options.honourRetryAfter === true) {
-              return resolve(Number(retryAfter) * 1000 * (1 - jitter + 2 * jitter * Math.random()))
-            }
           }
-          resolve(0)
+          resolve(wait)
         })
         response.on("error", () => {
-          errors++
+          if (sent >= warmedUp) errors++
           resolve(0)
         })
       })
       request.on("timeout", () => {
-        timedOut++
+        if (sent >= warmedUp) timedOut++
         request.destroy()
       })
       request.on("error", () => {
-        errors++
+        if (sent >= warmedUp) errors++
         resolve(0)
       })
       request.end(body)
