@@ -86,11 +86,11 @@ export const validateConnection = (component: string, connection: Connection): O
 }
 
 /** Reports the misconfiguration metric for one part; `component` is a closed label value (see `Metrics.ts`). */
-export const misconfigurationCounter = (component: "rate_limiter" | "idempotency_cache"): () => void =>
+const misconfigurationCounter = (component: "rate_limiter" | "idempotency_cache"): () => void =>
   Metric.counter(Metrics.redisConfigErrors, { component })
 
 /** What the log says about a misconfiguration, for the part named `what`. */
-export const misconfigurationMessage = (what: string, detail: string): string =>
+const misconfigurationMessage = (what: string, detail: string): string =>
   `${what}: Redis answered "${detail}": the client is a single-node client pointed at a Redis Cluster node; ` +
   `pass an ioredis Cluster as "client" or use the "cluster" option`
 
@@ -99,7 +99,7 @@ export const misconfigurationMessage = (what: string, detail: string): string =>
  * `cluster_enabled:1`. `None` when it says otherwise, the client is a Cluster, or Redis does not answer within
  * `timeoutMs` (then `isMisconfiguration` catches the first redirected call instead).
  */
-export const clusterNodeBehindSingleClient = (
+const clusterNodeBehindSingleClient = (
   client: Client,
   timeoutMs: number
 ): Effect.Effect<string | undefined> =>
@@ -196,7 +196,7 @@ export const acquireClient = (
 }
 
 /** Fails `make` with the misconfiguration found at startup (see {@link clusterNodeBehindSingleClient}). */
-export const misconfiguredAtStartup = (
+const misconfiguredAtStartup = (
   component: string,
   connection: Connection,
   detail: string
@@ -206,3 +206,61 @@ export const misconfiguredAtStartup = (
     detail,
     `an ioredis Cluster (or the "cluster" option) for a Redis Cluster node`
   )
+
+/** Misconfigurations are logged at most this often (each one is counted). */
+const LOG_MISCONFIGURATION_EVERY_MS = 10_000
+
+/**
+ * How one Redis part (the limiter store, the idempotency cache) meets a single-node client pointed at a cluster node:
+ * the same check, metric and log line for both.
+ */
+export interface Misconfiguration {
+  /** Before the first call: counted, logged at error level, and `make` fails with `InvalidOptionsError`. */
+  readonly checkAtStartup: (client: Client, timeoutMs: number) => Effect.Effect<void, InvalidOptionsError>
+  /**
+   * A redirected answer at run time: counted, and logged at error level at most every 10 seconds with how many came
+   * since the last line (`countAnnotation`); `consequence` says what the part does about it.
+   */
+  readonly report: (
+    cause: unknown,
+    consequence: string,
+    annotations: Readonly<Record<string, unknown>>
+  ) => Effect.Effect<void>
+}
+
+/** The {@link Misconfiguration} of the part named `what` (its options component `component`, metric `label`). */
+export const misconfiguration = (options: {
+  readonly what: string
+  readonly component: string
+  readonly label: "rate_limiter" | "idempotency_cache"
+  readonly connection: Connection
+  readonly countAnnotation: string
+}): Misconfiguration => {
+  const count = misconfigurationCounter(options.label)
+  let since = 0
+  let loggedAt = -Infinity
+  return {
+    checkAtStartup: (client, timeoutMs) =>
+      Effect.flatMap(clusterNodeBehindSingleClient(client, timeoutMs), (clusterNode) => {
+        if (clusterNode === undefined) return Effect.void
+        count()
+        return Effect.zipRight(
+          Effect.logError(misconfigurationMessage(options.what, clusterNode)),
+          Effect.fail(misconfiguredAtStartup(options.component, options.connection, clusterNode))
+        )
+      }),
+    report: (cause, consequence, annotations) =>
+      Effect.clockWith((clock) => {
+        count()
+        since++
+        const now = clock.unsafeCurrentTimeMillis()
+        if (now - loggedAt < LOG_MISCONFIGURATION_EVERY_MS) return Effect.void
+        loggedAt = now
+        const reported = since
+        since = 0
+        return Effect.logError(`${misconfigurationMessage(options.what, messageOf(cause))}; ${consequence}`).pipe(
+          Effect.annotateLogs({ ...annotations, [options.countAnnotation]: reported })
+        )
+      })
+  }
+}

@@ -104,13 +104,14 @@ export const make = (
       unreachable: (message) =>
         `Idempotency cache: Redis is unreachable at startup (${message}); the store answers until it connects`
     })
-    const countMisconfiguration = RedisClient.misconfigurationCounter("idempotency_cache")
-    const clusterNode = yield* RedisClient.clusterNodeBehindSingleClient(client, valid.commandTimeoutMs)
-    if (clusterNode !== undefined) {
-      countMisconfiguration()
-      yield* Effect.logError(RedisClient.misconfigurationMessage("Idempotency cache", clusterNode))
-      return yield* Effect.fail(RedisClient.misconfiguredAtStartup(component, options, clusterNode))
-    }
+    const misconfiguration = RedisClient.misconfiguration({
+      what: "Idempotency cache",
+      component,
+      label: "idempotency_cache",
+      connection: options,
+      countAnnotation: "idempotency.cache_misconfigurations"
+    })
+    yield* misconfiguration.checkAtStartup(client, valid.commandTimeoutMs)
     const breaker = yield* CircuitBreaker.make<RedisCacheError>({
       name: valid.breakerName,
       trip: CircuitBreaker.consecutiveFailures(valid.breakerFailures),
@@ -122,8 +123,6 @@ export const make = (
 
     let failures = 0
     let lastLoggedAt = -Infinity
-    let misconfigurations = 0
-    let misconfigurationLoggedAt = -Infinity
 
     /**
      * A redirection (`MOVED`, `ASK`) means a single-node client on a cluster node: a deployment error, counted and
@@ -131,25 +130,9 @@ export const make = (
      * answer, and the calls it owns still hit the cache.
      */
     const misconfigured = (error: RedisCacheError, key: IdempotencyStore.RecordKey) =>
-      Effect.clockWith((clock) => {
-        countMisconfiguration()
-        misconfigurations++
-        const now = clock.unsafeCurrentTimeMillis()
-        if (now - misconfigurationLoggedAt < LOG_EVERY_MS) return Effect.void
-        misconfigurationLoggedAt = now
-        const count = misconfigurations
-        misconfigurations = 0
-        return Effect.logError(
-          `${
-            RedisClient.misconfigurationMessage("Idempotency cache", RedisClient.messageOf(error.cause))
-          }; answering from the ${store.backend} store`
-        ).pipe(
-          Effect.annotateLogs({
-            "idempotency.scope": key.scope,
-            "idempotency.cache": "redis",
-            "idempotency.cache_misconfigurations": count
-          })
-        )
+      misconfiguration.report(error.cause, `answering from the ${store.backend} store`, {
+        "idempotency.scope": key.scope,
+        "idempotency.cache": "redis"
       })
 
     const redisKey = (key: IdempotencyStore.RecordKey): string =>

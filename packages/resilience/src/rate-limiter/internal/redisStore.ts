@@ -35,7 +35,7 @@ export const defaults = {
 const SLACK_MS = 1_000
 /** With the application's clock (tests drive it by hand), expiry in Redis time must never run ahead of it. */
 const LOCAL_SLACK_MS = 3_600_000
-/** Failures are logged at most this often (each is counted by the breaker's metrics), misconfigurations too. */
+/** Failures are logged at most this often (each is counted by the breaker's metrics). */
 const LOG_EVERY_MS = 10_000
 /** A misconfigured client's answer: refused whatever the failure policy, so that it cannot pass unnoticed. */
 const MISCONFIGURED: RateLimiter.StoreDecision = {
@@ -283,13 +283,14 @@ export const make = (
       openDuration: Duration.millis(valid.breakerOpenDuration),
       halfOpen: { permits: 1, closeAfter: 1 }
     })
-    const countMisconfiguration = RedisClient.misconfigurationCounter("rate_limiter")
-    const clusterNode = yield* RedisClient.clusterNodeBehindSingleClient(client, valid.commandTimeout)
-    if (clusterNode !== undefined) {
-      countMisconfiguration()
-      yield* Effect.logError(RedisClient.misconfigurationMessage("Rate limiter store", clusterNode))
-      return yield* Effect.fail(RedisClient.misconfiguredAtStartup(component, options, clusterNode))
-    }
+    const misconfiguration = RedisClient.misconfiguration({
+      what: "Rate limiter store",
+      component,
+      label: "rate_limiter",
+      connection: options,
+      countAnnotation: "rate_limiter.misconfigurations"
+    })
+    yield* misconfiguration.checkAtStartup(client, valid.commandTimeout)
     // Load the scripts up front when Redis is there; EVALSHA falls back to EVAL after a flush or failover.
     yield* RedisClient.loadScripts(
       client,
@@ -321,35 +322,19 @@ export const make = (
     let suspect = false
     let failures = 0
     let lastLoggedAt = -Infinity
-    let misconfigurations = 0
-    let misconfigurationLoggedAt = -Infinity
 
     /**
      * Redis answered with a redirection: not an outage (the breaker is left alone, Redis did answer) but a
      * deployment error, counted, logged at error level (throttled) and refused: never a silent fail-open.
      */
     const misconfigured = (config: Config, cause: unknown): Effect.Effect<RateLimiter.StoreDecision> =>
-      Effect.clockWith((clock) => {
-        countMisconfiguration()
-        misconfigurations++
-        const now = clock.unsafeCurrentTimeMillis()
-        if (now - misconfigurationLoggedAt < LOG_EVERY_MS) return Effect.succeed(MISCONFIGURED)
-        misconfigurationLoggedAt = now
-        const count = misconfigurations
-        misconfigurations = 0
-        return Effect.logError(
-          `${
-            RedisClient.misconfigurationMessage("Rate limiter store", RedisClient.messageOf(cause))
-          }; refusing calls whatever the failure policy`
-        ).pipe(
-          Effect.annotateLogs({
-            "rate_limiter.limiter": config.name,
-            "rate_limiter.store": "redis",
-            "rate_limiter.misconfigurations": count
-          }),
-          Effect.as(MISCONFIGURED)
-        )
-      })
+      Effect.as(
+        misconfiguration.report(cause, "refusing calls whatever the failure policy", {
+          "rate_limiter.limiter": config.name,
+          "rate_limiter.store": "redis"
+        }),
+        MISCONFIGURED
+      )
 
     const onFailure = (
       config: Config,
