@@ -4,9 +4,10 @@ import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type { InvalidOptionsError } from "../../Failure.js"
 import type { PartitionedBulkhead, Snapshot } from "../PartitionedBulkhead.js"
-import { BulkheadNotFoundError } from "./errors.js"
+import type { BulkheadNotFoundError } from "./errors.js"
 import * as internal from "./partitioned.js"
 import type { PartitionedBulkheadFullError } from "./partitionedErrors.js"
+import { lookup } from "./registry.js"
 
 /**
  * Named partitioned bulkheads, built from configuration, as
@@ -61,20 +62,11 @@ export declare namespace Registry {
 export const make = (config: Registry.Config): Effect.Effect<Registry.Service, InvalidOptionsError> =>
   Effect.map(
     Effect.forEach(Object.entries(config), ([name, options]) => internal.makeImpl({ ...options, name })),
-    (bulkheads) => {
-      const byName = new Map(bulkheads.map((bulkhead) => [bulkhead.name, bulkhead]))
-      const known = bulkheads.map((bulkhead) => bulkhead.name)
-      return {
-        get: (name) => {
-          const bulkhead = byName.get(name)
-          return bulkhead === undefined
-            ? Effect.fail(new BulkheadNotFoundError({ name, known }))
-            : Effect.succeed(bulkhead)
-        },
-        all: bulkheads,
-        snapshots: Effect.sync(() => bulkheads.map((bulkhead) => bulkhead.unsafeSnapshot()))
-      }
-    }
+    (bulkheads) => ({
+      get: lookup(bulkheads),
+      all: bulkheads,
+      snapshots: Effect.sync(() => bulkheads.map((bulkhead) => bulkhead.unsafeSnapshot()))
+    })
   )
 
 /** @internal */

@@ -82,21 +82,24 @@ export const makeWith = <I, A extends Bulkhead, B extends A>(
 ): Effect.Effect<Named<B>, InvalidOptionsError, Scope.Scope> =>
   Effect.map(
     Effect.forEach(Object.entries(config), ([name, options]) => variant.make({ ...options, name })),
-    (bulkheads) => {
-      const byName = new Map(bulkheads.map((bulkhead) => [bulkhead.name, bulkhead]))
-      const known = bulkheads.map((bulkhead) => bulkhead.name)
-      return {
-        get: (name) => {
-          const bulkhead = byName.get(name)
-          return bulkhead === undefined
-            ? Effect.fail(new BulkheadNotFoundError({ name, known }))
-            : Effect.succeed(bulkhead)
-        },
-        all: bulkheads,
-        snapshots: variant.snapshots(bulkheads)
-      }
-    }
+    (bulkheads) => ({ get: lookup(bulkheads), all: bulkheads, snapshots: variant.snapshots(bulkheads) })
   )
+
+/**
+ * A registry's `get`: the bulkhead of that name, or `BulkheadNotFoundError` naming the known ones.
+ *
+ * @internal
+ */
+export const lookup = <B extends { readonly name: string }>(
+  bulkheads: ReadonlyArray<B>
+): (name: string) => Effect.Effect<B, BulkheadNotFoundError> => {
+  const byName = new Map(bulkheads.map((bulkhead) => [bulkhead.name, bulkhead]))
+  const known = bulkheads.map((bulkhead) => bulkhead.name)
+  return (name) => {
+    const bulkhead = byName.get(name)
+    return bulkhead === undefined ? Effect.fail(new BulkheadNotFoundError({ name, known })) : Effect.succeed(bulkhead)
+  }
+}
 
 /** A registry's layer: its bulkheads live as long as the layer (their fibers, if any, run in its scope). @internal */
 export const layerWith = <I, A extends Bulkhead, B extends A>(
